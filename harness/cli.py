@@ -1,0 +1,137 @@
+"""The ``abaw`` command line: argument handling and rendering only; the work is one library call per command.
+
+Errors the harness raises on purpose (:class:`HarnessError`) become one line on stderr and exit code 2; problems
+found in data or files exit 1. Progress and messages go to stderr, data and ``--json`` to stdout. Heavy libraries
+(torch, timm, transformers) are imported only by the commands that need them.
+"""
+
+import functools
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from harness.errors import HarnessError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="ABAW challenge harness for Aff-Wild2.")
+data_app = typer.Typer(no_args_is_help=True, help="Make and inspect datasets in the Aff-Wild2 layout.")
+app.add_typer(data_app, name="data")
+out = Console()
+err = Console(stderr=True)
+F = TypeVar("F", bound=Callable)
+
+DataOption = Annotated[
+    Path | None,
+    typer.Option("--data", help="Dataset root (default: $ABAW_DATA, else the synthetic dataset made on first use)."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+
+
+def guarded(command: F) -> F:
+    """Turn a HarnessError into a one-line message and exit code 2 (the single error boundary)."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except HarnessError as error:
+            err.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@data_app.command("synth")
+@guarded
+def data_synth(
+    out_dir: Annotated[Path, typer.Argument(metavar="OUT", help="Folder to create (must not exist or be empty).")],
+    seed: Annotated[int, typer.Option(help="Seed: the same seed gives byte-identical annotation files.")] = 0,
+    scale: Annotated[
+        str, typer.Option(help="tiny (~13 k frames, for tests and CI) or small (~100 k, for demos).")
+    ] = "tiny",
+) -> None:
+    """Write a synthetic dataset in the exact Aff-Wild2 layout.
+
+    Example: abaw data synth out/syn --seed 1 --scale tiny
+    """
+    from harness.data.synthetic import generate
+    from harness.progress import bar
+
+    with bar() as progress:
+        job = progress.add_task(f"generating {scale} synthetic Aff-Wild2", total=None)
+        metadata = generate(
+            out_dir,
+            seed=seed,
+            scale=scale,
+            progress=lambda done, total: progress.update(job, completed=done, total=total),
+        )
+    err.print(
+        f"wrote {out_dir}: {metadata['frames']} label frames, {metadata['face_images']} face crops, "
+        f"{len(metadata['videos'])} videos in {metadata['generation_seconds']} s"
+    )
+    table = Table("task", "oracle", "split", "score", title="oracle scores (linear read-out of the clean cues)")
+    for task, modalities in metadata["oracle"].items():
+        if "unavailable" in modalities:
+            table.add_row(task, "-", "-", modalities["unavailable"])
+            continue
+        for modality, splits in modalities.items():
+            for split, scores in splits.items():
+                table.add_row(task, modality, split, f"{scores['score']:.3f}")
+    err.print(table)
+
+
+@data_app.command("check")
+@guarded
+def data_check(
+    root: Annotated[
+        Path | None, typer.Argument(help="Dataset root (default: $ABAW_DATA, else the synthetic one).")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Discover and validate a dataset: counts per task and split, videos, and every problem found.
+
+    Exits 1 when there are problems. Label rows that differ from a video's frame count by a few frames are normal
+    in Aff-Wild2 and are reported as notes. Example: abaw data check "/data/Aff-Wild2" --json
+    """
+    from harness.data.check import check_dataset
+    from harness.data.root import resolve_root
+
+    report = check_dataset(resolve_root(root)[0])
+    if as_json:
+        print(json.dumps(report))
+    else:
+        _render_check(report)
+    if not report["ok"]:
+        raise typer.Exit(1)
+
+
+def _render_check(report: dict) -> None:
+    table = Table("task", "split", "tracks", "label rows", "valid labels", "face images", "missing faces")
+    for task, splits in report["splits"].items():
+        for split, counts in splits.items():
+            table.add_row(
+                task,
+                split,
+                *(
+                    f"{counts[key]:,}"
+                    for key in ("tracks", "label_rows", "valid_labels", "face_images", "missing_faces")
+                ),
+            )
+    out.print(f"dataset {report['root']} (fingerprint {report['fingerprint']})")
+    out.print(table)
+    videos = report["videos"]
+    fps = ", ".join(f"{rate} fps × {count}" for rate, count in sorted(videos["fps"].items()))
+    out.print(f"videos: {videos['probed']} probed of {videos['needed']} needed ({fps})")
+    for note in report["notes"]:
+        out.print(f"note: {note}", highlight=False)
+    for problem in report["problems"]:
+        out.print(f"[red]problem:[/] {problem}", highlight=False)
+    out.print("[green]ok[/]" if report["ok"] else f"[red]{len(report['problems'])} problem(s)[/]")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,1 @@
+"""Reading Aff-Wild2 (and the synthetic dataset laid out like it): layout, annotations, media, templates."""

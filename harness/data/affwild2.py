@@ -1,0 +1,379 @@
+"""The Aff-Wild2 / 6th ABAW release as the harness sees it: layout discovery, tracks, labels, crops, videos, templates.
+
+A dataset root is searched (a few levels deep, names as the organizers ship them, paths with spaces fine) for
+- the annotation folder: any folder holding ``VA_Estimation_Challenge`` and/or ``EXPR_Recognition_Challenge``
+  (5th ABAW: ``EXPR_Classification_Challenge``), each with ``Train_Set`` and ``Validation_Set``;
+- the face crops: ``cropped_aligned`` and ``cropped_aligned_new_50_vids`` (``<track>/<frame:05d>.jpg``);
+- the raw videos: ``batch1``, ``batch2``, ``new_vids`` (``.mp4`` and ``.avi``);
+- ``test_set/`` with the test track lists and the prediction templates;
+- ``synthetic_test_labels/`` (only the synthetic dataset has test labels) in the annotation layout with ``Test_Set``.
+
+:class:`Split` is the one object later code asks for data of a (task, split).
+"""
+
+import hashlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from harness.data.annotations import read_annotation, valid_mask
+from harness.data.media import VideoInfo, face_path, list_face_frames, probe_video
+from harness.data.templates import Template, read_template, read_track_list
+from harness.errors import DataError
+from harness.tasks import TASKS, Task
+
+SPLITS = ("train", "validation", "test")
+SPLIT_FOLDERS = {"train": "Train_Set", "validation": "Validation_Set", "test": "Test_Set"}
+CHALLENGE_FOLDERS: dict[Task, tuple[str, ...]] = {
+    "va": ("VA_Estimation_Challenge",),
+    "expr": ("EXPR_Recognition_Challenge", "EXPR_Classification_Challenge"),
+}
+CROP_FOLDERS = ("cropped_aligned", "cropped_aligned_new_50_vids")
+VIDEO_FOLDERS = ("batch1", "batch2", "new_vids")
+VIDEO_SUFFIXES = (".mp4", ".avi")
+TEST_SET_FOLDER = "test_set"
+TEST_LABELS_FOLDER = "synthetic_test_labels"
+TRACK_LISTS: dict[Task, str] = {
+    "va": "Valence_Arousal_Estimation_Challenge_test_set_release.txt",
+    "expr": "Expression_Recognition_Challenge_test_set_release.txt",
+}
+TEMPLATE_NAMES: dict[Task, tuple[str, ...]] = {
+    "va": ("CVPR_6th_ABAW_VA_test_set_sample.txt", "CVPR_6th_ABAW_VA_test_set_example.txt"),
+    "expr": ("CVPR_6th_ABAW_Expr_test_set_sample.txt", "CVPR_6th_ABAW_Expr_test_set_example.txt"),
+}
+SEARCH_DEPTH = 3
+
+
+def video_of(track: str) -> str:
+    """The video a track belongs to: ``NAME_left`` and ``NAME_right`` share video ``NAME``."""
+    for suffix in ("_left", "_right"):
+        if track.endswith(suffix):
+            return track[: -len(suffix)]
+    return track
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where each part of a dataset lives; parts that are absent are None or empty."""
+
+    root: Path
+    annotations: Path | None
+    crops: tuple[Path, ...]
+    videos: dict[str, Path]
+    test_set: Path | None
+    test_labels: Path | None
+    duplicate_videos: tuple[Path, ...] = ()
+
+    def challenge_dir(self, task: Task, base: Path | None = None) -> Path | None:
+        """The task's challenge folder under ``base`` (default: the annotation folder)."""
+        base = self.annotations if base is None else base
+        if base is None:
+            return None
+        return next((base / name for name in CHALLENGE_FOLDERS[task] if (base / name).is_dir()), None)
+
+    def split_dir(self, task: Task, split: str) -> Path | None:
+        """Folder of a split's annotation files (test: the synthetic test labels, when present)."""
+        challenge = self.challenge_dir(task, self.test_labels if split == "test" else None)
+        folder = challenge / SPLIT_FOLDERS[split] if challenge is not None else None
+        return folder if folder is not None and folder.is_dir() else None
+
+    def track_list_path(self, task: Task) -> Path | None:
+        if self.test_set is None:
+            return None
+        return _first_file(self.test_set, (TRACK_LISTS[task],))
+
+    def template_path(self, task: Task) -> Path | None:
+        if self.test_set is None:
+            return None
+        return _first_file(self.test_set, TEMPLATE_NAMES[task])
+
+
+def _first_file(folder: Path, names: tuple[str, ...]) -> Path | None:
+    """First file under ``folder`` (any depth below it, names as shipped) with one of ``names``."""
+    for directory, _, files in os.walk(folder):
+        for name in names:
+            if name in files:
+                return Path(directory) / name
+    return None
+
+
+def _walk_dirs(root: Path, depth: int) -> Iterator[Path]:
+    """Folders under ``root`` up to ``depth`` levels, not descending into the large known folders."""
+    stop = {*CROP_FOLDERS, *VIDEO_FOLDERS, TEST_SET_FOLDER, TEST_LABELS_FOLDER}
+    stop.update(name for names in CHALLENGE_FOLDERS.values() for name in names)
+    level = [root]
+    for _ in range(depth + 1):
+        following: list[Path] = []
+        for folder in level:
+            yield folder
+            if folder.name in stop:
+                continue
+            try:
+                following.extend(sorted(Path(e.path) for e in os.scandir(folder) if e.is_dir()))
+            except OSError:
+                continue
+        level = following
+
+
+def discover(root: Path) -> Layout:
+    """Find the parts of an Aff-Wild2-shaped dataset under ``root``."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"dataset root {root} is not a folder; pass --data ROOT or set ABAW_DATA")
+    annotations, crops, video_dirs, test_set, test_labels = [], [], [], None, None
+    challenge_names = {name for names in CHALLENGE_FOLDERS.values() for name in names}
+    for folder in _walk_dirs(root, SEARCH_DEPTH):
+        name = folder.name
+        if name in CROP_FOLDERS:
+            crops.append(folder)
+        elif name in VIDEO_FOLDERS:
+            video_dirs.append(folder)
+        elif name == TEST_SET_FOLDER and test_set is None:
+            test_set = folder
+        elif name == TEST_LABELS_FOLDER:
+            test_labels = folder
+        elif name not in challenge_names and any((folder / c).is_dir() for c in challenge_names):
+            annotations.append(folder)
+    if len(annotations) > 1:
+        found = ", ".join(str(a) for a in annotations)
+        raise DataError(f"{root}: more than one annotation folder found ({found}); point --data at one release")
+    if not annotations and not test_set:
+        raise DataError(
+            f"{root}: no Aff-Wild2 annotation folder (holding VA_Estimation_Challenge or EXPR_Recognition_Challenge) "
+            f"and no test_set/ found within {SEARCH_DEPTH} levels"
+        )
+    videos, duplicates = _index_videos(video_dirs)
+    return Layout(
+        root=root,
+        annotations=annotations[0] if annotations else None,
+        crops=tuple(sorted(crops)),
+        videos=videos,
+        test_set=test_set,
+        test_labels=test_labels,
+        duplicate_videos=tuple(duplicates),
+    )
+
+
+def _index_videos(folders: list[Path]) -> tuple[dict[str, Path], list[Path]]:
+    """Video name (file stem) → file, over the batch folders and one level below them."""
+    videos: dict[str, Path] = {}
+    duplicates: list[Path] = []
+    for folder in sorted(folders):
+        for directory, _, files in os.walk(folder):
+            for name in sorted(files):
+                path = Path(directory) / name
+                if path.suffix.lower() not in VIDEO_SUFFIXES:
+                    continue
+                if path.stem in videos:
+                    duplicates.append(path)
+                else:
+                    videos[path.stem] = path
+    return videos, duplicates
+
+
+@dataclass(frozen=True)
+class Track:
+    """One track of a split: its labels (None for an unlabelled test track) and where its media live."""
+
+    name: str
+    n_rows: int
+    labels: np.ndarray | None
+    annotation: Path | None
+    crops_dir: Path | None
+    video_path: Path | None
+
+    @property
+    def video(self) -> str:
+        return video_of(self.name)
+
+
+@dataclass
+class Split:
+    """Tracks, labels, masks, face frames, frame paths and fps of one (task, split)."""
+
+    task: Task
+    name: str
+    tracks: tuple[Track, ...]
+    _faces: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    _videos: dict[str, VideoInfo] = field(default_factory=dict, repr=False)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(track.name for track in self.tracks)
+
+    @property
+    def has_labels(self) -> bool:
+        return all(track.labels is not None for track in self.tracks)
+
+    def track(self, name: str) -> Track:
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise DataError(f"track {name!r} is not in the {self.task} {self.name} split") from None
+
+    @cached_property
+    def _by_name(self) -> dict[str, Track]:
+        return {track.name: track for track in self.tracks}
+
+    def labels(self) -> np.ndarray:
+        """All tracks' labels concatenated in track order (see :meth:`track_index`)."""
+        if not self.has_labels:
+            raise DataError(f"the {self.task} {self.name} split has no labels here")
+        return np.concatenate([track.labels for track in self.tracks])
+
+    def valid(self) -> np.ndarray:
+        """Mask over :meth:`labels` of frames that count for scoring."""
+        return valid_mask(self.labels(), self.task)
+
+    def track_index(self) -> np.ndarray:
+        """Track number (position in :attr:`tracks`) of every concatenated frame row."""
+        return np.repeat(np.arange(len(self.tracks)), [track.n_rows for track in self.tracks])
+
+    def face_frames(self, name: str) -> np.ndarray:
+        """1-based frame numbers with a face crop (gaps are frames with no face; empty if no crops folder)."""
+        if name not in self._faces:
+            folder = self.track(name).crops_dir
+            self._faces[name] = list_face_frames(folder) if folder is not None else np.empty(0, dtype=np.int64)
+        return self._faces[name]
+
+    def frame_path(self, name: str, frame: int) -> Path:
+        folder = self.track(name).crops_dir
+        if folder is None:
+            raise DataError(f"track {name!r}: no face-crop folder in any of {', '.join(CROP_FOLDERS)}")
+        return face_path(folder, frame)
+
+    def video_info(self, name: str) -> VideoInfo:
+        """The container's facts about the track's raw video (probed once)."""
+        track = self.track(name)
+        if track.video_path is None:
+            raise DataError(
+                f"track {name!r}: its video {track.video!r} is in none of {', '.join(VIDEO_FOLDERS)} "
+                f"(as {' or '.join(VIDEO_SUFFIXES)})"
+            )
+        if track.video not in self._videos:
+            self._videos[track.video] = probe_video(track.video_path)
+        return self._videos[track.video]
+
+    def fps(self, name: str) -> float:
+        return float(self.video_info(name).fps)
+
+
+class Dataset:
+    """A discovered dataset root; builds and caches :class:`Split` objects."""
+
+    def __init__(self, root: Path) -> None:
+        self.layout = discover(Path(root))
+        self._splits: dict[tuple[Task, str], Split] = {}
+        self._crop_index: dict[str, Path] | None = None
+
+    @property
+    def root(self) -> Path:
+        return self.layout.root
+
+    def split(self, task: Task, split: str) -> Split:
+        """The (task, split); raises a DataError naming what is missing."""
+        if task not in TASKS or split not in SPLITS:
+            raise DataError(f"unknown task/split {task}/{split}; expected one of {TASKS} and {SPLITS}")
+        key = (task, split)
+        if key not in self._splits:
+            self._splits[key] = self._build_test(task) if split == "test" else self._build_labelled(task, split)
+        return self._splits[key]
+
+    def template(self, task: Task) -> Template:
+        path = self.layout.template_path(task)
+        if path is None:
+            raise DataError(f"{self.root}: no {task} prediction template ({' or '.join(TEMPLATE_NAMES[task])})")
+        return read_template(path, task)
+
+    def test_track_names(self, task: Task) -> tuple[str, ...]:
+        path = self.layout.track_list_path(task)
+        if path is None:
+            raise DataError(f"{self.root}: no {task} test track list ({TRACK_LISTS[task]}) under test_set/")
+        return read_track_list(path)
+
+    def scan(self, task: Task, split: str, problems: list[str]) -> Split:
+        """Like :meth:`split`, but a bad annotation file is recorded in ``problems`` and skipped, not raised."""
+        return self._build_test(task) if split == "test" else self._build_labelled(task, split, problems)
+
+    def _build_labelled(self, task: Task, split: str, problems: list[str] | None = None) -> Split:
+        folder = self.layout.split_dir(task, split)
+        if folder is None:
+            raise DataError(
+                f"{self.root}: no {task} {split} annotations "
+                f"({' or '.join(CHALLENGE_FOLDERS[task])}/{SPLIT_FOLDERS[split]})"
+            )
+        files = sorted(folder.glob("*.txt"))
+        if not files:
+            raise DataError(f"{folder}: no annotation files (*.txt)")
+        tracks = []
+        for path in files:
+            try:
+                labels = read_annotation(path, task)
+            except DataError as error:
+                if problems is None:
+                    raise
+                problems.append(str(error))
+                continue
+            tracks.append(self._track(path.stem, len(labels), labels, path))
+        return Split(task, split, tuple(tracks))
+
+    def _build_test(self, task: Task) -> Split:
+        template = self.template(task)
+        listed = set(self.test_track_names(task))
+        unknown = [t.name for t in template.tracks if t.name not in listed]
+        if unknown:
+            first = template.track(unknown[0])
+            raise DataError(
+                f"{template.path}, line {first.first_line}: template rows for track {unknown[0]!r}, which is not in "
+                f"the test track list ({len(unknown)} such tracks)"
+            )
+        label_dir = self.layout.split_dir(task, "test")
+        tracks = []
+        for entry in template.tracks:
+            n_rows = int(entry.frames.max()) if len(entry.frames) else 0
+            path = label_dir / f"{entry.name}.txt" if label_dir is not None else None
+            labels = read_annotation(path, task) if path is not None and path.is_file() else None
+            tracks.append(self._track(entry.name, n_rows, labels, path if labels is not None else None))
+        return Split(task, "test", tuple(tracks))
+
+    def _track(self, name: str, n_rows: int, labels: np.ndarray | None, annotation: Path | None) -> Track:
+        return Track(
+            name=name,
+            n_rows=n_rows,
+            labels=labels,
+            annotation=annotation,
+            crops_dir=self.crop_index.get(name),
+            video_path=self.layout.videos.get(video_of(name)),
+        )
+
+    @property
+    def crop_index(self) -> dict[str, Path]:
+        """Track name → its crop folder, over every cropped-aligned folder."""
+        if self._crop_index is None:
+            index: dict[str, Path] = {}
+            for folder in self.layout.crops:
+                for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+                    if entry.is_dir():
+                        index.setdefault(entry.name, Path(entry.path))
+            self._crop_index = index
+        return self._crop_index
+
+    def fingerprint(self) -> str:
+        """A short hash of what determines results: label, list and template contents, crop counts, video sizes."""
+        digest = hashlib.sha256()
+        text_files = []
+        for base in (self.layout.annotations, self.layout.test_set, self.layout.test_labels):
+            if base is not None:
+                text_files.extend(sorted(p for p in base.rglob("*.txt")))
+        for path in text_files:
+            digest.update(str(path.relative_to(self.root)).encode())
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+        for name, folder in sorted(self.crop_index.items()):
+            digest.update(f"{name}:{sum(1 for _ in os.scandir(folder))}".encode())
+        for name, path in sorted(self.layout.videos.items()):
+            digest.update(f"{name}:{path.stat().st_size}".encode())
+        return digest.hexdigest()[:16]

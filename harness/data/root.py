@@ -1,0 +1,42 @@
+"""Which dataset a command works on: ``--data``, else ``$ABAW_DATA``, else the default synthetic dataset.
+
+The default synthetic dataset (``tiny``, seed 0) is generated on first use under ``$ABAW_HOME`` (default
+``./.abaw``); generation is atomic, so an interrupted first use leaves nothing that a later run would trust.
+"""
+
+import os
+from pathlib import Path
+
+DEFAULT_SEED = 0
+DEFAULT_SCALE = "tiny"
+
+
+def harness_home() -> Path:
+    """Folder for the harness's own files (default dataset, store): ``$ABAW_HOME`` or ``./.abaw``."""
+    return Path(os.environ.get("ABAW_HOME", ".abaw"))
+
+
+def default_synthetic_root() -> Path:
+    return harness_home() / "data" / f"synthetic-{DEFAULT_SCALE}-seed{DEFAULT_SEED}"
+
+
+def resolve_root(data: Path | None) -> tuple[Path, bool]:
+    """The dataset root to use and whether it is the default synthetic one (generated here when missing)."""
+    if data is not None:
+        return Path(data), False
+    if os.environ.get("ABAW_DATA"):
+        return Path(os.environ["ABAW_DATA"]), False
+    root = default_synthetic_root()
+    if not root.is_dir():
+        from harness.data.synthetic import generate
+        from harness.progress import bar
+
+        with bar() as progress:
+            job = progress.add_task("generating the default synthetic dataset", total=None)
+            generate(
+                root,
+                seed=DEFAULT_SEED,
+                scale=DEFAULT_SCALE,
+                progress=lambda d, t: progress.update(job, completed=d, total=t),
+            )
+    return root, True

@@ -1,0 +1,28 @@
+"""Progress bars on stderr (rich), so stdout stays clean for data and ``--json``."""
+
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+T = TypeVar("T")
+_console = Console(stderr=True)
+
+
+def bar() -> Progress:
+    """A transient progress display on stderr."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=_console,
+        transient=True,
+    )
+
+
+def track(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
+    """Iterate over ``items`` with a progress bar."""
+    with bar() as progress:
+        yield from progress.track(items, description=description, total=total)

@@ -1,0 +1,403 @@
+"""ABAW metrics against independent references (numpy moments, scikit-learn), edge cases and the bootstrap."""
+
+import doctest
+
+import numpy as np
+import pytest
+from sklearn.metrics import confusion_matrix as sk_confusion
+from sklearn.metrics import f1_score
+
+from harness import metrics
+from harness.metrics import (
+    bootstrap_ci,
+    ccc,
+    ccc_from_central_moments,
+    ccc_from_moments,
+    confusion_matrix,
+    expr_scores,
+    f1_from_confusion,
+    paired_bootstrap,
+    per_track_scores,
+    resample_counts,
+    scores_from_counts,
+    task_scores,
+    track_statistics,
+    va_scores,
+)
+
+TOL = 1e-9
+
+
+def ref_ccc(x, y):
+    """Lin's CCC written out with numpy's population moments, independently of harness.metrics."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    cov = np.cov(x, y, ddof=0)[0, 1]
+    denom = np.var(x) + np.var(y) + (x.mean() - y.mean()) ** 2
+    return 0.0 if denom == 0 else 2 * cov / denom
+
+
+def ref_f1(pred, labels):
+    keep = labels != -1
+    return f1_score(labels[keep], pred[keep], labels=range(8), average=None, zero_division=0)
+
+
+def va_data(rng, n, invalid=0.1, offset=0.0):
+    labels = rng.uniform(-1, 1, (n, 2))
+    pred = np.clip(0.7 * labels + rng.normal(0, 0.4, (n, 2)), -1, 1) + offset
+    bad = rng.random(n) < invalid
+    labels[bad, rng.integers(0, 2, bad.sum())] = -5.0  # -5 in one column invalidates the row
+    return pred, labels
+
+
+def expr_data(rng, n, invalid=0.1):
+    labels = rng.integers(0, 8, n)
+    pred = np.where(rng.random(n) < 0.5, labels, rng.integers(0, 8, n))
+    labels[rng.random(n) < invalid] = -1
+    return pred, labels
+
+
+def test_doctests():
+    assert doctest.testmod(metrics).failed == 0
+
+
+# ------------------------------------------------------------------------------------------------------ CCC
+
+
+@pytest.mark.parametrize("n", [2, 7, 1000])
+@pytest.mark.parametrize("offset", [0.0, 3.0, -250.0])
+def test_ccc_matches_numpy_reference(n, offset):
+    rng = np.random.default_rng(n)
+    x = rng.normal(offset, 1.0, n)
+    y = 0.5 * x + rng.normal(0.2, 0.7, n)
+    assert ccc(x, y) == pytest.approx(ref_ccc(x, y), abs=TOL)
+    assert ccc(x, y) == pytest.approx(ccc(y, x), abs=1e-15)
+
+
+def test_ccc_edge_cases():
+    x = np.array([0.1, -0.4, 0.9, 0.3])
+    assert ccc(x, x) == pytest.approx(1.0, abs=1e-15)
+    assert ccc(x, -x) == pytest.approx(ref_ccc(x, -x), abs=TOL)
+    assert ccc(x, np.full(4, 0.2)) == 0.0  # one constant: zero covariance
+    assert ccc(np.full(4, 0.3), np.full(4, 0.3)) == 0.0  # both constant and equal: 0/0 defined as 0
+    assert ccc(np.full(4, 0.3), np.full(4, -0.7)) == 0.0
+    assert ccc(np.full(10**5, 0.1), np.full(10**5, 0.1)) == 0.0  # rounding noise in the mean is not variance
+    assert ccc([0.5], [0.2]) == 0.0  # a single frame has no variance
+
+
+def test_ccc_rejects_bad_input():
+    with pytest.raises(ValueError, match="same length"):
+        ccc([1.0, 2.0], [1.0])
+    with pytest.raises(ValueError, match="same length"):
+        ccc(np.zeros((2, 2)), np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="at least one value"):
+        ccc([], [])
+    with pytest.raises(ValueError, match=r"ccc x contain 1 row\(s\) with NaN or inf, the first at row 1"):
+        ccc([0.0, np.nan, 1.0], [0.0, 1.0, 2.0])
+
+
+def test_ccc_from_moments_vectorised():
+    rng = np.random.default_rng(1)
+    x = rng.normal(0.3, 1.0, (3, 4, 50))
+    y = x + rng.normal(-0.1, 0.5, (3, 4, 50))
+    got = ccc_from_moments(50, x.sum(-1), y.sum(-1), (x * x).sum(-1), (y * y).sum(-1), (x * y).sum(-1))
+    want = np.array([[ref_ccc(a, b) for a, b in zip(xr, yr, strict=True)] for xr, yr in zip(x, y, strict=True)])
+    assert got.shape == (3, 4)
+    np.testing.assert_allclose(got, want, rtol=0, atol=TOL)
+    dx, dy = x - x.mean(-1, keepdims=True), y - y.mean(-1, keepdims=True)
+    central = ccc_from_central_moments(x.mean(-1), y.mean(-1), x.var(-1), y.var(-1), (dx * dy).mean(-1))
+    np.testing.assert_allclose(central, want, rtol=0, atol=TOL)
+
+
+def test_ccc_from_moments_edge_cases():
+    const = np.full(10**5, 0.1)
+    s, ss = const.sum(), (const * const).sum()
+    assert ccc_from_moments(const.size, s, s, ss, ss, ss) == 0.0  # both constant despite rounding in raw sums
+    assert np.isnan(ccc_from_moments(0, 0.0, 0.0, 0.0, 0.0, 0.0))
+    assert ccc_from_central_moments(0.5, 0.5, 0.0, 0.0, 0.0) == 0.0
+
+
+def test_va_scores_match_reference_and_exclude_invalid_frames():
+    pred, labels = va_data(np.random.default_rng(2), 5000)
+    keep = (labels != -5).all(axis=1)
+    got = va_scores(pred, labels)
+    assert got.frames == keep.sum() < 5000
+    assert got.ccc_valence == pytest.approx(ref_ccc(pred[keep, 0], labels[keep, 0]), abs=TOL)
+    assert got.ccc_arousal == pytest.approx(ref_ccc(pred[keep, 1], labels[keep, 1]), abs=TOL)
+    assert got.score == pytest.approx((got.ccc_valence + got.ccc_arousal) / 2, abs=1e-15)
+    assert task_scores("va", pred, labels) == got
+
+
+def test_va_scores_over_many_blocks_and_with_offset():
+    pred, labels = va_data(np.random.default_rng(3), 200_003, invalid=0.3, offset=40.0)
+    labels[:70_000] = -5.0  # the whole first block invalid
+    keep = (labels != -5).all(axis=1)
+    got = va_scores(pred, labels)
+    assert got.ccc_valence == pytest.approx(ref_ccc(pred[keep, 0], labels[keep, 0]), abs=TOL)
+    assert got.ccc_arousal == pytest.approx(ref_ccc(pred[keep, 1], labels[keep, 1]), abs=TOL)
+
+
+def test_va_scores_edge_cases():
+    labels = np.array([[0.1, 0.2], [0.3, -0.4], [-5.0, 0.5], [0.7, -5.0]])
+    assert va_scores(np.full((4, 2), 0.25), labels).score == 0.0  # constant predictions
+    assert va_scores(np.full((2, 2), 0.4), np.full((2, 2), 0.4)).score == 0.0  # both constant
+    single = va_scores([[0.1, 0.2]], [[0.1, 0.2]])
+    assert (single.score, single.frames) == (0.0, 1)
+    assert va_scores(labels.clip(-1, 1), labels).score == pytest.approx(1.0, abs=1e-12)
+
+
+def test_va_scores_reject_bad_input():
+    labels = np.zeros((5, 2))
+    labels[:, 0] = np.arange(5)
+    with pytest.raises(ValueError, match=r"VA predictions must have shape \(n, 2\)"):
+        va_scores(np.zeros((5, 3)), labels)
+    with pytest.raises(ValueError, match=r"VA labels must have shape \(n, 2\)"):
+        va_scores(np.zeros((5, 2)), np.zeros(5))
+    with pytest.raises(ValueError, match="VA predictions have 4 rows but labels have 5"):
+        va_scores(np.zeros((4, 2)), labels)
+    pred = np.zeros((5, 2))
+    pred[3, 1], pred[4, 0] = np.nan, np.inf
+    with pytest.raises(ValueError, match=r"VA predictions contain 2 row\(s\) with NaN or inf, the first at row 3"):
+        va_scores(pred, labels)
+    labels[1, 1] = np.nan
+    with pytest.raises(ValueError, match=r"VA labels contain 1 row\(s\) with NaN or inf, the first at row 1"):
+        va_scores(np.zeros((5, 2)), labels)
+    with pytest.raises(ValueError, match="no valid frame"):
+        va_scores(np.zeros((3, 2)), np.full((3, 2), -5.0))
+    with pytest.raises(ValueError, match="no valid frame"):
+        va_scores(np.zeros((0, 2)), np.zeros((0, 2)))
+
+
+# ------------------------------------------------------------------------------------------------------ F1
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_expr_scores_match_sklearn(seed):
+    pred, labels = expr_data(np.random.default_rng(seed), 3000)
+    keep = labels != -1
+    got = expr_scores(pred, labels)
+    np.testing.assert_allclose(got.f1_per_class, ref_f1(pred, labels), rtol=0, atol=TOL)
+    macro = f1_score(labels[keep], pred[keep], labels=range(8), average="macro", zero_division=0)
+    assert got.score == pytest.approx(macro, abs=TOL)
+    assert got.frames == keep.sum()
+    want_cm = sk_confusion(labels[keep], pred[keep], labels=range(8))
+    cm = confusion_matrix(pred, labels)
+    assert cm.dtype == np.int64 and cm.shape == (8, 8)
+    np.testing.assert_array_equal(cm, want_cm)
+    assert task_scores("expr", pred, labels) == got
+
+
+def test_expr_scores_edge_cases():
+    labels = np.array([0, 0, 4, 4, 7, -1, -1])
+    pred = np.array([0, 4, 4, 4, 7, 3, 2])  # classes 1, 5, 6 absent from both; 2, 3 predicted only on invalid frames
+    got = expr_scores(pred, labels)
+    np.testing.assert_allclose(got.f1_per_class, ref_f1(pred, labels), rtol=0, atol=TOL)
+    assert got.f1_per_class[1] == got.f1_per_class[2] == 0.0
+    assert got.score == pytest.approx(sum(ref_f1(pred, labels)) / 8, abs=TOL)
+    assert expr_scores([3], [3]).score == 1 / 8  # single frame, right class: one F1 of 1 among 8
+    assert expr_scores(np.full(6, 4), np.array([4, 4, 0, 0, 4, 7])).score == pytest.approx(
+        f1_score([4, 4, 0, 0, 4, 7], [4] * 6, labels=range(8), average="macro", zero_division=0), abs=TOL
+    )
+    float_pred = expr_scores(pred.astype(np.float32), labels)  # whole-number floats are accepted
+    assert float_pred == got
+
+
+def test_f1_from_confusion_vectorised():
+    rng = np.random.default_rng(4)
+    cms = rng.integers(0, 20, (5, 3, 8, 8))
+    cms[0, 0] = 0
+    got = f1_from_confusion(cms)
+    assert got.shape == (5, 3, 8)
+    for i in range(5):
+        for j in range(3):
+            cm = cms[i, j]
+            want = [2 * cm[k, k] / d if (d := cm[k].sum() + cm[:, k].sum()) else 0.0 for k in range(8)]
+            np.testing.assert_allclose(got[i, j], want, rtol=0, atol=1e-15)
+    with pytest.raises(ValueError, match=r"shape \(\.\.\., K, K\)"):
+        f1_from_confusion(np.zeros((8, 7)))
+
+
+def test_expr_scores_reject_bad_input():
+    labels = np.array([0, 1, 2, -1])
+    outside = r"EXPR predictions must be classes 0\.\.7; 2 value\(s\) are outside, the first at row 1 \(value 8\)"
+    with pytest.raises(ValueError, match=outside):
+        expr_scores([0, 8, 2, -1], labels)
+    with pytest.raises(ValueError, match=r"EXPR labels must be classes -1\.\.7 \(-1 = invalid\); 1 value"):
+        expr_scores([0, 1, 2, 3], [0, 1, -2, 3])
+    with pytest.raises(ValueError, match="EXPR predictions must be whole class indices; 1 are not, the first at row 2"):
+        expr_scores([0.0, 1.0, 2.5, 3.0], labels)
+    with pytest.raises(ValueError, match=r"EXPR predictions contain 1 row\(s\) with NaN or inf, the first at row 3"):
+        expr_scores([0.0, 1.0, 2.0, np.nan], labels)
+    with pytest.raises(ValueError, match="must be integer class indices; got dtype <U"):
+        expr_scores(np.array(["a", "b", "c", "d"]), labels)
+    with pytest.raises(ValueError, match="1-D array of class indices"):
+        expr_scores(np.zeros((4, 8), dtype=int), labels)
+    with pytest.raises(ValueError, match="EXPR predictions have 3 rows but labels have 4"):
+        confusion_matrix([0, 1, 2], labels)
+    with pytest.raises(ValueError, match="no valid frame"):
+        expr_scores([0, 1], [-1, -1])
+
+
+# ------------------------------------------------------------------------------------------------------ per track
+
+
+def tracks(sizes):
+    return np.repeat(np.arange(len(sizes)), sizes)
+
+
+def test_per_track_scores_va_and_expr():
+    rng = np.random.default_rng(5)
+    sizes = [40, 1, 0, 75, 30]
+    track_index = tracks(sizes)
+    names = ["a_left", "a_right", "empty", "b", "c"]
+    pred, labels = va_data(rng, len(track_index))
+    labels[track_index == 4] = -5.0  # a track with frames but no valid label
+    got = per_track_scores("va", pred, labels, track_index, names)
+    assert [t.track for t in got] == names
+    for i, t in enumerate(got):
+        sel = (track_index == i) & (labels != -5).all(axis=1)
+        if not sel.any():
+            assert np.isnan(t.score) and t.frames == 0
+            continue
+        want = va_scores(pred[sel], labels[sel])
+        assert t.frames == want.frames
+        assert t.score == pytest.approx(want.score, abs=TOL)
+        assert (t.ccc_valence, t.ccc_arousal) == pytest.approx((want.ccc_valence, want.ccc_arousal), abs=TOL)
+    epred, elabels = expr_data(rng, len(track_index))
+    got = per_track_scores("expr", epred, elabels, track_index, names)
+    for i, t in enumerate(got):
+        sel = (track_index == i) & (elabels != -1)
+        if sel.any():
+            assert t.score == pytest.approx(expr_scores(epred[sel], elabels[sel]).score, abs=TOL)
+            assert t.frames == sel.sum() and t.ccc_valence is None
+        else:
+            assert np.isnan(t.score) and t.frames == 0
+
+
+def test_track_index_is_checked():
+    pred, labels = expr_data(np.random.default_rng(6), 10)
+    with pytest.raises(ValueError, match=r"values must lie in 0\.\.1; got 0\.\.2"):
+        per_track_scores("expr", pred, labels, np.arange(10) % 3, ["x", "y"])
+    with pytest.raises(ValueError, match=r"values must lie in 0\.\.2; got -1\.\.2"):
+        per_track_scores("expr", pred, labels, np.arange(10) % 4 - 1, ["x", "y", "z"])
+    with pytest.raises(ValueError, match=r"shape \(10,\); got shape \(9,\)"):
+        track_statistics("expr", pred, labels, np.zeros(9, dtype=int))
+    with pytest.raises(ValueError, match="dtype float64"):
+        track_statistics("expr", pred, labels, np.zeros(10))
+    with pytest.raises(ValueError, match="unknown task 'vaa'; expected one of va, expr; did you mean 'va'"):
+        track_statistics("vaa", pred, labels, np.zeros(10, dtype=int))
+
+
+# ------------------------------------------------------------------------------------------------------ bootstrap
+
+
+def expand(pred, labels, track_index, counts):
+    """The frames of a resample, built the slow way: each track's frames repeated as often as it was drawn."""
+    rows = np.concatenate([np.flatnonzero(track_index == t) for t, c in enumerate(counts) for _ in range(c)])
+    return pred[rows], labels[rows]
+
+
+@pytest.mark.parametrize("task", ["va", "expr"])
+def test_scores_from_counts_equals_slow_loop(task):
+    rng = np.random.default_rng(7)
+    track_index = tracks(rng.integers(5, 60, 12))
+    data = va_data if task == "va" else expr_data
+    pred, labels = data(rng, len(track_index))
+    stats = track_statistics(task, pred, labels, track_index)
+    counts = resample_counts(np.random.default_rng(0), 12, 6)
+    got = scores_from_counts(task, stats, counts)
+    want = [task_scores(task, *expand(pred, labels, track_index, c)).score for c in counts]
+    np.testing.assert_allclose(got, want, rtol=0, atol=TOL)
+    with pytest.raises(ValueError, match=r"counts \(B, T\) and stats \(T, m\) do not match"):
+        scores_from_counts(task, stats, counts[:, :5])
+
+
+def test_resample_counts():
+    a = resample_counts(np.random.default_rng(3), 7, 100)
+    b = resample_counts(np.random.default_rng(3), 7, 100)
+    assert a.shape == (100, 7) and (a.sum(axis=1) == 7).all() and (a >= 0).all()
+    np.testing.assert_array_equal(a, b)
+
+
+def autocorrelated_va(rng, n_tracks, frames):
+    """Tracks whose prediction error is a per-track bias: frames of one track are far from independent."""
+    track_index = np.repeat(np.arange(n_tracks), frames)
+    labels = rng.uniform(-1, 1, (len(track_index), 2))
+    bias = rng.normal(0, 0.5, (n_tracks, 2))[track_index]
+    pred = labels + bias + rng.normal(0, 0.05, labels.shape)
+    return pred, labels, track_index
+
+
+def test_bootstrap_ci_contains_estimate_and_is_deterministic():
+    rng = np.random.default_rng(8)
+    pred, labels, track_index = autocorrelated_va(rng, 30, 50)
+    point = va_scores(pred, labels).score
+    low, high = bootstrap_ci("va", pred, labels, track_index, n_resamples=2000, seed=1)
+    assert low < point < high
+    assert bootstrap_ci("va", pred, labels, track_index, n_resamples=2000, seed=1) == (low, high)
+    assert bootstrap_ci("va", pred, labels, track_index, n_resamples=2000, seed=2) != (low, high)
+    narrow = bootstrap_ci("va", pred, labels, track_index, n_resamples=2000, level=0.5, seed=1)
+    assert low < narrow[0] < narrow[1] < high
+    epred, elabels = expr_data(rng, len(track_index))
+    point = expr_scores(epred, elabels).score
+    low, high = bootstrap_ci("expr", epred, elabels, track_index, n_resamples=3000)  # > one chunk of resamples
+    assert low < point < high
+
+
+def test_track_bootstrap_is_wider_than_frame_bootstrap_on_autocorrelated_data():
+    pred, labels, track_index = autocorrelated_va(np.random.default_rng(9), 40, 100)
+    by_track = bootstrap_ci("va", pred, labels, track_index, n_resamples=1000)
+    by_frame = bootstrap_ci("va", pred, labels, np.arange(len(track_index)), n_resamples=1000)  # every frame a track
+    assert by_track[1] - by_track[0] > 3 * (by_frame[1] - by_frame[0])
+
+
+def test_bootstrap_ignores_tracks_without_valid_labels():
+    rng = np.random.default_rng(10)
+    pred, labels, track_index = autocorrelated_va(rng, 20, 30)
+    more = np.concatenate([track_index, np.full(30, 20)])
+    extra_labels = np.concatenate([labels, np.full((30, 2), -5.0)])
+    extra_pred = np.concatenate([pred, np.zeros((30, 2))])
+    assert bootstrap_ci("va", extra_pred, extra_labels, more, n_resamples=500) == bootstrap_ci(
+        "va", pred, labels, track_index, n_resamples=500
+    )
+    with pytest.raises(ValueError, match="no valid frame in any track"):
+        bootstrap_ci("va", pred, np.full_like(labels, -5.0), track_index)
+
+
+def test_bootstrap_rejects_bad_settings():
+    pred, labels = expr_data(np.random.default_rng(11), 20)
+    track_index = np.arange(20) % 4
+    with pytest.raises(ValueError, match="n_resamples must be a positive integer; got 0"):
+        bootstrap_ci("expr", pred, labels, track_index, n_resamples=0)
+    with pytest.raises(ValueError, match="n_resamples must be a positive integer; got 10.0"):
+        paired_bootstrap("expr", pred, pred, labels, track_index, n_resamples=10.0)
+    with pytest.raises(ValueError, match="level must lie strictly between 0 and 1"):
+        bootstrap_ci("expr", pred, labels, track_index, level=95)
+
+
+def test_paired_bootstrap_identical_systems():
+    pred, labels, track_index = autocorrelated_va(np.random.default_rng(12), 20, 40)
+    got = paired_bootstrap("va", pred, pred.copy(), labels, track_index, n_resamples=500)
+    assert got.difference == 0.0 and got.ci == (0.0, 0.0) and got.p_value == 1.0
+    assert got.score_a == got.score_b == va_scores(pred, labels).score
+
+
+@pytest.mark.parametrize("task", ["va", "expr"])
+def test_paired_bootstrap_clearly_better_system(task):
+    rng = np.random.default_rng(13)
+    track_index = np.repeat(np.arange(30), 60)
+    if task == "va":
+        labels = rng.uniform(-1, 1, (len(track_index), 2))
+        good = labels + rng.normal(0, 0.2, labels.shape)
+        bad = labels + rng.normal(0, 0.8, labels.shape)
+    else:
+        labels = rng.integers(0, 8, len(track_index))
+        good = np.where(rng.random(len(labels)) < 0.8, labels, rng.integers(0, 8, len(labels)))
+        bad = np.where(rng.random(len(labels)) < 0.3, labels, rng.integers(0, 8, len(labels)))
+    got = paired_bootstrap(task, good, bad, labels, track_index, n_resamples=999)
+    assert got.difference == pytest.approx(
+        task_scores(task, good, labels).score - task_scores(task, bad, labels).score, abs=1e-15
+    )
+    assert got.difference > 0 and got.ci[0] > 0
+    assert got.p_value == pytest.approx(2 / 1000)  # no resample reverses the order: the smallest p possible
+    flipped = paired_bootstrap(task, bad, good, labels, track_index, n_resamples=999)
+    assert flipped.difference == -got.difference and flipped.p_value == got.p_value

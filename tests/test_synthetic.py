@@ -1,0 +1,142 @@
+"""The synthetic Aff-Wild2: exact layout, Aff-Wild2's quirks, determinism, atomic generation, oracle metadata."""
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from harness.cli import app
+from harness.data import synthetic
+from harness.data.affwild2 import Dataset
+from harness.data.synthetic import plan as plan_module
+from harness.errors import DataError
+
+MICRO = {"videos": 4, "pairs": 1, "seconds": (2.0, 3.0)}
+
+
+@pytest.fixture
+def micro(monkeypatch: pytest.MonkeyPatch) -> str:
+    """A four-video scale so generation-level tests take a second or two."""
+    monkeypatch.setitem(plan_module.SCALES, "micro", MICRO)
+    return "micro"
+
+
+def _text_files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*.txt"))}
+
+
+def test_same_seed_gives_byte_identical_annotations(tmp_path: Path, micro: str) -> None:
+    synthetic.generate(tmp_path / "a", seed=3, scale=micro, workers=1)
+    synthetic.generate(tmp_path / "b", seed=3, scale=micro, workers=2)
+    synthetic.generate(tmp_path / "c", seed=4, scale=micro, workers=1)
+    first, second, other = (_text_files(tmp_path / name) for name in "abc")
+    assert first and first == second
+    assert first != other
+
+
+def test_refuses_a_non_empty_output_folder(tmp_path: Path, micro: str) -> None:
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "keep.txt").write_text("mine")
+    with pytest.raises(DataError, match="already exists and is not empty"):
+        synthetic.generate(tmp_path / "out", scale=micro)
+    with pytest.raises(DataError, match="unknown scale 'huge'; expected one of tiny, small"):
+        synthetic.generate(tmp_path / "new", scale="huge")
+
+
+def test_a_crash_mid_generation_leaves_nothing_behind(tmp_path: Path, micro: str, monkeypatch) -> None:
+    calls = []
+
+    def failing(plan, root, seed):
+        calls.append(plan.index)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(plan, root, seed)
+
+    real = synthetic.render_video
+    monkeypatch.setattr(synthetic, "render_video", failing)
+    with pytest.raises(KeyboardInterrupt):
+        synthetic.generate(tmp_path / "out", scale=micro, workers=1)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_check_json_counts_match_the_files_on_disk(synthetic_tiny: Path) -> None:
+    result = CliRunner().invoke(app, ["data", "check", str(synthetic_tiny), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["ok"] and report["problems"] == []
+    dataset = Dataset(synthetic_tiny)
+    for task, splits in report["splits"].items():
+        for split_name, counts in splits.items():
+            split = dataset.split(task, split_name)
+            jpgs = sum(len(list(t.crops_dir.glob("*.jpg"))) for t in split.tracks)
+            assert counts["face_images"] == jpgs
+            assert counts["tracks"] == len(split.tracks) > 0
+            if split_name != "test":
+                files = [t.annotation for t in split.tracks]
+                assert counts["label_rows"] == sum(len(f.read_text().splitlines()) - 1 for f in files)
+    assert report["splits"]["va"]["test"]["labelled"] is True
+
+
+def test_layout_has_aff_wild2_quirks(synthetic_tiny: Path) -> None:
+    dataset = Dataset(synthetic_tiny)
+    videos = dataset.layout.videos
+    assert any(p.suffix == ".avi" for p in videos.values())
+    assert {p.parent.name for p in videos.values()} == {"batch1", "batch2", "new_vids"}
+    assert dataset.layout.annotations.name == "6th ABAW Annotations"
+    metadata = json.loads((synthetic_tiny / "synthetic_metadata.json").read_text())
+    assert {v["fps"] for v in metadata["videos"]} >= {"30", "30000/1001", "25"}
+    assert any(v["frames"] != v["label_lines"] for v in metadata["videos"])
+    pairs = [v for v in metadata["videos"] if len(v["tracks"]) == 2]
+    assert pairs and all({t["name"] for t in v["tracks"]} == {v["name"] + "_left", v["name"] + "_right"} for v in pairs)
+    assert any(t["late_start"] for v in metadata["videos"] for t in v["tracks"])
+    assert (synthetic_tiny / "cropped_aligned_new_50_vids").is_dir()
+    labels = dataset.split("va", "train").labels()
+    assert (labels == -5).any() and ((labels >= -1) & (labels <= 1)).any()
+    split = dataset.split("expr", "validation")
+    name = split.names[0]
+    info = split.video_info(name)
+    assert info.has_audio and info.audio_rate in (44100, 48000)
+    assert str(info.fps) == next(v["fps"] for v in metadata["videos"] if v["name"] == split.track(name).video)
+
+
+def test_every_track_has_gaps_or_late_faces_somewhere(synthetic_tiny: Path) -> None:
+    split = Dataset(synthetic_tiny).split("va", "train")
+    gaps = [np.count_nonzero(np.diff(split.face_frames(n)) > 1) for n in split.names]
+    assert sum(gaps) > 0
+
+
+def test_templates_and_test_labels_agree(synthetic_tiny: Path) -> None:
+    dataset = Dataset(synthetic_tiny)
+    for task in ("va", "expr"):
+        template = dataset.template(task)
+        assert template.names == dataset.test_track_names(task)
+        split = dataset.split(task, "test")
+        for entry in template.tracks:
+            assert entry.frames.tolist() == list(range(1, split.track(entry.name).n_rows + 1))
+            assert len(split.track(entry.name).labels) == len(entry.frames)
+
+
+def test_face_truth_matches_the_crops(synthetic_tiny: Path) -> None:
+    metadata = json.loads((synthetic_tiny / "synthetic_metadata.json").read_text())
+    rows = []
+    for video in metadata["videos"]:
+        with open(synthetic_tiny / "synthetic_faces" / f"{video['name']}.csv") as handle:
+            rows.extend(csv.DictReader(handle))
+    assert len(rows) == metadata["face_images"] == sum(1 for _ in synthetic_tiny.glob("cropped_aligned*/*/*.jpg"))
+    for row in rows[::97]:
+        x0, y0, x1, y1 = (float(row[k]) for k in ("x0", "y0", "x1", "y1"))
+        for eye in ("left_eye", "right_eye"):
+            assert x0 <= float(row[f"{eye}_x"]) <= x1 and y0 <= float(row[f"{eye}_y"]) <= y1
+        assert float(row["left_eye_x"]) < float(row["right_eye_x"])
+
+
+def test_oracle_scores_show_complementary_modalities(synthetic_tiny: Path) -> None:
+    oracle = json.loads((synthetic_tiny / "synthetic_metadata.json").read_text())["oracle"]
+    video, audio, both = (oracle["va"][m]["validation"] for m in ("video", "audio", "audio+video"))
+    assert video["ccc_valence"] > audio["ccc_valence"]
+    assert audio["ccc_arousal"] > video["ccc_arousal"]
+    assert both["score"] > max(video["score"], audio["score"])
+    assert oracle["expr"]["video"]["validation"]["score"] > oracle["expr"]["audio"]["validation"]["score"]
