@@ -8,6 +8,7 @@ found in data or files exit 1. Progress and messages go to stderr, data and ``--
 import functools
 import json
 from collections.abc import Callable
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -16,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.errors import HarnessError
+from harness.tasks import EXPR_CLASSES
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="ABAW challenge harness for Aff-Wild2.")
 data_app = typer.Typer(no_args_is_help=True, help="Make and inspect datasets in the Aff-Wild2 layout.")
@@ -131,6 +133,92 @@ def _render_check(report: dict) -> None:
     for problem in report["problems"]:
         out.print(f"[red]problem:[/] {problem}", highlight=False)
     out.print("[green]ok[/]" if report["ok"] else f"[red]{len(report['problems'])} problem(s)[/]")
+
+
+class TaskName(StrEnum):
+    va = "va"
+    expr = "expr"
+
+
+class SplitName(StrEnum):
+    validation = "validation"
+    test = "test"
+
+
+TaskOption = Annotated[TaskName, typer.Option("--task", help="va (valence-arousal) or expr (expressions).")]
+FileArgument = Annotated[Path, typer.Argument(metavar="FILE", help="A prediction file in the ABAW format.")]
+
+
+@app.command("score")
+@guarded
+def score(
+    file: FileArgument,
+    task: TaskOption,
+    data: DataOption = None,
+    split: Annotated[
+        SplitName, typer.Option(help="validation, or test where test labels exist (the synthetic dataset).")
+    ] = SplitName.validation,
+    as_json: JsonOption = False,
+) -> None:
+    """Score an ABAW-format prediction file against a split's labels, as the organizers do.
+
+    One pooled score over all valid frames of all tracks, with per-dimension CCC or per-class F1, the video-block
+    bootstrap 95% interval and the worst tracks. The file needs one row per label line of every track of the
+    split. Example: abaw score predictions/va_val.txt --task va --json
+    """
+    from harness.data.affwild2 import Dataset
+    from harness.data.root import resolve_root
+    from harness.scoring import file_by_track, score_split
+    from harness.submission import read_predictions
+
+    labels = Dataset(resolve_root(data)[0]).split(task.value, split.value)
+    predictions = read_predictions(file, task.value)
+    result = score_split(labels, file_by_track(predictions, labels))
+    if as_json:
+        print(json.dumps(result))
+        return
+    _render_score(result)
+
+
+def _render_score(result: dict) -> None:
+    low, high = result["ci95"]
+    out.print(
+        f"{result['task']} {result['split']}: score [bold]{result['score']:.4f}[/] "
+        f"(95% video-block interval {low:.4f}–{high:.4f}) over {result['frames']:,} frames of {result['videos']} tracks"
+    )
+    if result["task"] == "va":
+        out.print(f"CCC valence {result['ccc_valence']:.4f}, CCC arousal {result['ccc_arousal']:.4f}")
+    else:
+        out.print(
+            "F1 per class: "
+            + ", ".join(f"{name} {f1:.3f}" for name, f1 in zip(EXPR_CLASSES, result["f1_per_class"], strict=True))
+        )
+    per_track = {entry["track"]: entry for entry in result["per_track"]}
+    worst = ", ".join(f"{name} {per_track[name]['score']:.3f}" for name in result["worst_tracks"])
+    out.print(f"worst tracks: {worst}", highlight=False)
+
+
+@app.command("validate")
+@guarded
+def validate(file: FileArgument, task: TaskOption, data: DataOption = None, as_json: JsonOption = False) -> None:
+    """Check a test-set prediction file against the test template; exit 0 only for a valid file.
+
+    Checks the exact header, the row count and order, duplicates, tracks missing or unknown, field counts, finite
+    VA values in [-1, 1] and integer classes 0..7, and lists the first problems of each kind with line numbers.
+    Example: abaw validate submissions/dwf/CVPR_6th_ABAW_VA_test_set.txt --task va
+    """
+    from harness.data.affwild2 import Dataset
+    from harness.data.root import resolve_root
+    from harness.submission import validate_predictions
+
+    template = Dataset(resolve_root(data)[0]).template(task.value)
+    report = validate_predictions(file, task.value, template)
+    if as_json:
+        print(json.dumps(report.to_dict()))
+    else:
+        out.print(report.render(), highlight=False)
+    if not report.ok:
+        raise typer.Exit(1)
 
 
 if __name__ == "__main__":

@@ -371,6 +371,8 @@ def validate_predictions(path: Path | str, task: Task, template: Template) -> Va
     EXPR integer classes 0..7.
     """
     _check_task(task)
+    if template.task != task:
+        raise SubmissionError(f"{path}: cannot validate {task} predictions with the {template.task} template")
     scan = scan_rows(path, SubmissionError)
     report = ValidationReport(scan.path, task, template.path, scan.n_rows, template.n_rows)
     if scan.header is None:

@@ -68,7 +68,8 @@ def lines_of(report, kind: str) -> list[int | None]:
 
 def test_write_va_exact_format_and_round_trip(tmp_path, templates):
     predictions = {
-        "video10_1_left": np.array([[0.5, -0.25], [1.5, -2.0], [1e-9, -1e-9], [9.0, 9.0]]),  # one frame past the template
+        # one frame past the template (ignored), values clipped, tiny values written as 0
+        "video10_1_left": np.array([[0.5, -0.25], [1.5, -2.0], [1e-9, -1e-9], [9.0, 9.0]]),
         "118-30-640x480": np.array([[-0.75, 0.125], [-0.0, 0.1234567]], np.float32),
         "not_in_template": np.zeros((1, 2)),
     }
@@ -117,7 +118,8 @@ def test_write_expr_two_fields_and_round_trip(tmp_path, templates):
          r"EXPR predictions for track 'video10_1_left' are float64 .*take the argmax"),
         ("expr", {"video10_1_left": np.array([0, 8, 1]), "118-30-640x480": np.zeros(2, int)},
          r"track 'video10_1_left' frame 2 has prediction 8 .*expected classes 0\.\.7"),
-        ("expr", {"video10_1_left": np.array([0, 1, 1]), "118-30-640x480": np.array([-1, 0])}, r"frame 1 has prediction -1"),
+        ("expr", {"video10_1_left": np.array([0, 1, 1]), "118-30-640x480": np.array([-1, 0])},
+         r"frame 1 has prediction -1"),
     ],
 )  # fmt: skip
 def test_write_rejects_bad_predictions_and_leaves_the_old_file(tmp_path, templates, task, predictions, message):
@@ -158,10 +160,12 @@ def test_read_accepts_windows_line_endings_and_a_trailing_blank_line(tmp_path):
          r"pred\.txt, line 3: 2 fields, expected 3 'TRACK/00001\.jpg,valence,arousal'; found 'v/00002\.jpg,0'"),
         ("va", f"{VA_HEADER}\nv/00001.jpg,0,0\nv/00002.jpg,abc,0\n",
          r"line 3: expected two numbers after the location, found 'v/00002\.jpg,abc,0'"),
-        ("va", f"{VA_HEADER}\nv/00001.jpg,0,0\nv/2.jpg,0,0\n", r"line 3: malformed image location 'v/2\.jpg' \(a frame"),
+        ("va", f"{VA_HEADER}\nv/00001.jpg,0,0\nv/2.jpg,0,0\n",
+         r"line 3: malformed image location 'v/2\.jpg' \(a frame"),
         ("expr", f"{EXPR_HEADER}\nv/00001.jpg,0.1,0.1,0.1,0.1,0.1,0.1,0.2,0.2\n",
          r"line 2: 9 fields, expected 2 'TRACK/00001\.jpg,class' \(class probabilities\?"),
-        ("expr", f"{EXPR_HEADER}\nv/00001.jpg,4\nv/00002.jpg,4.0\n", r"line 3: expected an integer class .*'v/00002\.jpg,4\.0'"),
+        ("expr", f"{EXPR_HEADER}\nv/00001.jpg,4\nv/00002.jpg,4.0\n",
+         r"line 3: expected an integer class .*'v/00002\.jpg,4\.0'"),
     ],
 )  # fmt: skip
 def test_read_rejects(tmp_path, task, text, message):
@@ -212,7 +216,10 @@ def test_validate_non_finite_and_out_of_range(tmp_path, templates):
 
 @pytest.mark.parametrize(
     ("header", "hint"),
-    [('"image_location","valence","arousal"', "it is quoted"), ("image_location,valence,arrousal", "check the spelling")],
+    [
+        ('"image_location","valence","arousal"', "it is quoted"),
+        ("image_location,valence,arrousal", "check the spelling"),
+    ],
 )
 def test_validate_bad_header(tmp_path, templates, header, hint):
     report = validate_predictions(va_file(tmp_path, ["0,0"] * 5, header=header), "va", templates["va"])
@@ -296,9 +303,11 @@ def test_validate_keeps_five_examples_and_counts_all(tmp_path):
     assert as_dict["problems"]["non_finite"]["examples"][0]["line"] == 2
 
 
-def test_validate_unreadable_file_raises(tmp_path, templates):
+def test_validate_unreadable_file_or_wrong_template_raises(tmp_path, templates):
     with pytest.raises(SubmissionError, match=r"missing\.txt: cannot read the file"):
         validate_predictions(tmp_path / "missing.txt", "va", templates["va"])
+    with pytest.raises(SubmissionError, match=r"cannot validate va predictions with the expr template"):
+        validate_predictions(write(tmp_path, VA_GOOD), "va", templates["expr"])
 
 
 # -------------------------------------------------------------------------------------------------------- packaging

@@ -202,7 +202,8 @@ def test_vectorised_location_parser_agrees_with_the_row_by_row_reference(tmp_pat
     locations = [
         "a/00001.jpg", "a/1.jpg", "bb/00002.jpg", "a/b/00003.jpg", "c/123456.jpg", "c/012345.jpg", "/00001.jpg",
         "d/00001.jpeg", "d/00001jpg", "d/.jpg", "e/00009.jpg", "e/0000٣.jpg", "é/00001.jpg", "f\t/00001.jpg",
-        "", "x", ".jpg", "g/99999.jpg", "g/00000.jpg", "h/999999999.jpg", "h/1000000000.jpg", "10-60-1280x720_right/00042.jpg",
+        "", "x", ".jpg", "g/99999.jpg", "g/00000.jpg", "h/999999999.jpg", "h/1000000000.jpg",
+        "10-60-1280x720_right/00042.jpg",
     ]  # fmt: skip
     path = write(tmp_path, VA_HEADER + "\n" + "".join(f"{loc},0.1,/x\n" for loc in locations))
     scan = scan_rows(path, DataError)

@@ -22,17 +22,18 @@ control rises smoothly and monotonically with both labels:
 control         base                              arousal     valence
 ==============  ================================  ==========  ==========
 f0              the voice's f0                    +0.6 oct    +0.2 oct
-level           ``SPEECH_RMS``                    +6 dB       +2 dB
-syllable rate   ``SYLLABLE_RATE_HZ`` (4.5 Hz)     +0.3 oct    +0.1 oct
-brightness      -12 dB/oct tilt above 1500 Hz     +1.0 oct    +0.3 oct
-f0 spread       2 semitones (s.d. of accents)     +0.8 oct    +0.25 oct
+level           ``SPEECH_RMS``                    +6 dB       +1 dB
+syllable rate   ``SYLLABLE_RATE_HZ`` (4.5 Hz)     +0.3 oct    +0.05 oct
+brightness      -12 dB/oct tilt above 1500 Hz     +1.0 oct    +0.4 oct
+f0 spread       2 semitones (s.d. of accents)     +0.8 oct    +0.4 oct
 formants        the voice's formant_shift         +0.03 oct   +0.08 oct
 ==============  ================================  ==========  ==========
 
-Valence moves each control about a third as far as arousal does, except the formants, where it is the larger effect
-(spread lips shorten the vocal tract): the one cue that tells valence apart from arousal. Measured on the waveform
-(tests/test_synthetic_audio.py), arousal -0.6 -> +0.6 gives f0 x1.6, +7 dB and a vowel spectral centroid x1.5;
-valence over the same span gives x1.13, +2.5 dB and x1.14.
+Valence moves the controls about a third as far as arousal does on average, but not in proportion: little level
+and tempo, more brightness and pitch movement ("smiling" voice), and formants, where it is the larger effect (spread
+lips shorten the vocal tract). Were it a scaled copy of arousal, no model could tell the two apart from the voice.
+Measured on the waveform (tests/test_synthetic_audio.py), arousal -0.6 -> +0.6 gives f0 x1.6, +7 dB and a vowel
+spectral centroid x1.5; valence over the same span gives x1.13, +1.2 dB and x1.2.
 """
 
 from collections.abc import Sequence

@@ -1,0 +1,107 @@
+"""Score frame-level predictions of a split like the organizers do: one pooled score over all valid frames.
+
+Alongside the challenge score: per-dimension CCC or per-class F1, the video-block bootstrap 95% interval, and the
+per-track breakdown with the worst tracks. Used by ``abaw score`` on any ABAW-format file, and by the runner.
+"""
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from harness.data.affwild2 import Split
+from harness.errors import SubmissionError
+from harness.metrics import bootstrap_ci, per_track_scores, task_scores
+from harness.submission import PredictionFile
+
+WORST_SHOWN = 5
+
+
+def file_by_track(predictions: PredictionFile, split: Split) -> dict[str, np.ndarray]:
+    """The file's values per track of ``split``, row ``i - 1`` being frame ``i``; every label line needs one row.
+
+    Rows may come in any order; a track missing from the file, a track the split does not have, a duplicate row,
+    and a missing or extra frame are errors that name the track.
+    """
+    known = set(split.names)
+    extra = [name for name in predictions.track_names if name not in known]
+    if extra:
+        raise SubmissionError(
+            f"{predictions.path}: track {extra[0]!r} is not in the {split.task} {split.name} split "
+            f"({len(extra)} such tracks); is this a file for another split?"
+        )
+    positions = {name: index for index, name in enumerate(predictions.track_names)}
+    by_track: dict[str, np.ndarray] = {}
+    for track in split.tracks:
+        if track.name not in positions:
+            raise SubmissionError(
+                f"{predictions.path}: track {track.name!r} of the {split.task} {split.name} split is missing "
+                f"(expected {track.n_rows} rows, frames 1..{track.n_rows})"
+            )
+        rows = np.flatnonzero(predictions.track_index == positions[track.name])
+        frames = predictions.frames[rows].astype(np.int64)
+        order = np.argsort(frames, kind="stable")
+        frames, rows = frames[order], rows[order]
+        if len(frames) != track.n_rows or not np.array_equal(frames, np.arange(1, track.n_rows + 1)):
+            raise SubmissionError(f"{predictions.path}: track {track.name!r}: {_row_mismatch(frames, track.n_rows)}")
+        values = predictions.values[rows]
+        bad = _out_of_range(values, split.task)
+        if bad.any():
+            line = int(predictions.line_numbers[rows][np.argmax(bad)])
+            expected = "finite values in [-1, 1]" if split.task == "va" else "classes 0..7"
+            raise SubmissionError(
+                f"{predictions.path}, line {line}: track {track.name!r}: expected {expected} "
+                f"({int(bad.sum())} row(s) of this track are not)"
+            )
+        by_track[track.name] = values
+    return by_track
+
+
+def _out_of_range(values: np.ndarray, task: str) -> np.ndarray:
+    if task == "va":
+        return ~np.all((values >= -1.0) & (values <= 1.0), axis=1)  # NaN fails the comparison
+    return (values < 0) | (values > 7)
+
+
+def _row_mismatch(frames: np.ndarray, n_rows: int) -> str:
+    duplicates = frames[1:][frames[1:] == frames[:-1]]
+    if len(duplicates):
+        return f"frame {int(duplicates[0])} has more than one row"
+    expected = np.arange(1, n_rows + 1)
+    missing = np.setdiff1d(expected, frames)
+    extra = np.setdiff1d(frames, expected)
+    parts = [f"expected {n_rows} rows (frames 1..{n_rows}), found {len(frames)}"]
+    if len(missing):
+        parts.append(f"{len(missing)} frame(s) missing, first {int(missing[0])}")
+    if len(extra):
+        parts.append(f"{len(extra)} frame(s) beyond the labels, first {int(extra[0])}")
+    return "; ".join(parts)
+
+
+def score_split(split: Split, predictions: Mapping[str, np.ndarray], n_resamples: int = 10_000, seed: int = 0) -> dict:
+    """Pooled challenge score of per-track frame predictions over ``split``'s valid frames, with its breakdown.
+
+    ``predictions[track]`` has one row per label line (VA ``(n, 2)`` values, EXPR ``(n,)`` classes). The result
+    holds ``score``, ``ccc_valence``/``ccc_arousal`` or ``f1_per_class``, ``frames`` (valid frames scored),
+    ``videos`` (tracks with a valid frame), ``ci95`` (video-block bootstrap), ``per_track`` and ``worst_tracks``.
+    """
+    task = split.task
+    pred = np.concatenate([np.asarray(predictions[name]) for name in split.names])
+    labels = split.labels()
+    track_index = split.track_index()
+    scores = task_scores(task, pred, labels)
+    result: dict = {"task": task, "split": split.name, "score": scores.score}
+    if task == "va":
+        result.update(ccc_valence=scores.ccc_valence, ccc_arousal=scores.ccc_arousal)
+    else:
+        result["f1_per_class"] = list(scores.f1_per_class)
+    tracks = per_track_scores(task, pred, labels, track_index, split.names)
+    scored = [t for t in tracks if t.frames > 0]
+    low, high = bootstrap_ci(task, pred, labels, track_index, n_resamples=n_resamples, seed=seed)
+    result.update(
+        frames=scores.frames,
+        videos=len(scored),
+        ci95=[low, high],
+        per_track=[{"track": t.track, "score": t.score, "frames": t.frames} for t in tracks],
+        worst_tracks=[t.track for t in sorted(scored, key=lambda t: t.score)[:WORST_SHOWN]],
+    )
+    return result
