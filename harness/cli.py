@@ -216,7 +216,7 @@ def validate(file: FileArgument, task: TaskOption, data: DataOption = None, as_j
     if as_json:
         print(json.dumps(report.to_dict()))
     else:
-        out.print(report.render(), highlight=False)
+        out.print(report.render(), highlight=False, markup=False)
     if not report.ok:
         raise typer.Exit(1)
 

@@ -9,5 +9,9 @@ class DataError(HarnessError):
     """A dataset file or folder is missing, malformed or inconsistent."""
 
 
+class SpecError(HarnessError):
+    """A system spec is malformed, names an unknown kind, setting or input, or its inputs form a cycle."""
+
+
 class SubmissionError(HarnessError):
     """A prediction file cannot be written, read, validated or scored."""

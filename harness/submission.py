@@ -335,7 +335,7 @@ class ValidationReport:
             return f"{head}: valid"
         total = sum(group.count for group in self.problems.values())
         lines = [f"{head}: INVALID, {total} problems of {len(self.problems)} kinds"]
-        for group in self.problems.values():
+        for group in sorted(self.problems.values(), key=lambda group: list(KINDS).index(group.kind)):
             lines.append(f"  {group.kind} ({group.count}): {group.description}")
             lines.extend(f"    {'line ' + str(line) if line else '-'}: {text}" for line, text in group.examples)
             if group.count > len(group.examples):

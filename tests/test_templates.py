@@ -203,7 +203,7 @@ def test_vectorised_location_parser_agrees_with_the_row_by_row_reference(tmp_pat
         "a/00001.jpg", "a/1.jpg", "bb/00002.jpg", "a/b/00003.jpg", "c/123456.jpg", "c/012345.jpg", "/00001.jpg",
         "d/00001.jpeg", "d/00001jpg", "d/.jpg", "e/00009.jpg", "e/0000٣.jpg", "é/00001.jpg", "f\t/00001.jpg",
         "", "x", ".jpg", "g/99999.jpg", "g/00000.jpg", "h/999999999.jpg", "h/1000000000.jpg",
-        "10-60-1280x720_right/00042.jpg",
+        "10-60-1280x720_right/00042.jpg", "n\x00/00001.jpg", "q\"/00001.jpg", "a/00001.jpg/00001.jpg", "a/00001/1.jpg",
     ]  # fmt: skip
     path = write(tmp_path, VA_HEADER + "\n" + "".join(f"{loc},0.1,/x\n" for loc in locations))
     scan = scan_rows(path, DataError)
@@ -216,3 +216,16 @@ def test_vectorised_location_parser_agrees_with_the_row_by_row_reference(tmp_pat
             assert parsed.names[row].decode() == track
             assert parsed.frames[row] == int(image[:-4])
     assert scan.field_counts.tolist() == [3] * len(locations)
+
+
+def test_vectorised_location_parser_agrees_on_every_combination_of_parts(tmp_path):
+    names = ["video1", "a", "b c", "", "x/y", 'q"', "é", "10-60-1280x720_right"]
+    separators = ["/", "", "//"]
+    numbers = ["00001", "1", "0001", "123456", "012345", "00000", "0000x", "999999999", "1234567890", ""]
+    extensions = [".jpg", ".png", "", ".jpgx", "jpg"]
+    locations = [n + s + d + x for n in names for s in separators for d in numbers for x in extensions]
+    path = write(tmp_path, VA_HEADER + "\n" + "".join(f"{loc},0,0\n" for loc in locations))
+    parsed = parse_locations(scan_rows(path, DataError))
+    for row, location in enumerate(locations):
+        assert bool(parsed.valid[row]) == (location_problem(location) == ""), location
+    assert parsed.valid.sum() == 3 * 3  # 3 good names x 3 good frame spellings, with "/" and ".jpg"

@@ -134,33 +134,33 @@ class RowScan:
     @cached_property
     def field_counts(self) -> np.ndarray:
         """Number of comma-separated fields of each row."""
-        return self.per_row(self.data == ord(",")) + 1
+        return self.per_row(self._commas) + 1
 
     @cached_property
     def location_ends(self) -> np.ndarray:
         """Offset of each row's first comma (the end of its ``image_location``), or of its end without one."""
-        return np.where(self.field_counts > 1, self.first_in_row(self.data == ord(",")), self.ends)
+        counts = self.field_counts - 1
+        return np.where(counts > 0, self.first_in_row(self._commas, counts), self.ends)
+
+    @cached_property
+    def _commas(self) -> np.ndarray:
+        return self.data == ord(",")
 
     def per_row(self, mask: np.ndarray) -> np.ndarray:
         """How many bytes of each row (its newline included) are set in ``mask``."""
         if not self.n_rows:
-            return np.zeros(0, np.int64)
-        return np.add.reduceat(mask, self.starts, dtype=np.int64)
+            return np.zeros(0, np.int32)
+        return np.add.reduceat(mask.view(np.uint8), self.starts, dtype=np.int32)
 
-    def first_in_row(self, mask: np.ndarray) -> np.ndarray:
-        """Offset of the first byte of each row set in ``mask`` (meaningless for a row without one)."""
-        positions, counts = np.flatnonzero(mask), self.per_row(mask)
+    def first_in_row(self, mask: np.ndarray, counts: np.ndarray | None = None) -> np.ndarray:
+        """Offset of the first byte of each row set in ``mask``; for a row without one, that of a later or earlier row.
+
+        ``counts`` are ``per_row(mask)`` when already known.
+        """
+        positions, counts = np.flatnonzero(mask), self.per_row(mask) if counts is None else counts
         if not len(positions):
             return self.starts.copy()
-        return positions[np.minimum(np.cumsum(counts) - counts, len(positions) - 1)]
-
-    def count_between(self, mask: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-        """How many bytes in ``[lo, hi)`` of each row are set in ``mask`` (``lo <= hi <= `` the row's end)."""
-        if not self.n_rows:
-            return np.zeros(0, np.int64)
-        bounds = np.empty(2 * len(lo), np.int64)
-        bounds[0::2], bounds[1::2] = lo, hi
-        return np.where(hi > lo, np.add.reduceat(mask, bounds, dtype=np.int64)[0::2], 0)
+        return positions[np.minimum(np.cumsum(counts, dtype=np.int64) - counts, len(positions) - 1)]
 
 
 def scan_rows(path: Path | str, error: type[HarnessError]) -> RowScan:
@@ -174,8 +174,9 @@ def scan_rows(path: Path | str, error: type[HarnessError]) -> RowScan:
         raw = path.read_bytes()
     except OSError as exc:
         raise error(f"{path}: cannot read the file ({exc})") from exc
-    raw = raw.removeprefix(b"\xef\xbb\xbf").replace(b"\r\n", b"\n")
-    if not raw.strip():
+    raw = raw.removeprefix(b"\xef\xbb\xbf")
+    raw = raw.replace(b"\r\n", b"\n") if b"\r" in raw else raw
+    if not raw or raw.isspace():
         return RowScan(path, None, np.zeros(0, np.uint8), np.zeros(0, np.int64), np.zeros(0, np.int64))
     head, _, body = raw.partition(b"\n")
     body = body.rstrip(b" \t\r\n")
@@ -216,10 +217,8 @@ def parse_locations(scan: RowScan) -> Locations:
     valid = (e - s) >= len("x/00001.jpg")
     for offset, char in zip(range(4, 0, -1), b".jpg", strict=True):
         valid &= a[np.maximum(e - offset, 0)] == char
-    slash_mask = a == ord("/")
-    slash = scan.first_in_row(slash_mask)
-    valid &= (scan.count_between(slash_mask, s, e) == 1) & (slash > s) & (slash - s <= MAX_NAME_BYTES)
-    valid &= scan.count_between(((a < 33) & (a != ord("\n"))) | (a == ord('"')) | (a >= 127), s, e) == 0
+    slash = scan.first_in_row(a == ord("/"))  # the location's only '/' if it comes before its end: digits follow
+    valid &= (slash > s) & (slash < e) & (slash - s <= MAX_NAME_BYTES)
     digits = e - 4 - slash - 1
     valid &= (digits >= 5) & (digits <= MAX_FRAME_DIGITS)
     first = np.where(valid, slash + 1, 0)
@@ -235,12 +234,14 @@ def parse_locations(scan: RowScan) -> Locations:
         valid[longer] &= (digit >= 0) & (digit <= 9)
         frames[longer] = frames[longer] * 10 + digit
     valid &= ((digits == 5) | (a[first] != ord("0"))) & (frames >= 1)
-    frames[~valid] = 0
     lengths = np.where(valid, slash - s, 0)
     width = max(int(lengths.max()), 1)
     padded = np.concatenate([a, np.zeros(width, np.uint8)])
     grid = np.lib.stride_tricks.as_strided(padded, shape=(len(a), width), strides=(1, 1))[np.where(valid, s, 0)]
-    grid[np.arange(width)[None, :] >= lengths[:, None]] = 0
+    inside = np.arange(width)[None, :] < lengths[:, None]
+    valid &= ~(inside & ((grid < 33) | (grid == ord('"')) | (grid >= 127))).any(axis=1)  # spaces, controls, quotes
+    grid[~(inside & valid[:, None])] = 0
+    frames[~valid] = 0
     names = np.ascontiguousarray(grid).view(f"S{width}").ravel()
     return Locations(valid, names, frames)
 

@@ -1,0 +1,1 @@
+"""System kinds: one module per kind, registered in ``harness.models.registry``."""

@@ -1,0 +1,86 @@
+"""Face crops as tensors: JPEG decoding and resizing in DataLoader workers, in a fixed, seedable order.
+
+Items are (split track, 1-based frame) pairs; the decoded image is resized to the model's input size and
+normalised with the backbone's mean and standard deviation.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+
+from harness.errors import DataError
+
+
+@dataclass(frozen=True)
+class Normalisation:
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+
+class FaceImages(Dataset):
+    """Decodes ``paths[i]`` to a (3, size, size) float tensor; ``targets[i]`` (optional) rides along."""
+
+    def __init__(
+        self,
+        paths: Sequence[Path],
+        size: int,
+        norm: Normalisation,
+        targets: np.ndarray | None = None,
+        flip: bool = False,
+    ) -> None:
+        self.paths = list(paths)
+        self.size = size
+        self.mean = torch.tensor(norm.mean).view(3, 1, 1)
+        self.std = torch.tensor(norm.std).view(3, 1, 1)
+        self.targets = None if targets is None else torch.as_tensor(targets)
+        self.flip = flip
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int):
+        path = self.paths[index]
+        try:
+            with Image.open(path) as image:
+                rgb = image.convert("RGB").resize((self.size, self.size), Image.Resampling.BILINEAR)
+        except OSError as error:
+            raise DataError(f"{path}: cannot decode the face crop ({error})") from error
+        pixels = torch.from_numpy(np.asarray(rgb, dtype=np.uint8).copy()).permute(2, 0, 1).float().div_(255)
+        if self.flip and torch.rand(()) < 0.5:
+            pixels = pixels.flip(2)
+        pixels = (pixels - self.mean) / self.std
+        if self.targets is None:
+            return pixels, index
+        return pixels, self.targets[index]
+
+
+def loader(
+    dataset: FaceImages,
+    batch_size: int,
+    workers: int,
+    shuffle: bool = False,
+    generator: torch.Generator | None = None,
+    drop_last: bool = False,
+) -> DataLoader:
+    """A DataLoader that decodes in ``workers`` processes (0: in the main process), seeded when shuffling."""
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        generator=generator,
+        num_workers=workers,
+        drop_last=drop_last,
+        pin_memory=torch.cuda.is_available(),
+        persistent_workers=False,
+        worker_init_fn=_seed_worker if workers else None,
+    )
+
+
+def _seed_worker(worker_id: int) -> None:
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)

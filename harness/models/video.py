@@ -1,0 +1,318 @@
+"""Static video kind: an ImageNet backbone on single face crops (SUN team, ABAW 2024, arXiv 2403.12609).
+
+Backbone (timm; classifier removed) → Dropout → Linear(→256) → BatchNorm → Tanh, the 256-d frame **embedding**
+that later kinds reuse, → Linear(256→2) + Tanh for valence/arousal or Linear(256→8) for expressions. Trained on
+every k-th face frame with AdamW (linear warm-up, then cosine), early stopping on the validation score, focal loss
+with inverse-frequency weights for expressions and 1 − CCC (or RMSE) for valence/arousal. Frames without a face
+get predictions filled from their neighbours (``harness.frames``); a track with no face at all gets the train prior.
+
+Profiles: ``paper`` uses the published backbones at 224 px with ImageNet weights from a local file; ``smoke`` uses
+timm's tiny ``test_*`` models at 48 px, randomly initialised, to train in seconds on two CPU cores.
+"""
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict
+from torch import nn
+
+from harness.data.affwild2 import Split
+from harness.errors import SpecError
+from harness.frames import fill_missing, hamming_smooth
+from harness.metrics import task_scores
+from harness.models.face_data import FaceImages, Normalisation, loader
+from harness.models.registry import register_kind
+from harness.models.training import (
+    EarlyStopping,
+    FocalLoss,
+    ccc_loss,
+    device,
+    inverse_frequency_weights,
+    rmse_loss,
+    seed_everything,
+    warmup_cosine,
+)
+from harness.progress import bar
+from harness.tasks import NUM_EXPR_CLASSES, Task
+
+WEIGHTS_ENV = "ABAW_WEIGHTS"  # folder holding <backbone>.safetensors (or .pth / .bin) ImageNet checkpoints
+WEIGHT_SUFFIXES = (".safetensors", ".pth", ".bin")
+
+
+class VideoSettings(BaseModel):
+    """Settings of the static video kind (defaults: the paper's EfficientNet-B1 recipe)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    backbone: str = "efficientnet_b1"
+    image_size: int = 224
+    pretrained: bool = True
+    weights: str | None = None  # a local checkpoint file; default: $ABAW_WEIGHTS/<backbone>.safetensors
+    embedding_dim: int = 256
+    dropout: float = 0.1
+    frame_step: int = 5
+    eval_step: int = 5
+    epochs: int = 30
+    batch_size: int = 64
+    learning_rate: float = 5e-3
+    warmup_start_lr: float = 1e-5
+    warmup_epochs: float = 1.0
+    weight_decay: float = 1e-4
+    patience: int = 10
+    va_loss: Literal["ccc", "rmse"] = "ccc"
+    focal_gamma: float = 2.0
+    flip: bool = True
+    smoothing_frames: int = 0
+    workers: int = 2
+
+
+@register_kind("video")
+class VideoKind:
+    """The static video system of one task: fit on train, early-stop on validation, embed and predict frames."""
+
+    version = "1"
+    Settings = VideoSettings
+    profiles = {
+        "paper": {},
+        "smoke": {
+            "backbone": "test_efficientnet",
+            "image_size": 48,
+            "pretrained": False,
+            "frame_step": 2,
+            "eval_step": 3,
+            "epochs": 6,
+            "batch_size": 32,
+            "learning_rate": 3e-3,
+            "warmup_epochs": 0.5,
+            "patience": 3,
+            "workers": 0,
+        },
+    }
+    outputs = ("pred", "emb")
+
+    def __init__(self, settings: VideoSettings, task: Task, seed: int) -> None:
+        self.settings = settings
+        self.task = task
+        self.seed = seed
+
+    # -- model -------------------------------------------------------------------------------------------------
+    def _build(self) -> "VideoNet":
+        import timm
+
+        s = self.settings
+        options: dict = {"num_classes": 0}
+        if "vit" in s.backbone:
+            options["img_size"] = s.image_size
+        if s.pretrained:
+            options.update(pretrained=True, pretrained_cfg_overlay={"file": str(self._weights_file())})
+        try:
+            backbone = timm.create_model(s.backbone, **options)
+        except RuntimeError as error:
+            raise SpecError(f"backbone {s.backbone!r}: cannot build it or load its weights ({error})") from error
+        outputs = 2 if self.task == "va" else NUM_EXPR_CLASSES
+        config = backbone.pretrained_cfg
+        norm = Normalisation(tuple(config.get("mean", (0.485, 0.456, 0.406))), tuple(config.get("std", (0.229, 0.224, 0.225))))
+        return VideoNet(backbone, s.embedding_dim, s.dropout, outputs, self.task == "va", norm)
+
+    def _weights_file(self) -> Path:
+        s = self.settings
+        if s.weights:
+            path = Path(s.weights).expanduser()
+        else:
+            folder = Path(os.environ.get(WEIGHTS_ENV, "weights"))
+            path = next((folder / f"{s.backbone}{suffix}" for suffix in WEIGHT_SUFFIXES if (folder / f"{s.backbone}{suffix}").is_file()), folder / f"{s.backbone}.safetensors")
+        if not path.is_file():
+            raise SpecError(
+                f"pretrained weights for backbone {s.backbone!r} not found at {path}. Put timm's ImageNet checkpoint "
+                f"for {s.backbone} there (e.g. the model.safetensors of timm/{s.backbone} on the Hugging Face hub, "
+                f"downloaded on a machine with network access), or set 'weights:' in the spec or ${WEIGHTS_ENV} to "
+                f"its folder, or set 'pretrained: false'"
+            )
+        return path
+
+    # -- fit -----------------------------------------------------------------------------------------------------
+    def fit(self, train: Split, validation: Split) -> "VideoKind":
+        """Train on every ``frame_step``-th labelled face frame of ``train``; keep the best epoch on ``validation``."""
+        s = self.settings
+        generator = seed_everything(self.seed)
+        net = self._build()
+        train_paths, train_targets = self._labelled_frames(train, s.frame_step)
+        val_paths, val_targets = self._labelled_frames(validation, s.eval_step)
+        if not len(train_paths):
+            raise SpecError(f"video ({self.task}): no labelled face frames in the train split to train on")
+        net.set_prior(self._prior(train_targets))
+        on = device()
+        net.to(on)
+        criterion = self._criterion(train_targets).to(on)
+        train_data = FaceImages(train_paths, s.image_size, net.norm, train_targets, flip=s.flip)
+        batches = loader(train_data, s.batch_size, s.workers, shuffle=True, generator=generator, drop_last=True)
+        steps_per_epoch = max(1, len(batches))
+        total, warmup = s.epochs * steps_per_epoch, int(s.warmup_epochs * steps_per_epoch)
+        optimizer = torch.optim.AdamW(net.parameters(), lr=s.warmup_start_lr, weight_decay=s.weight_decay)
+        stopper = EarlyStopping(s.patience)
+        step = 0
+        with bar() as progress:
+            job = progress.add_task(f"training video {self.task} ({s.backbone})", total=total)
+            for epoch in range(s.epochs):
+                net.train()
+                for images, targets in batches:
+                    for group in optimizer.param_groups:
+                        group["lr"] = warmup_cosine(step, total, warmup, s.warmup_start_lr, s.learning_rate)
+                    with _autocast(on):
+                        _, output = net(images.to(on, non_blocking=True))
+                    loss = criterion(output.float(), targets.to(on))
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    step += 1
+                    progress.update(job, advance=1)
+                score = self._evaluate(net, val_paths, val_targets)
+                if stopper.update(epoch, score, net):
+                    break
+        net.load_state_dict(stopper.best_state)
+        self.net_ = net
+        self.history_ = stopper.history
+        return self
+
+    def _labelled_frames(self, split: Split, step: int) -> tuple[list[Path], np.ndarray]:
+        """Every ``step``-th face frame with a valid label, over all tracks of ``split``."""
+        paths, targets = [], []
+        for track in split.tracks:
+            frames = split.face_frames(track.name)
+            frames = frames[frames <= track.n_rows]
+            labels = track.labels[frames - 1]
+            valid = np.all(labels != -5, axis=1) if self.task == "va" else labels >= 0
+            chosen = frames[valid][::step]
+            paths.extend(split.frame_path(track.name, int(f)) for f in chosen)
+            targets.append(labels[valid][::step])
+        empty = np.empty((0, 2) if self.task == "va" else 0)
+        return paths, np.concatenate(targets) if targets else empty
+
+    def _prior(self, targets: np.ndarray) -> np.ndarray:
+        """Fallback output for a track with no face: the train mean (VA) or class frequencies (EXPR)."""
+        if self.task == "va":
+            return targets.mean(0).astype(np.float32)
+        counts = np.bincount(targets, minlength=NUM_EXPR_CLASSES).astype(np.float32)
+        return counts / counts.sum()
+
+    def _criterion(self, targets: np.ndarray):
+        if self.task == "expr":
+            return FocalLoss(inverse_frequency_weights(targets), self.settings.focal_gamma)
+        loss = ccc_loss if self.settings.va_loss == "ccc" else rmse_loss
+        return _FunctionLoss(loss)
+
+    @torch.no_grad()
+    def _evaluate(self, net: "VideoNet", paths: list[Path], targets: np.ndarray) -> float:
+        if not len(paths):
+            return 0.0
+        outputs = np.concatenate([out for _, out in self._forward(net, paths)])
+        pred = outputs if self.task == "va" else outputs.argmax(1)
+        return task_scores(self.task, pred, targets).score
+
+    def _forward(self, net: "VideoNet", paths: list[Path]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(embeddings, outputs) batch by batch, in the order of ``paths``; EXPR outputs are probabilities."""
+        s = self.settings
+        net.eval()
+        on = next(net.parameters()).device
+        with torch.no_grad():
+            for images, _ in loader(FaceImages(paths, s.image_size, net.norm), s.batch_size, s.workers):
+                with _autocast(on):
+                    embedding, output = net(images.to(on, non_blocking=True))
+                if self.task == "expr":
+                    output = torch.softmax(output.float(), dim=1)
+                yield embedding.float().cpu().numpy(), output.float().cpu().numpy()
+
+    # -- predict -------------------------------------------------------------------------------------------------
+    def predict(self, split: Split, tracks: list[str]) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
+        """Per track: ``pred`` (one row per label line: VA values or EXPR probabilities) and ``emb`` (one 256-d
+        float16 row per face frame, in :meth:`Split.face_frames` order), yielded as each track completes."""
+        net = self._fitted()
+        frames = {name: split.face_frames(name) for name in tracks}
+        paths = [split.frame_path(name, int(f)) for name in tracks for f in frames[name]]
+        order = [name for name in tracks for _ in frames[name]]
+        pending: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {name: [] for name in tracks}
+        position = 0
+        done = [name for name in tracks if not len(frames[name])]
+        for name in done:
+            yield name, self._track_outputs(split, name, frames[name], [])
+        for embedding, output in self._forward(net, paths):
+            for row in range(len(output)):
+                name = order[position]
+                pending[name].append((embedding[row], output[row]))
+                position += 1
+                if len(pending[name]) == len(frames[name]):
+                    yield name, self._track_outputs(split, name, frames[name], pending.pop(name))
+
+    def _track_outputs(self, split: Split, name: str, frames: np.ndarray, rows: list) -> dict[str, np.ndarray]:
+        n_rows = split.track(name).n_rows
+        width = 2 if self.task == "va" else NUM_EXPR_CLASSES
+        embedding = np.stack([r[0] for r in rows]).astype(np.float16) if rows else np.zeros((0, self.settings.embedding_dim), np.float16)
+        if not rows:
+            return {"pred": np.tile(self.net_.prior.cpu().numpy(), (n_rows, 1)), "emb": embedding}
+        values = np.full((n_rows, width), np.nan, np.float32)
+        outputs = np.stack([r[1] for r in rows])
+        inside = frames <= n_rows
+        values[frames[inside] - 1] = outputs[inside]
+        if not inside.any():  # every face lies past the label lines: hold the last one
+            values[-1] = outputs[-1]
+        values = fill_missing(values)
+        if self.settings.smoothing_frames > 1:
+            values = hamming_smooth(values, self.settings.smoothing_frames)
+        return {"pred": values.astype(np.float32), "emb": embedding}
+
+    # -- state -----------------------------------------------------------------------------------------------------
+    def _fitted(self) -> "VideoNet":
+        if not hasattr(self, "net_"):
+            raise RuntimeError("this video system is not fitted: call fit() or load_state() first")
+        return self.net_
+
+    def state(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().cpu().contiguous() for k, v in self._fitted().state_dict().items()}
+
+    def load_state(self, state: dict[str, torch.Tensor]) -> "VideoKind":
+        settings = self.settings.model_copy(update={"pretrained": False})  # the checkpoint holds every weight
+        net = VideoKind(settings, self.task, self.seed)._build()
+        net.load_state_dict(state)
+        self.net_ = net.to(device())
+        return self
+
+
+class VideoNet(nn.Module):
+    """Backbone → embedding head → task output; ``prior`` is the no-face fallback output."""
+
+    def __init__(self, backbone: nn.Module, dim: int, dropout: float, outputs: int, bounded: bool, norm: Normalisation):
+        super().__init__()
+        self.backbone = backbone
+        self.embed = nn.Sequential(nn.Dropout(dropout), nn.Linear(backbone.num_features, dim), nn.BatchNorm1d(dim), nn.Tanh())
+        self.out = nn.Linear(dim, outputs)
+        self.bounded = bounded
+        self.norm = norm
+        self.register_buffer("prior", torch.zeros(outputs))
+
+    def set_prior(self, prior: np.ndarray) -> None:
+        self.prior.copy_(torch.as_tensor(prior))
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if images.is_cuda:
+            images = images.contiguous(memory_format=torch.channels_last)
+        embedding = self.embed(self.backbone(images))
+        output = self.out(embedding)
+        return embedding, torch.tanh(output) if self.bounded else output
+
+
+class _FunctionLoss(nn.Module):
+    def __init__(self, function) -> None:
+        super().__init__()
+        self.function = function
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.function(pred, target.float())
+
+
+def _autocast(on: torch.device):
+    """Mixed precision (bfloat16) on a GPU; a no-op on the CPU."""
+    return torch.autocast(device_type=on.type, dtype=torch.bfloat16, enabled=on.type == "cuda")
