@@ -19,7 +19,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from harness.metrics import bootstrap_ci, expr_scores, paired_bootstrap, task_scores, va_scores
+from harness.metrics import expr_scores, task_scores, va_scores
+from harness.resampling import bootstrap_ci, paired_bootstrap
 
 
 def best_of(fn: Callable[..., object], repeats: int, *args, **kwargs) -> float:

@@ -209,7 +209,7 @@ def validate(file: FileArgument, task: TaskOption, data: DataOption = None, as_j
     """
     from harness.data.affwild2 import Dataset
     from harness.data.root import resolve_root
-    from harness.submission import validate_predictions
+    from harness.validation import validate_predictions
 
     template = Dataset(resolve_root(data)[0]).template(task.value)
     report = validate_predictions(file, task.value, template)
@@ -219,6 +219,103 @@ def validate(file: FileArgument, task: TaskOption, data: DataOption = None, as_j
         out.print(report.render(), highlight=False, markup=False)
     if not report.ok:
         raise typer.Exit(1)
+
+
+class TaskChoice(StrEnum):
+    va = "va"
+    expr = "expr"
+    both = "both"
+
+
+class ProfileName(StrEnum):
+    smoke = "smoke"
+    paper = "paper"
+
+
+def _tasks(choice: TaskChoice) -> list[str]:
+    return ["va", "expr"] if choice == TaskChoice.both else [choice.value]
+
+
+@app.command("run")
+@guarded
+def run(
+    system: Annotated[str, typer.Argument(help="A spec name under systems/ (or a path to a spec file).")],
+    task: Annotated[TaskChoice, typer.Option(help="va, expr or both.")] = TaskChoice.both,
+    data: DataOption = None,
+    profile: Annotated[
+        ProfileName | None, typer.Option(help="smoke (tiny models) or paper (published sizes); default by dataset.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Train what the store lacks, predict every frame, score on validation and record on the leaderboard.
+
+    A re-run of an unchanged system is all store hits (no training, no extraction). The profile defaults to
+    smoke on the synthetic dataset and paper on real data. Example: abaw run video_b1 --task both
+    """
+    from harness.data.affwild2 import Dataset
+    from harness.data.root import resolve_root
+    from harness.runner import run_system
+
+    dataset = Dataset(resolve_root(data)[0])
+    results = run_system(system, _tasks(task), dataset, profile.value if profile else None)
+    rows = [
+        {
+            "system": r.plan.name,
+            "task": r.plan.task,
+            "profile": r.plan.resolved.profile,
+            "store_key": r.plan.key,
+            "store_hit": r.hit,
+            "train_seconds": r.train_seconds,
+            "infer_seconds": r.infer_seconds,
+            **({"leaderboard_id": r.leaderboard_id, **_summary(r.score)} if r.score else {}),
+        }
+        for r in results
+    ]
+    if as_json:
+        print(json.dumps({"system": system, "nodes": rows}))
+        return
+    table = Table("system", "task", "store", "train s", "score (95% CI)", title=f"abaw run {system}")
+    for row in rows:
+        score = f"{row['score']:.4f} ({row['ci95'][0]:.3f}–{row['ci95'][1]:.3f})" if "score" in row else ""
+        table.add_row(
+            row["system"], row["task"], "hit" if row["store_hit"] else "computed", str(row["train_seconds"]), score
+        )
+    out.print(table)
+
+
+def _summary(score: dict) -> dict:
+    keys = ("score", "ci95", "ccc_valence", "ccc_arousal", "f1_per_class", "frames", "videos")
+    return {key: score[key] for key in keys if key in score}
+
+
+@app.command("leaderboard")
+@guarded
+def leaderboard(
+    task: Annotated[TaskName | None, typer.Option(help="Only this task (default: both).")] = None,
+    as_json: JsonOption = False,
+    html: Annotated[Path | None, typer.Option(help="Also write a static HTML report with plots to this file.")] = None,
+) -> None:
+    """Rank the recorded systems per task, with 95% intervals and a paired test against the best.
+
+    Example: abaw leaderboard --task va --html leaderboard/report.html
+    """
+    from harness.leaderboard import Leaderboard
+    from harness.report import ranking_json, ranking_table, write_html
+    from harness.runner import leaderboard_path
+
+    board = Leaderboard(leaderboard_path())
+    tasks = [task.value] if task else ["va", "expr"]
+    rankings = {name: board.ranking(name) for name in tasks}
+    if as_json:
+        print(json.dumps({name: ranking_json(entries) for name, entries in rankings.items()}))
+    else:
+        for name, entries in rankings.items():
+            out.print(
+                ranking_table(entries, title=f"{name} validation") if entries else f"{name}: no runs recorded yet"
+            )
+    if html is not None:
+        write_html(html, board, task=task.value if task else None)
+        err.print(f"wrote {html}")
 
 
 if __name__ == "__main__":

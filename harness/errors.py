@@ -15,3 +15,11 @@ class SpecError(HarnessError):
 
 class SubmissionError(HarnessError):
     """A prediction file cannot be written, read, validated or scored."""
+
+
+class StoreError(HarnessError):
+    """A store artifact is missing, torn, foreign or unsafe to name; it is not trusted and will be recomputed."""
+
+
+class LeaderboardError(HarnessError):
+    """The leaderboard file cannot be opened or read, or a run record is malformed."""

@@ -10,7 +10,8 @@ import numpy as np
 
 from harness.data.affwild2 import Split
 from harness.errors import SubmissionError
-from harness.metrics import bootstrap_ci, per_track_scores, task_scores
+from harness.metrics import task_scores
+from harness.resampling import bootstrap_ci, per_track_scores
 from harness.submission import PredictionFile
 
 WORST_SHOWN = 5

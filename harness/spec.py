@@ -108,7 +108,9 @@ def load_spec(name: str, systems: Path | None = None) -> Spec:
         where = f", line {mark.line + 1}" if mark is not None else ""
         raise SpecError(f"{path}{where}: not valid YAML ({error.problem})") from None
     if not isinstance(raw, dict):
-        raise SpecError(f"{path}: a spec is a mapping of keys (kind, tasks, inputs, settings…), found {type(raw).__name__}")
+        raise SpecError(
+            f"{path}: a spec is a mapping of keys (kind, tasks, inputs, settings…), found {type(raw).__name__}"
+        )
     if "kind" not in raw:
         raise SpecError(f"{path}: key 'kind' is missing; it names the system kind (e.g. kind: video)")
     kind = str(raw["kind"])

@@ -1,4 +1,5 @@
-"""Shared fixtures: a hand-written dataset root in the real Aff-Wild2 layout, and the synthetic tiny dataset."""
+"""Shared fixtures: a hand-written dataset root in the real Aff-Wild2 layout, the synthetic tiny dataset, hand-written
+prediction templates and files (``templates``, ``TRACK_ROWS``, ``VA_GOOD``), and random metric inputs."""
 
 import os
 from fractions import Fraction
@@ -97,3 +98,54 @@ def synthetic_tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("synthetic") / "tiny"
     generate(root, seed=1, scale="tiny")
     return root
+
+
+def va_data(rng, n, invalid=0.1, offset=0.0):
+    """VA predictions and labels of ``n`` frames, a fraction ``invalid`` of them labelled -5 in one column."""
+    labels = rng.uniform(-1, 1, (n, 2))
+    pred = np.clip(0.7 * labels + rng.normal(0, 0.4, (n, 2)), -1, 1) + offset
+    bad = rng.random(n) < invalid
+    labels[bad, rng.integers(0, 2, bad.sum())] = -5.0  # -5 in one column invalidates the row
+    return pred, labels
+
+
+def expr_data(rng, n, invalid=0.1):
+    """EXPR predictions (right at least half the time) and labels of ``n`` frames, a fraction ``invalid`` of them -1."""
+    labels = rng.integers(0, 8, n)
+    pred = np.where(rng.random(n) < 0.5, labels, rng.integers(0, 8, n))
+    labels[rng.random(n) < invalid] = -1
+    return pred, labels
+
+
+# Prediction files, for the tests of harness.submission and harness.validation: the rows of the two templates, in
+# order, and a valid VA file for them.
+TRACK_ROWS = ["video10_1_left/00001.jpg", "video10_1_left/00002.jpg", "video10_1_left/00003.jpg"]
+TRACK_ROWS += ["118-30-640x480/00001.jpg", "118-30-640x480/00002.jpg"]
+
+VA_GOOD = (
+    "image_location,valence,arousal\n"
+    "video10_1_left/00001.jpg,0.5,-0.25\n"
+    "video10_1_left/00002.jpg,1,-1\n"
+    "video10_1_left/00003.jpg,0.000001,0.3\n"
+    "118-30-640x480/00001.jpg,-0.75,0.125\n"
+    "118-30-640x480/00002.jpg,0,0\n"
+)
+
+
+def write(folder: Path, text: str, name: str = "pred.txt") -> Path:
+    """``text`` as UTF-8 bytes in ``folder / name``, line endings untouched."""
+    path = folder / name
+    path.write_bytes(text.encode("utf-8"))
+    return path
+
+
+@pytest.fixture
+def templates(tmp_path: Path) -> dict:
+    """The VA and EXPR prediction templates listing ``TRACK_ROWS``, read by harness.data.templates.read_template."""
+    from harness.data.templates import read_template
+
+    va_rows = "".join(f"{row},0,0\n" for row in TRACK_ROWS)
+    expr_rows = "".join(f"{row},0\n" for row in TRACK_ROWS)
+    va = write(tmp_path, f"image_location,{VA_HEADER}\n{va_rows}", "va_template.txt")
+    expr = write(tmp_path, f"image_location,{EXPR_HEADER}\n{expr_rows}", "expr_template.txt")
+    return {"va": read_template(va, "va"), "expr": read_template(expr, "expr")}

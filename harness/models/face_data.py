@@ -59,6 +59,21 @@ class FaceImages(Dataset):
         return pixels, self.targets[index]
 
 
+def track_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Batches of item indices that never cross a track boundary (tracks laid end to end, of ``lengths``).
+
+    A track's outputs then depend on its own frames only, so recomputing one track (a resumed run, another rank
+    of a sharded run) gives bit-identical results.
+    """
+    batches, start = [], 0
+    for length in lengths:
+        batches += [
+            list(range(i, min(i + batch_size, start + length))) for i in range(start, start + length, batch_size)
+        ]
+        start += length
+    return batches
+
+
 def loader(
     dataset: FaceImages,
     batch_size: int,
@@ -66,18 +81,19 @@ def loader(
     shuffle: bool = False,
     generator: torch.Generator | None = None,
     drop_last: bool = False,
+    batches: list[list[int]] | None = None,
 ) -> DataLoader:
-    """A DataLoader that decodes in ``workers`` processes (0: in the main process), seeded when shuffling."""
+    """A DataLoader decoding in ``workers`` processes (0: in the main process), seeded when shuffling;
+    ``batches`` (lists of indices) replaces ``batch_size`` batching when given."""
+    sizes = {"batch_sampler": batches} if batches is not None else {"batch_size": batch_size, "drop_last": drop_last}
     return DataLoader(
         dataset,
-        batch_size=batch_size,
         shuffle=shuffle,
         generator=generator,
         num_workers=workers,
-        drop_last=drop_last,
         pin_memory=torch.cuda.is_available(),
-        persistent_workers=False,
         worker_init_fn=_seed_worker if workers else None,
+        **sizes,
     )
 
 

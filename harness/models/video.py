@@ -10,6 +10,7 @@ Profiles: ``paper`` uses the published backbones at 224 px with ImageNet weights
 timm's tiny ``test_*`` models at 48 px, randomly initialised, to train in seconds on two CPU cores.
 """
 
+import hashlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +25,8 @@ from harness.data.affwild2 import Split
 from harness.errors import SpecError
 from harness.frames import fill_missing, hamming_smooth
 from harness.metrics import task_scores
-from harness.models.face_data import FaceImages, Normalisation, loader
+from harness.models.context import Context
+from harness.models.face_data import FaceImages, Normalisation, loader, track_batches
 from harness.models.registry import register_kind
 from harness.models.training import (
     EarlyStopping,
@@ -63,7 +65,7 @@ class VideoSettings(BaseModel):
     warmup_epochs: float = 1.0
     weight_decay: float = 1e-4
     patience: int = 10
-    va_loss: Literal["ccc", "rmse"] = "ccc"
+    va_loss: Literal["rmse", "ccc"] = "rmse"
     focal_gamma: float = 2.0
     flip: bool = True
     smoothing_frames: int = 0
@@ -84,7 +86,7 @@ class VideoKind:
             "pretrained": False,
             "frame_step": 2,
             "eval_step": 3,
-            "epochs": 6,
+            "epochs": 8,
             "batch_size": 32,
             "learning_rate": 3e-3,
             "warmup_epochs": 0.5,
@@ -98,6 +100,17 @@ class VideoKind:
         self.settings = settings
         self.task = task
         self.seed = seed
+
+    @classmethod
+    def key_extra(cls, settings: VideoSettings) -> dict[str, str]:
+        """The pretrained weights' content hash, so that new weights under the same file name train anew."""
+        if not settings.pretrained:
+            return {}
+        digest = hashlib.sha256()
+        with open(cls(settings, "va", 0)._weights_file(), "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 22), b""):
+                digest.update(chunk)
+        return {"weights_sha256": digest.hexdigest()}
 
     # -- model -------------------------------------------------------------------------------------------------
     def _build(self) -> "VideoNet":
@@ -115,7 +128,9 @@ class VideoKind:
             raise SpecError(f"backbone {s.backbone!r}: cannot build it or load its weights ({error})") from error
         outputs = 2 if self.task == "va" else NUM_EXPR_CLASSES
         config = backbone.pretrained_cfg
-        norm = Normalisation(tuple(config.get("mean", (0.485, 0.456, 0.406))), tuple(config.get("std", (0.229, 0.224, 0.225))))
+        norm = Normalisation(
+            tuple(config.get("mean", (0.485, 0.456, 0.406))), tuple(config.get("std", (0.229, 0.224, 0.225)))
+        )
         return VideoNet(backbone, s.embedding_dim, s.dropout, outputs, self.task == "va", norm)
 
     def _weights_file(self) -> Path:
@@ -124,7 +139,14 @@ class VideoKind:
             path = Path(s.weights).expanduser()
         else:
             folder = Path(os.environ.get(WEIGHTS_ENV, "weights"))
-            path = next((folder / f"{s.backbone}{suffix}" for suffix in WEIGHT_SUFFIXES if (folder / f"{s.backbone}{suffix}").is_file()), folder / f"{s.backbone}.safetensors")
+            path = next(
+                (
+                    folder / f"{s.backbone}{suffix}"
+                    for suffix in WEIGHT_SUFFIXES
+                    if (folder / f"{s.backbone}{suffix}").is_file()
+                ),
+                folder / f"{s.backbone}.safetensors",
+            )
         if not path.is_file():
             raise SpecError(
                 f"pretrained weights for backbone {s.backbone!r} not found at {path}. Put timm's ImageNet checkpoint "
@@ -135,9 +157,10 @@ class VideoKind:
         return path
 
     # -- fit -----------------------------------------------------------------------------------------------------
-    def fit(self, train: Split, validation: Split) -> "VideoKind":
-        """Train on every ``frame_step``-th labelled face frame of ``train``; keep the best epoch on ``validation``."""
+    def fit(self, context: Context) -> "VideoKind":
+        """Train on every ``frame_step``-th labelled face frame of train; keep the best epoch on validation."""
         s = self.settings
+        train, validation = context.split("train"), context.split("validation")
         generator = seed_everything(self.seed)
         net = self._build()
         train_paths, train_targets = self._labelled_frames(train, s.frame_step)
@@ -213,56 +236,66 @@ class VideoKind:
         pred = outputs if self.task == "va" else outputs.argmax(1)
         return task_scores(self.task, pred, targets).score
 
-    def _forward(self, net: "VideoNet", paths: list[Path]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def _forward(
+        self, net: "VideoNet", paths: list[Path], batches: list[list[int]] | None = None
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(embeddings, outputs) batch by batch, in the order of ``paths``; EXPR outputs are probabilities."""
         s = self.settings
         net.eval()
         on = next(net.parameters()).device
+        images = FaceImages(paths, s.image_size, net.norm)
         with torch.no_grad():
-            for images, _ in loader(FaceImages(paths, s.image_size, net.norm), s.batch_size, s.workers):
+            for pixels, _ in loader(images, s.batch_size, s.workers, batches=batches):
                 with _autocast(on):
-                    embedding, output = net(images.to(on, non_blocking=True))
+                    embedding, output = net(pixels.to(on, non_blocking=True))
                 if self.task == "expr":
                     output = torch.softmax(output.float(), dim=1)
                 yield embedding.float().cpu().numpy(), output.float().cpu().numpy()
 
     # -- predict -------------------------------------------------------------------------------------------------
-    def predict(self, split: Split, tracks: list[str]) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
+    def predict(
+        self, context: Context, split_name: str, tracks: list[str]
+    ) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
         """Per track: ``pred`` (one row per label line: VA values or EXPR probabilities) and ``emb`` (one 256-d
-        float16 row per face frame, in :meth:`Split.face_frames` order), yielded as each track completes."""
-        net = self._fitted()
-        frames = {name: split.face_frames(name) for name in tracks}
-        paths = [split.frame_path(name, int(f)) for name in tracks for f in frames[name]]
-        order = [name for name in tracks for _ in frames[name]]
-        pending: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {name: [] for name in tracks}
-        position = 0
-        done = [name for name in tracks if not len(frames[name])]
-        for name in done:
-            yield name, self._track_outputs(split, name, frames[name], [])
-        for embedding, output in self._forward(net, paths):
-            for row in range(len(output)):
-                name = order[position]
-                pending[name].append((embedding[row], output[row]))
-                position += 1
-                if len(pending[name]) == len(frames[name]):
-                    yield name, self._track_outputs(split, name, frames[name], pending.pop(name))
+        float16 row per face frame, in :meth:`Split.face_frames` order), yielded as each track completes.
 
-    def _track_outputs(self, split: Split, name: str, frames: np.ndarray, rows: list) -> dict[str, np.ndarray]:
+        Batches never mix tracks, so a track's outputs do not depend on which other tracks are computed with it."""
+        net = self._fitted()
+        split = context.split(split_name)
+        frames = {name: split.face_frames(name) for name in tracks}
+        for name in tracks:
+            if not len(frames[name]):
+                yield name, self._track_outputs(split, name, frames[name], [], [])
+        with_faces = [name for name in tracks if len(frames[name])]
+        paths = [split.frame_path(name, int(f)) for name in with_faces for f in frames[name]]
+        batches = track_batches([len(frames[name]) for name in with_faces], self.settings.batch_size)
+        queue = iter(with_faces)
+        name, embeddings, outputs = next(queue, None), [], []
+        for embedding, output in self._forward(net, paths, batches):
+            embeddings.append(embedding)
+            outputs.append(output)
+            if sum(len(o) for o in outputs) == len(frames[name]):
+                yield name, self._track_outputs(split, name, frames[name], embeddings, outputs)
+                name, embeddings, outputs = next(queue, None), [], []
+
+    def _track_outputs(
+        self, split: Split, name: str, frames: np.ndarray, embeddings: list[np.ndarray], outputs: list[np.ndarray]
+    ) -> dict[str, np.ndarray]:
+        """Face-frame outputs → one row per label line (gaps filled from neighbours; no face at all: the prior)."""
         n_rows = split.track(name).n_rows
-        width = 2 if self.task == "va" else NUM_EXPR_CLASSES
-        embedding = np.stack([r[0] for r in rows]).astype(np.float16) if rows else np.zeros((0, self.settings.embedding_dim), np.float16)
-        if not rows:
-            return {"pred": np.tile(self.net_.prior.cpu().numpy(), (n_rows, 1)), "emb": embedding}
-        values = np.full((n_rows, width), np.nan, np.float32)
-        outputs = np.stack([r[1] for r in rows])
+        if not outputs:
+            empty = np.zeros((0, self.settings.embedding_dim), np.float16)
+            return {"pred": np.tile(self.net_.prior.cpu().numpy(), (n_rows, 1)), "emb": empty}
+        per_face = np.concatenate(outputs)
+        values = np.full((n_rows, per_face.shape[1]), np.nan, np.float32)
         inside = frames <= n_rows
-        values[frames[inside] - 1] = outputs[inside]
+        values[frames[inside] - 1] = per_face[inside]
         if not inside.any():  # every face lies past the label lines: hold the last one
-            values[-1] = outputs[-1]
+            values[-1] = per_face[-1]
         values = fill_missing(values)
         if self.settings.smoothing_frames > 1:
             values = hamming_smooth(values, self.settings.smoothing_frames)
-        return {"pred": values.astype(np.float32), "emb": embedding}
+        return {"pred": values.astype(np.float32), "emb": np.concatenate(embeddings).astype(np.float16)}
 
     # -- state -----------------------------------------------------------------------------------------------------
     def _fitted(self) -> "VideoNet":
@@ -287,7 +320,9 @@ class VideoNet(nn.Module):
     def __init__(self, backbone: nn.Module, dim: int, dropout: float, outputs: int, bounded: bool, norm: Normalisation):
         super().__init__()
         self.backbone = backbone
-        self.embed = nn.Sequential(nn.Dropout(dropout), nn.Linear(backbone.num_features, dim), nn.BatchNorm1d(dim), nn.Tanh())
+        self.embed = nn.Sequential(
+            nn.Dropout(dropout), nn.Linear(backbone.num_features, dim), nn.BatchNorm1d(dim), nn.Tanh()
+        )
         self.out = nn.Linear(dim, outputs)
         self.bounded = bounded
         self.norm = norm

@@ -1,0 +1,365 @@
+"""Renderings of a leaderboard ranking: a rich terminal table, one JSON object, and a static HTML report with plots.
+
+The HTML file is self-contained (styles inline, PNG plots embedded as base64) and written atomically. matplotlib is
+imported only by :func:`write_html`, and only its object-oriented API (no pyplot, no global backend switch).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+import os
+import tempfile
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+from rich.table import Table
+from rich.text import Text
+
+from harness.leaderboard import Leaderboard, RankedEntry
+from harness.run_record import RunRecord
+from harness.tasks import EXPR_CLASSES, TASKS
+
+BELOW = "▼"
+HONEST = "†"
+TASK_TITLES = {"va": "Valence-arousal (mean CCC)", "expr": "Expression (macro-F1)"}
+
+
+def ranking_table(entries: Sequence[RankedEntry], title: str | None = None) -> Table:
+    """A terminal table of ``entries`` (from :meth:`Leaderboard.ranking`), with footnotes as its caption."""
+    several = len({_group(e) for e in entries}) > 1
+    table = Table(title=title, caption_justify="left")
+    if several:
+        table.add_column("data")
+    table.add_column("#", justify="right")
+    for name in ("system", "profile", "score [95% CI]", "breakdown", "Δ vs best [95% CI]", "p", ""):
+        table.add_column(name, justify="right" if name in ("p",) else "left")
+    table.add_column("frames / videos", justify="right")
+    table.add_column("date (UTC)")
+    for entry in entries:
+        run = entry.run
+        cells = [_group_label(entry)] if several else []
+        cells += [
+            str(entry.rank),
+            run.system,
+            run.profile,
+            _score_text(run),
+            _breakdown(run),
+            _delta_text(entry),
+            "" if entry.comparison is None else f"{entry.comparison.p_value:.3g}",
+            BELOW if entry.significantly_below_best else "",
+            f"{run.frames:,} / {run.videos}",
+            _date(run),
+        ]
+        texts = [Text(cell, style="red" if cell == BELOW else "") for cell in cells]
+        table.add_row(*texts, style="bold" if entry.is_best else None)
+    notes = _footnotes(entries)
+    if notes:
+        table.caption = Text("\n".join(notes))
+    return table
+
+
+def ranking_json(entries: Sequence[RankedEntry]) -> dict:
+    """One JSON-serialisable object: ``{"tasks": [...], "entries": [...]}``, one entry per ranked run.
+
+    Each entry holds the challenge metric under ``score`` (with ``ccc_valence``/``ccc_arousal`` or ``f1_per_class``,
+    ``frames``, ``videos`` and ``ci95``), ``rank_score`` (the honest score when there is one), and the paired
+    comparison with the best: ``difference_vs_best``, ``difference_ci95``, ``p_value``, ``significantly_below_best``
+    and ``comparison_note`` (why there is no comparison, when there is none).
+    """
+    out = []
+    for entry in entries:
+        run, comparison = entry.run, entry.comparison
+        item = {
+            "rank": entry.rank,
+            "id": run.id,
+            "system": run.system,
+            "task": run.task,
+            "split": run.split,
+            "profile": run.profile,
+            "dataset_fingerprint": run.dataset_fingerprint,
+            "score": run.score,
+            "ci95": None if run.ci_low is None else [run.ci_low, run.ci_high],
+            **{key: value for key, value in run.details.items()},
+            "rank_score": run.rank_score,
+            "rank_ci95": None if run.rank_ci is None else list(run.rank_ci),
+            "honest": run.honest,
+            "is_best": entry.is_best,
+            "best_id": entry.best_id,
+            "difference_vs_best": None if comparison is None else comparison.difference,
+            "difference_ci95": None if comparison is None else list(comparison.ci),
+            "p_value": None if comparison is None else comparison.p_value,
+            "significantly_below_best": entry.significantly_below_best,
+            "comparison_note": entry.note,
+            "worst_tracks": _worst_tracks(run),
+            "spec_hash": run.spec_hash,
+            "store_key": run.store_key,
+            "git_commit": run.git_commit,
+            "created_at": run.created_at,
+            "train_seconds": run.train_seconds,
+            "infer_seconds": run.infer_seconds,
+            "extra": run.extra,
+        }
+        out.append({key: _finite(value) for key, value in item.items()})
+    tasks = [task for task in TASKS if any(e.run.task == task for e in entries)]
+    return {"tasks": tasks, "entries": out}
+
+
+def write_html(
+    path: str | os.PathLike,
+    leaderboard: Leaderboard,
+    task: str | None = None,
+    dataset_fingerprint: str | None = None,
+    profile: str | None = None,
+    n_resamples: int = 10_000,
+    seed: int = 0,
+) -> Path:
+    """Write one static HTML report of the current rankings (one task, or both) to ``path``; returns the path.
+
+    Per task and dataset: the ranking table, the scores with their 95% intervals, the per-track score distribution of
+    each system, and for EXPR the row-normalised confusion matrix of the best system.
+    """
+    tasks = TASKS if task is None else (task,)
+    sections = []
+    for name in tasks:
+        entries = leaderboard.ranking(name, dataset_fingerprint, profile, n_resamples=n_resamples, seed=seed)
+        sections.append(f"<h2>{html.escape(TASK_TITLES.get(name, name))}</h2>")
+        if not entries:
+            sections.append('<p class="note">No runs recorded yet.</p>')
+        for group in _groups(entries):
+            sections.append(_html_group(group))
+    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    page = _PAGE.format(
+        head=html.escape(f"{leaderboard.path} — generated {generated}"),
+        body="\n".join(sections),
+        below=BELOW,
+        honest=HONEST,
+    )
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(page)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return target
+
+
+# ----------------------------------------------------------------------------------------------- text pieces
+
+
+def _group(entry: RankedEntry) -> tuple[str, str, str]:
+    return entry.run.task, entry.run.dataset_fingerprint, entry.run.split
+
+
+def _group_label(entry: RankedEntry) -> str:
+    return f"{entry.run.task} {entry.run.split} {entry.run.dataset_fingerprint[:8]}"
+
+
+def _groups(entries: Sequence[RankedEntry]) -> list[list[RankedEntry]]:
+    groups: dict[tuple[str, str, str], list[RankedEntry]] = {}
+    for entry in entries:
+        groups.setdefault(_group(entry), []).append(entry)
+    return list(groups.values())
+
+
+def _score_text(run: RunRecord) -> str:
+    ci = run.rank_ci
+    interval = f" [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else ""
+    return f"{run.rank_score:.4f}{HONEST if run.honest else ''}{interval}"
+
+
+def _breakdown(run: RunRecord) -> str:
+    if run.task == "va":
+        text = f"V {run.details['ccc_valence']:.3f} · A {run.details['ccc_arousal']:.3f}"
+    else:
+        f1 = [math.nan if v is None else v for v in run.details["f1_per_class"]]
+        low, high = int(np.nanargmin(f1)), int(np.nanargmax(f1))
+        text = f"F1 {f1[low]:.2f} ({EXPR_CLASSES[low]}) to {f1[high]:.2f} ({EXPR_CLASSES[high]})"
+    return f"in-sample {run.score:.4f}: {text}" if run.honest else text
+
+
+def _delta_text(entry: RankedEntry) -> str:
+    if entry.is_best:
+        return "best"
+    if entry.comparison is None:
+        return "n/a"
+    c = entry.comparison
+    return f"{c.difference:+.4f} [{c.ci[0]:+.4f}, {c.ci[1]:+.4f}]"
+
+
+def _date(run: RunRecord) -> str:
+    return run.created_at[:16].replace("T", " ")
+
+
+def _footnotes(entries: Sequence[RankedEntry]) -> list[str]:
+    notes = []
+    if any(e.significantly_below_best for e in entries):
+        notes.append(f"{BELOW} significantly below the best: the paired video-block 95% interval of Δ is below 0")
+    if any(e.run.honest for e in entries):
+        notes.append(f"{HONEST} fitted on validation: ranked by the honest cross-fitted score")
+    notes += [f"n/a {e.run.system}: {e.note}" for e in entries if e.note]
+    return notes
+
+
+def _worst_tracks(run: RunRecord, shown: int = 5) -> list[str]:
+    scored = [t for t in run.per_track if t.get("score") is not None and t.get("frames")]
+    return [t["track"] for t in sorted(scored, key=lambda t: t["score"])[:shown]]
+
+
+def _finite(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+# ----------------------------------------------------------------------------------------------- HTML
+
+
+def _html_group(entries: list[RankedEntry]) -> str:
+    first = entries[0].run
+    parts = [
+        f"<h3>{html.escape(first.split)} split · dataset {html.escape(first.dataset_fingerprint)} · "
+        f"{len(entries)} system(s)</h3>",
+        _html_table(entries),
+        _img(_score_plot(entries), "scores with 95% intervals"),
+        _img(_track_plot(entries), "per-track scores"),
+    ]
+    best = entries[0].run
+    if best.task == "expr":
+        parts.append(_img(_confusion_plot(best), f"confusion matrix of {best.system}"))
+    return "\n".join(parts)
+
+
+def _html_table(entries: list[RankedEntry]) -> str:
+    head = ("#", "system", "profile", "score [95% CI]", "breakdown", "Δ vs best [95% CI]", "p", "", "frames / videos")
+    rows = ["<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in (*head, "date (UTC)")) + "</tr>"]
+    for entry in entries:
+        run = entry.run
+        cells = (
+            str(entry.rank),
+            run.system,
+            run.profile,
+            _score_text(run),
+            _breakdown(run),
+            _delta_text(entry),
+            "" if entry.comparison is None else f"{entry.comparison.p_value:.3g}",
+            BELOW if entry.significantly_below_best else "",
+            f"{run.frames:,} / {run.videos}",
+            _date(run),
+        )
+        css = "best" if entry.is_best else "below" if entry.significantly_below_best else ""
+        title = f' title="{html.escape(entry.note, quote=True)}"' if entry.note else ""
+        rows.append(f'<tr class="{css}"{title}>' + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+    notes = "".join(f"<li>{html.escape(note)}</li>" for note in _footnotes(entries))
+    return f"<table>{''.join(rows)}</table>" + (f'<ul class="note">{notes}</ul>' if notes else "")
+
+
+def _img(png: bytes, alt: str) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    return f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(alt, quote=True)}"></figure>'
+
+
+def _png(fig) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=96, bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def _figure(height_rows: int, width: float = 8.0):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, 1.2 + 0.38 * height_rows))
+    return fig, fig.subplots()
+
+
+def _labels(entries: list[RankedEntry]) -> list[str]:
+    return [f"{e.rank}. {e.run.system} ({e.run.profile})" for e in entries]
+
+
+def _score_plot(entries: list[RankedEntry]) -> bytes:
+    fig, ax = _figure(len(entries))
+    y = np.arange(len(entries))[::-1]
+    for yi, entry in zip(y, entries, strict=True):
+        run = entry.run
+        colour = "tab:green" if entry.is_best else "tab:red" if entry.significantly_below_best else "tab:blue"
+        ci = run.rank_ci
+        xerr = None if ci is None else [[max(run.rank_score - ci[0], 0.0)], [max(ci[1] - run.rank_score, 0.0)]]
+        ax.errorbar([run.rank_score], [yi], xerr=xerr, fmt="o", color=colour, capsize=4)
+    ax.axvline(entries[0].run.rank_score, color="tab:green", linestyle="--", linewidth=0.8)
+    ax.set_yticks(y, _labels(entries))
+    ax.set_xlabel(f"{TASK_TITLES.get(entries[0].run.task, 'score')}, video-block 95% interval")
+    ax.grid(axis="x", alpha=0.3)
+    return _png(fig)
+
+
+def _track_plot(entries: list[RankedEntry]) -> bytes:
+    fig, ax = _figure(len(entries))
+    y = np.arange(len(entries))[::-1]
+    rng = np.random.default_rng(0)  # jitter of the points only
+    data = [np.array([t["score"] for t in e.run.per_track if t.get("score") is not None], dtype=float) for e in entries]
+    shown = [(yi, d) for yi, d in zip(y, data, strict=True) if d.size]
+    if shown:
+        import matplotlib
+
+        major, minor = (int(part) for part in matplotlib.__version__.split(".")[:2])
+        sideways = {"orientation": "horizontal"} if (major, minor) >= (3, 10) else {"vert": False}  # vert deprecated
+        ax.boxplot([d for _, d in shown], positions=[yi for yi, _ in shown], widths=0.6, showfliers=False, **sideways)
+        for yi, d in shown:
+            ax.scatter(d, yi + rng.uniform(-0.2, 0.2, d.size), s=9, alpha=0.5, color="tab:blue", linewidths=0)
+    ax.set_yticks(y, _labels(entries))
+    ax.set_ylim(-0.7, len(entries) - 0.3)
+    ax.set_xlabel("score of each track alone")
+    ax.grid(axis="x", alpha=0.3)
+    return _png(fig)
+
+
+def _confusion_plot(run: RunRecord) -> bytes:
+    cm = run.confusion_matrix.astype(np.float64)
+    totals = cm.sum(axis=1, keepdims=True)
+    share = np.divide(cm, totals, out=np.zeros_like(cm), where=totals > 0)
+    fig, ax = _figure(14, width=7.0)
+    ax.imshow(share, cmap="Blues", vmin=0.0, vmax=1.0)
+    k = len(EXPR_CLASSES)
+    for i in range(k):
+        for j in range(k):
+            colour = "white" if share[i, j] > 0.5 else "black"
+            ax.text(j, i, f"{share[i, j]:.2f}", ha="center", va="center", fontsize=8, color=colour)
+    ax.set_xticks(range(k), EXPR_CLASSES, rotation=45, ha="right")
+    ax.set_yticks(range(k), [f"{name} ({int(n):,})" for name, n in zip(EXPR_CLASSES, totals[:, 0], strict=True)])
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true (frames)")
+    ax.set_title(f"{run.system} ({run.profile}): confusion matrix, each row sums to 1")
+    return _png(fig)
+
+
+_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>ABAW leaderboard</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
+table {{ border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }}
+th, td {{ border-bottom: 1px solid #ddd; padding: 0.3em 0.7em; text-align: left; white-space: nowrap; }}
+tr.best td {{ font-weight: bold; background: #eef8ee; }}
+tr.below td {{ color: #a33; }}
+.note {{ color: #555; font-size: 0.9em; }}
+figure {{ margin: 1em 0; }}
+</style></head>
+<body>
+<h1>ABAW leaderboard</h1>
+<p class="note">{head}. Scores are pooled over all valid frames of the split; intervals resample whole videos.
+Δ is each system minus the best of its data, from a paired video-block bootstrap; {below} marks a system whose
+interval of Δ lies below 0; {honest} marks a system fitted on validation, ranked by its cross-fitted score.</p>
+{body}
+</body></html>
+"""

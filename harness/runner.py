@@ -1,0 +1,224 @@
+"""Run a system: resolve its specs into a DAG of nodes, compute what the store lacks, score, record.
+
+A node is one (spec, task). Its key hashes the kind, its code version, the resolved settings, the seed, the keys
+of its inputs, the dataset fingerprint and the profile, so a change to any of them computes anew and an unchanged
+re-run is all store hits. Inside a node the work is resumable: the fitted model is saved before prediction
+starts, and predictions/embeddings are written track by track, so a killed run picks up where it stopped.
+Validation predictions are then scored (pooled, with the video-block interval) and recorded on the leaderboard.
+"""
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from harness.data.affwild2 import SPLITS, Dataset
+from harness.errors import SpecError, StoreError
+from harness.leaderboard import Leaderboard
+from harness.models.context import Context
+from harness.models.registry import get_kind
+from harness.progress import bar
+from harness.resampling import track_statistics
+from harness.run_record import RunRecord, git_commit
+from harness.scoring import score_split
+from harness.spec import ResolvedSpec, load_graph
+from harness.store import Node, Store, key_material, node_key
+from harness.tasks import Task
+
+MODEL_FILE = "model.safetensors"
+TIMES_FILE = "times.json"
+
+
+@dataclass
+class NodePlan:
+    """One (spec, task) to compute, with its key and the plans of its inputs."""
+
+    resolved: ResolvedSpec
+    task: Task
+    key: str
+    material: dict
+    inputs: list["NodePlan"] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.resolved.name
+
+
+@dataclass
+class NodeResult:
+    """What running one node did and, for the requested system, how it scored."""
+
+    plan: NodePlan
+    hit: bool
+    train_seconds: float | None
+    infer_seconds: float | None
+    score: dict | None = None
+    leaderboard_id: int | None = None
+
+
+class StoreInput:
+    """An input node's outputs, read from the store (the kinds' view of their inputs)."""
+
+    def __init__(self, name: str, node: Node) -> None:
+        self.name = name
+        self.node = node
+
+    def read(self, output: str, split: str, track: str) -> np.ndarray:
+        return self.node.read_track(f"{output}-{split}", track, verify=False)
+
+
+def plan_nodes(system: str, tasks: Sequence[Task], dataset: Dataset, profile: str, systems: Path | None = None):
+    """Plans of every node the system needs for ``tasks``, inputs first; the last ones are the system's own."""
+    graph = load_graph(system, profile, systems)
+    fingerprint = dataset.fingerprint()
+    plans: dict[tuple[str, Task], NodePlan] = {}
+    order: list[NodePlan] = []
+    target = graph[-1]
+    missing = [task for task in tasks if task not in target.spec.tasks]
+    if missing:
+        raise SpecError(f"{target.spec.path}: key 'tasks': {system!r} does not serve {', '.join(missing)}")
+    for resolved in graph:
+        for task in tasks:
+            if task not in resolved.spec.tasks:
+                continue
+            inputs = []
+            for name in resolved.spec.inputs:
+                if (name, task) not in plans:
+                    raise SpecError(f"{resolved.spec.path}: key 'inputs': {name!r} does not serve task {task!r}")
+                inputs.append(plans[(name, task)])
+            kind = get_kind(resolved.kind)
+            arguments = {
+                "kind": resolved.kind,
+                "version": kind.version,
+                "settings": {**resolved.settings.model_dump(mode="json"), "seed": resolved.spec.seed},
+                "input_keys": [plan.key for plan in inputs],
+                "dataset_fingerprint": fingerprint,
+                "profile": profile,
+                "tasks": [task],
+                "extra": kind.key_extra(resolved.settings) if hasattr(kind, "key_extra") else None,
+            }
+            plan = NodePlan(resolved, task, node_key(**arguments), key_material(**arguments), inputs)
+            plans[(resolved.name, task)] = plan
+            order.append(plan)
+    return order
+
+
+def run_node(plan: NodePlan, dataset: Dataset, store: Store) -> NodeResult:
+    """Compute a node unless the store holds it complete; resume from its saved model and finished tracks."""
+    node = store.node(plan.key)
+    if node.is_complete():
+        times = node.read_json(TIMES_FILE)
+        return NodeResult(plan, True, times.get("train_seconds"), times.get("infer_seconds"))
+    kind = get_kind(plan.resolved.kind)
+    system = kind(plan.resolved.settings, plan.task, plan.resolved.spec.seed)
+    context = Context(dataset, plan.task, {p.name: StoreInput(p.name, store.node(p.key)) for p in plan.inputs})
+    times = _read_times(node)
+    if node.has(MODEL_FILE, verify=False):
+        system.load_state(node.load_state(MODEL_FILE))
+    else:
+        started = time.perf_counter()
+        system.fit(context)
+        times["train_seconds"] = round(time.perf_counter() - started, 2)
+        node.save_state(MODEL_FILE, system.state())
+        node.write_json(TIMES_FILE, times)
+    started = time.perf_counter()
+    _predict_missing(plan, system, context, node)
+    times["infer_seconds"] = round(times.get("infer_seconds", 0.0) + time.perf_counter() - started, 2)
+    node.write_json(TIMES_FILE, times)
+    node.complete({**plan.material, "system": plan.name, "git_commit": git_commit()})
+    return NodeResult(plan, False, times.get("train_seconds"), times["infer_seconds"])
+
+
+def _read_times(node: Node) -> dict:
+    try:
+        return node.read_json(TIMES_FILE) if node.has(TIMES_FILE) else {}
+    except StoreError:
+        return {}
+
+
+def _predict_missing(plan: NodePlan, system, context: Context, node: Node) -> None:
+    """Write each output of every track of every split that the node does not hold yet, track by track."""
+    for split_name in SPLITS:
+        split = context.split(split_name)
+        missing: list[str] = []
+        for output in system.outputs:
+            missing += node.missing_tracks(f"{output}-{split_name}", split.names)
+        todo = [name for name in split.names if name in set(missing)]
+        if not todo:
+            continue
+        with bar() as progress:
+            job = progress.add_task(f"{plan.name} {plan.task}: predicting {split_name}", total=len(todo))
+            for track, outputs in system.predict(context, split_name, todo):
+                for output, array in outputs.items():
+                    node.write_track(f"{output}-{split_name}", track, array)
+                progress.update(job, advance=1)
+
+
+def node_predictions(node: Node, dataset: Dataset, task: Task, split: str) -> dict[str, np.ndarray]:
+    """Frame-level predictions of a complete node for a split: VA values, or EXPR classes (argmax)."""
+    names = dataset.split(task, split).names
+    predictions = {name: np.asarray(node.read_track(f"pred-{split}", name)) for name in names}
+    if task == "expr":
+        predictions = {name: values.argmax(1) for name, values in predictions.items()}
+    return predictions
+
+
+def score_node(result: NodeResult, dataset: Dataset, store: Store, leaderboard: Leaderboard) -> NodeResult:
+    """Score a node's validation predictions and record a leaderboard row."""
+    plan = result.plan
+    split = dataset.split(plan.task, "validation")
+    predictions = node_predictions(store.node(plan.key), dataset, plan.task, "validation")
+    scores = score_split(split, predictions)
+    pooled = np.concatenate([predictions[name] for name in split.names])
+    stats = track_statistics(plan.task, pooled, split.labels(), split.track_index(), len(split.tracks))
+    record = RunRecord.from_scores(
+        system=plan.name,
+        profile=plan.resolved.profile,
+        spec_hash=plan.resolved.spec_hash,
+        store_key=plan.key,
+        dataset_fingerprint=plan.material["dataset"],
+        result=scores,
+        stats=stats,
+        track_names=split.names,
+        train_seconds=result.train_seconds,
+        infer_seconds=result.infer_seconds,
+        git_commit=git_commit(),
+    )
+    result.score = scores
+    result.leaderboard_id = leaderboard.record(record)
+    return result
+
+
+def default_profile(dataset: Dataset) -> str:
+    """``smoke`` on a synthetic dataset, ``paper`` on real data."""
+    return "smoke" if (dataset.root / "synthetic_metadata.json").is_file() else "paper"
+
+
+def leaderboard_path() -> Path | None:
+    """``$ABAW_LEADERBOARD`` when set (else the leaderboard's default file)."""
+    value = os.environ.get("ABAW_LEADERBOARD")
+    return Path(value) if value else None
+
+
+def run_system(
+    system: str,
+    tasks: Sequence[Task],
+    dataset: Dataset,
+    profile: str | None = None,
+    store: Store | None = None,
+    leaderboard: Leaderboard | None = None,
+    systems: Path | None = None,
+) -> list[NodeResult]:
+    """Compute every node ``system`` needs for ``tasks`` (all returned); score and record the system's own nodes."""
+    from harness.store import default_store_root
+
+    profile = profile or default_profile(dataset)
+    store = store or Store(default_store_root())
+    leaderboard = leaderboard or Leaderboard(leaderboard_path())
+    plans = plan_nodes(system, tasks, dataset, profile, systems)
+    results = [run_node(plan, dataset, store) for plan in plans]
+    target = plans[-1].name
+    return [score_node(r, dataset, store, leaderboard) if r.plan.name == target else r for r in results]

@@ -1,0 +1,115 @@
+"""The runner on the synthetic dataset: train, predict, score, record; store hits; resume; corrupt files; new data."""
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.data.affwild2 import Dataset
+from harness.leaderboard import Leaderboard
+from harness.models.video import VideoKind
+from harness.runner import plan_nodes, run_system
+from harness.store import Store
+
+FAST_SPEC = """kind: video
+tasks: [va, expr]
+seed: 3
+profiles:
+  smoke: {epochs: 2, frame_step: 4, eval_step: 6, patience: 1}
+"""
+
+
+@pytest.fixture(scope="module")
+def world(synthetic_tiny: Path, tmp_path_factory: pytest.TempPathFactory):
+    """One trained VA system on the tiny synthetic dataset, with its store, leaderboard and specs folder."""
+    base = tmp_path_factory.mktemp("runner")
+    systems = base / "systems"
+    systems.mkdir()
+    (systems / "fast_video.yaml").write_text(FAST_SPEC)
+    store, board = Store(base / "store"), Leaderboard(base / "board.sqlite")
+    dataset = Dataset(synthetic_tiny)
+    results = run_system("fast_video", ["va"], dataset, "smoke", store, board, systems)
+    return dataset, store, board, systems, results
+
+
+def test_run_trains_predicts_scores_and_records(world) -> None:
+    dataset, store, board, _, results = world
+    (result,) = results
+    assert not result.hit and result.train_seconds > 0
+    assert np.isfinite(result.score["score"]) and result.score["videos"] == len(
+        dataset.split("va", "validation").tracks
+    )
+    (row,) = board.rows(task="va")
+    assert row.system == "fast_video" and row.store_key == result.plan.key and row.profile == "smoke"
+    node = store.node(result.plan.key)
+    for split in ("train", "validation", "test"):
+        for track in dataset.split("va", split).tracks:
+            pred = node.read_track(f"pred-{split}", track.name)
+            assert pred.shape == (track.n_rows, 2) and np.isfinite(pred).all() and np.abs(pred).max() <= 1
+            emb = node.read_track(f"emb-{split}", track.name)
+            assert emb.dtype == np.float16 and emb.shape == (
+                len(dataset.split("va", split).face_frames(track.name)),
+                256,
+            )
+
+
+def test_rerun_is_all_store_hits(world, monkeypatch: pytest.MonkeyPatch) -> None:
+    dataset, store, board, systems, _ = world
+    monkeypatch.setattr(VideoKind, "fit", lambda *a: pytest.fail("an unchanged re-run must not train"))
+    monkeypatch.setattr(VideoKind, "predict", lambda *a: pytest.fail("an unchanged re-run must not predict"))
+    (again,) = run_system("fast_video", ["va"], dataset, "smoke", store, board, systems)
+    assert again.hit and again.score["score"] == pytest.approx(world[4][0].score["score"])
+
+
+def test_killed_extraction_resumes_to_the_same_result(world, monkeypatch: pytest.MonkeyPatch) -> None:
+    dataset, store, board, systems, (first,) = world
+    node = store.node(first.plan.key)
+    names = dataset.split("va", "validation").names
+    saved = {name: np.array(node.read_track("pred-validation", name)) for name in names}
+    for name in names[1:]:
+        node.discard(f"pred-validation/{name}.npy")
+    monkeypatch.setattr(VideoKind, "fit", lambda *a: pytest.fail("the saved model must be reused"))
+    written = []
+    original = type(node).write_track
+
+    def dies_after_one(self, group, track, array, dtype=None):
+        if group == "pred-validation" and written:
+            raise KeyboardInterrupt
+        written.append(track)
+        return original(self, group, track, array, dtype)
+
+    monkeypatch.setattr(type(node), "write_track", dies_after_one)
+    with pytest.raises(KeyboardInterrupt):
+        run_system("fast_video", ["va"], dataset, "smoke", store, board, systems)
+    monkeypatch.setattr(type(node), "write_track", original)
+    (resumed,) = run_system("fast_video", ["va"], dataset, "smoke", store, board, systems)
+    assert not resumed.hit
+    for name in names:
+        np.testing.assert_array_equal(node.read_track("pred-validation", name), saved[name])
+
+
+def test_truncated_store_file_is_recomputed(world, monkeypatch: pytest.MonkeyPatch) -> None:
+    dataset, store, board, systems, (first,) = world
+    node = store.node(first.plan.key)
+    name = dataset.split("va", "test").names[0]
+    saved = np.array(node.read_track("pred-test", name))
+    path = node.path / "pred-test" / f"{name}.npy"
+    path.write_bytes(path.read_bytes()[:100])
+    monkeypatch.setattr(VideoKind, "fit", lambda *a: pytest.fail("only the torn file is recomputed"))
+    (rerun,) = run_system("fast_video", ["va"], dataset, "smoke", store, board, systems)
+    assert not rerun.hit
+    np.testing.assert_array_equal(node.read_track("pred-test", name), saved)
+
+
+def test_changed_dataset_gets_new_keys(handmade_root: Path, tmp_path: Path) -> None:
+    systems = tmp_path / "systems"
+    systems.mkdir()
+    (systems / "v.yaml").write_text("kind: video\n")
+    before = plan_nodes("v", ["va", "expr"], Dataset(handmade_root), "smoke", systems)
+    label_file = handmade_root / "6th ABAW Annotations/VA_Estimation_Challenge/Train_Set/video1.txt"
+    label_file.write_text(label_file.read_text().replace("0.1,0.2", "0.1,0.3"))
+    after = plan_nodes("v", ["va", "expr"], Dataset(handmade_root), "smoke", systems)
+    assert [p.key for p in before] != [p.key for p in after]
+    assert before[0].key.startswith("video-") and len({p.key for p in before}) == 2
+    shutil.rmtree(systems)

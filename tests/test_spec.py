@@ -1,0 +1,98 @@
+"""Specs: loading, profile resolution, and a clear error naming file and key for every mistake."""
+
+from pathlib import Path
+
+import pytest
+
+from harness.errors import SpecError
+from harness.spec import available_specs, load_graph, load_spec, resolve
+
+REPO_SYSTEMS = Path(__file__).resolve().parents[1] / "systems"
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_every_default_spec_resolves_under_both_profiles() -> None:
+    names = available_specs(REPO_SYSTEMS)
+    assert {"video_b1", "video_b4", "video_vit"} <= set(names)
+    for name in names:
+        for profile in ("smoke", "paper"):
+            for resolved in load_graph(name, profile, REPO_SYSTEMS):
+                assert resolved.spec_hash == resolve(resolved.spec, profile).spec_hash
+
+
+def test_settings_resolve_kind_defaults_then_spec_then_profile(tmp_path: Path) -> None:
+    write(tmp_path, "v", "kind: video\nepochs: 3\nprofiles:\n  smoke: {image_size: 40}\n  paper: {epochs: 12}\n")
+    spec = load_spec("v", tmp_path)
+    smoke, paper = resolve(spec, "smoke").settings, resolve(spec, "paper").settings
+    assert (smoke.backbone, smoke.image_size, smoke.epochs) == ("test_efficientnet", 40, 3)
+    assert (paper.backbone, paper.image_size, paper.epochs) == ("efficientnet_b1", 224, 12)
+    assert spec.tasks == ("va", "expr") and spec.seed == 0
+
+
+def test_spec_hash_follows_settings(tmp_path: Path) -> None:
+    write(tmp_path, "a", "kind: video\nepochs: 3\n")
+    write(tmp_path, "b", "kind: video\nepochs: 4\n")
+    hashes = {resolve(load_spec(n, tmp_path), "smoke").spec_hash for n in "ab"}
+    assert len(hashes) == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "kind: video\nlerning_rate: 0.1\n",
+            r"v\.yaml: key 'lerning_rate': unknown setting of kind 'video'; did you mean 'learning_rate'\?",
+        ),
+        (
+            "kind: video\nprofiles:\n  smoke: {epoch: 2}\n",
+            r"key 'profiles\.smoke\.epoch': unknown setting.*did you mean 'epochs'",
+        ),
+        ("kind: video\nprofiles:\n  smok: {}\n", r"key 'profiles\.smok': unknown profile; did you mean 'smoke'"),
+        ("kind: vidoe\n", r"unknown kind 'vidoe'; did you mean 'video'\?"),
+        ("kind: video\nepochs: ten\n", r"key 'epochs' \(profile smoke\): .*integer.*found 'ten'"),
+        ("kind: video\ntasks: [va, emotion]\n", r"key 'tasks' must list tasks among va, expr"),
+        ("kind: video\nseed: 1.5\n", r"key 'seed' must be an integer"),
+        ("epochs: 3\n", r"key 'kind' is missing"),
+        ("kind: video\n  epochs: [\n", r"v\.yaml, line \d+: not valid YAML"),
+        ("- kind\n", r"a spec is a mapping"),
+    ],
+)
+def test_bad_spec_names_file_and_key(tmp_path: Path, text: str, message: str) -> None:
+    write(tmp_path, "v", text)
+    with pytest.raises(SpecError, match=message):
+        resolve(load_spec("v", tmp_path), "smoke")
+
+
+def test_unknown_input_and_unknown_spec(tmp_path: Path) -> None:
+    write(tmp_path, "video_b1", "kind: video\n")
+    write(tmp_path, "uses", "kind: video\ninputs: [video_b2]\n")
+    with pytest.raises(SpecError, match=r"uses\.yaml: key 'inputs': no spec named 'video_b2'.*did you mean 'video_b1'"):
+        load_graph("uses", "smoke", tmp_path)
+    with pytest.raises(SpecError, match=r"no spec named 'vido_b1'.*did you mean 'video_b1'"):
+        load_graph("vido_b1", "smoke", tmp_path)
+
+
+def test_cycle_between_specs_is_named(tmp_path: Path) -> None:
+    write(tmp_path, "a", "kind: video\ninputs: [b]\n")
+    write(tmp_path, "b", "kind: video\ninputs: [c]\n")
+    write(tmp_path, "c", "kind: video\ninputs: [a]\n")
+    with pytest.raises(SpecError, match="cycle between specs: a → b → c → a"):
+        load_graph("a", "smoke", tmp_path)
+
+
+def test_graph_lists_inputs_first(tmp_path: Path) -> None:
+    write(tmp_path, "base", "kind: video\n")
+    write(tmp_path, "top", "kind: video\ninputs: [base]\n")
+    assert [r.name for r in load_graph("top", "paper", tmp_path)] == ["base", "top"]
+
+
+def test_unknown_profile(tmp_path: Path) -> None:
+    write(tmp_path, "v", "kind: video\n")
+    with pytest.raises(SpecError, match="unknown profile 'smok'; did you mean 'smoke'"):
+        resolve(load_spec("v", tmp_path), "smok")

@@ -1,0 +1,78 @@
+"""The static video kind: architecture, local pretrained weights through the real loading path, state round trip."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+from torch import nn
+
+from harness.errors import SpecError
+from harness.models.video import VideoKind, VideoSettings
+
+SMOKE_BACKBONES = [("test_efficientnet", 48), ("test_efficientnet_gn", 56), ("test_vit", 48)]
+
+
+def settings(**overrides) -> VideoSettings:
+    return VideoSettings(**{**VideoKind.profiles["smoke"], **overrides})
+
+
+@pytest.mark.parametrize(("backbone", "size"), SMOKE_BACKBONES)
+def test_local_pretrained_weights_load_through_the_same_path(tmp_path: Path, backbone: str, size: int) -> None:
+    import timm
+
+    reference = timm.create_model(backbone, num_classes=0, **({"img_size": size} if "vit" in backbone else {}))
+    weights = {name: tensor.contiguous() for name, tensor in reference.state_dict().items()}
+    file = tmp_path / f"{backbone}.safetensors"
+    save_file(weights, file)
+    net = VideoKind(settings(backbone=backbone, image_size=size, pretrained=True, weights=str(file)), "va", 0)._build()
+    for name, tensor in weights.items():
+        assert torch.equal(net.backbone.state_dict()[name], tensor), name
+    embedding, output = net.eval()(torch.zeros(2, 3, size, size))
+    assert embedding.shape == (2, 256) and output.shape == (2, 2)
+
+
+def test_weights_folder_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import timm
+
+    save_file(
+        {k: v.contiguous() for k, v in timm.create_model("test_efficientnet").state_dict().items()},
+        tmp_path / "test_efficientnet.safetensors",
+    )
+    monkeypatch.setenv("ABAW_WEIGHTS", str(tmp_path))
+    assert VideoKind(settings(pretrained=True), "expr", 0)._weights_file() == tmp_path / "test_efficientnet.safetensors"
+
+
+def test_missing_weights_under_paper_say_where_to_put_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ABAW_WEIGHTS", str(tmp_path))
+    kind = VideoKind(VideoSettings(**VideoKind.profiles["paper"]), "va", 0)
+    with pytest.raises(
+        SpecError,
+        match=r"weights for backbone 'efficientnet_b1' not found at .*efficientnet_b1\.safetensors.*ABAW_WEIGHTS",
+    ):
+        kind._build()
+
+
+def test_head_is_dropout_linear_batchnorm_tanh_and_outputs_per_task() -> None:
+    net = VideoKind(settings(), "expr", 0)._build()
+    assert [type(m) for m in net.embed] == [nn.Dropout, nn.Linear, nn.BatchNorm1d, nn.Tanh]
+    assert net.out.out_features == 8 and not net.bounded
+    va = VideoKind(settings(), "va", 0)._build()
+    _, output = va.eval()(torch.randn(3, 3, 48, 48) * 50)
+    assert output.abs().max() <= 1 and va.out.out_features == 2
+
+
+def test_constructor_stores_settings_only_and_predict_needs_fit() -> None:
+    kind = VideoKind(settings(), "va", 0)
+    assert not hasattr(kind, "net_")
+    with pytest.raises(RuntimeError, match="not fitted"):
+        kind.state()
+
+
+def test_state_round_trip_gives_the_same_outputs() -> None:
+    torch.manual_seed(0)
+    kind = VideoKind(settings(), "va", 0)
+    kind.net_ = kind._build().eval()
+    copy = VideoKind(settings(), "va", 0).load_state(kind.state())
+    images = torch.randn(4, 3, 48, 48)
+    assert torch.equal(kind.net_(images)[1], copy.net_.eval()(images)[1])
