@@ -113,3 +113,29 @@ def test_changed_dataset_gets_new_keys(handmade_root: Path, tmp_path: Path) -> N
     assert [p.key for p in before] != [p.key for p in after]
     assert before[0].key.startswith("video-") and len({p.key for p in before}) == 2
     shutil.rmtree(systems)
+
+
+def test_cli_run_and_leaderboard(world, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from harness.cli import app
+
+    dataset, store, board, systems, _ = world
+    monkeypatch.setenv("ABAW_STORE", str(store.root))
+    monkeypatch.setenv("ABAW_LEADERBOARD", str(board.path))
+    monkeypatch.setenv("ABAW_SYSTEMS", str(systems))
+    runner = CliRunner()
+    result = runner.invoke(app, ["run", "fast_video", "--task", "va", "--data", str(dataset.root), "--json"])
+    assert result.exit_code == 0, result.output
+    (node,) = json.loads(result.stdout)["nodes"]
+    assert node["store_hit"] and node["system"] == "fast_video" and len(node["ci95"]) == 2
+    report = tmp_path / "report.html"
+    result = runner.invoke(app, ["leaderboard", "--task", "va", "--json", "--html", str(report)])
+    assert result.exit_code == 0, result.output
+    ranking = json.loads(result.stdout)["va"]
+    assert ranking["entries"][0]["system"] == "fast_video" and "score" in ranking["entries"][0]
+    assert "fast_video" in report.read_text()
+    result = runner.invoke(app, ["run", "fast_vidoe", "--data", str(dataset.root)])
+    assert result.exit_code == 2 and "did you mean 'fast_video'" in result.stderr

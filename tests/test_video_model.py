@@ -10,7 +10,7 @@ from torch import nn
 from harness.errors import SpecError
 from harness.models.video import VideoKind, VideoSettings
 
-SMOKE_BACKBONES = [("test_efficientnet", 48), ("test_efficientnet_gn", 56), ("test_vit", 48)]
+SMOKE_BACKBONES = [("test_efficientnet", 64), ("test_efficientnet_gn", 72), ("test_vit", 64)]
 
 
 def settings(**overrides) -> VideoSettings:

@@ -82,15 +82,15 @@ class VideoKind:
         "paper": {},
         "smoke": {
             "backbone": "test_efficientnet",
-            "image_size": 48,
+            "image_size": 64,
             "pretrained": False,
             "frame_step": 2,
             "eval_step": 3,
-            "epochs": 8,
+            "epochs": 10,
             "batch_size": 32,
             "learning_rate": 3e-3,
             "warmup_epochs": 0.5,
-            "patience": 3,
+            "patience": 4,
             "workers": 0,
         },
     }
