@@ -29,7 +29,7 @@ from harness.store import Node, Store, key_material, node_key
 from harness.tasks import Task
 
 MODEL_FILE = "model.safetensors"
-TIMES_FILE = "times.json"
+TIMES_FILE = "run.json"  # train and inference seconds, and notes (e.g. tracks that fell back to a prior)
 
 
 @dataclass
@@ -55,6 +55,7 @@ class NodeResult:
     hit: bool
     train_seconds: float | None
     infer_seconds: float | None
+    notes: list[str] = field(default_factory=list)
     score: dict | None = None
     leaderboard_id: int | None = None
 
@@ -111,10 +112,11 @@ def run_node(plan: NodePlan, dataset: Dataset, store: Store) -> NodeResult:
     node = store.node(plan.key)
     if node.is_complete():
         times = node.read_json(TIMES_FILE)
-        return NodeResult(plan, True, times.get("train_seconds"), times.get("infer_seconds"))
+        return NodeResult(plan, True, times.get("train_seconds"), times.get("infer_seconds"), times.get("notes", []))
     kind = get_kind(plan.resolved.kind)
     system = kind(plan.resolved.settings, plan.task, plan.resolved.spec.seed)
-    context = Context(dataset, plan.task, {p.name: StoreInput(p.name, store.node(p.key)) for p in plan.inputs})
+    inputs = {p.name: StoreInput(p.name, store.node(p.key)) for p in plan.inputs}
+    context = Context(dataset, plan.task, inputs, cache=_cache_opener(store, plan.material["dataset"]))
     times = _read_times(node)
     if node.has(MODEL_FILE, verify=False):
         system.load_state(node.load_state(MODEL_FILE))
@@ -122,14 +124,26 @@ def run_node(plan: NodePlan, dataset: Dataset, store: Store) -> NodeResult:
         started = time.perf_counter()
         system.fit(context)
         times["train_seconds"] = round(time.perf_counter() - started, 2)
+        times["notes"] = list(getattr(system, "notes_", []))
         node.save_state(MODEL_FILE, system.state())
         node.write_json(TIMES_FILE, times)
     started = time.perf_counter()
     _predict_missing(plan, system, context, node)
     times["infer_seconds"] = round(times.get("infer_seconds", 0.0) + time.perf_counter() - started, 2)
+    times["notes"] = sorted(set(times.get("notes", [])) | set(getattr(system, "notes_", [])))
     node.write_json(TIMES_FILE, times)
     node.complete({**plan.material, "system": plan.name, "git_commit": git_commit()})
-    return NodeResult(plan, False, times.get("train_seconds"), times["infer_seconds"])
+    return NodeResult(plan, False, times.get("train_seconds"), times["infer_seconds"], times["notes"])
+
+
+def _cache_opener(store: Store, fingerprint: str):
+    """Shared caches live in store nodes keyed by their name, material and the dataset fingerprint."""
+
+    def open_cache(name: str, material: dict) -> Node:
+        version = str(material.get("version", "1"))
+        return store.node(node_key(f"cache-{name}", version, material, [], fingerprint, "any", []))
+
+    return open_cache
 
 
 def _read_times(node: Node) -> dict:
@@ -186,6 +200,7 @@ def score_node(result: NodeResult, dataset: Dataset, store: Store, leaderboard: 
         train_seconds=result.train_seconds,
         infer_seconds=result.infer_seconds,
         git_commit=git_commit(),
+        extra={"notes": result.notes} if result.notes else None,
     )
     result.score = scores
     result.leaderboard_id = leaderboard.record(record)

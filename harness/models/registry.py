@@ -16,6 +16,7 @@ from harness.errors import SpecError
 
 KIND_MODULES: dict[str, str] = {
     "video": "harness.models.video",
+    "audio": "harness.models.audio",
 }
 _REGISTRY: dict[str, type] = {}
 

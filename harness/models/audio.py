@@ -1,0 +1,314 @@
+"""Audio kind: audEERING's PDEM (wav2vec2) with the SUN team's V1/V2/V3 heads (ABAW 2024, arXiv 2403.12609).
+
+Each track's voice is cut into 4 s windows with a 2 s hop (z-normalised per window); targets sit on a step grid,
+5 steps a second for valence/arousal (20 a window, CCC loss) and 1 a second for expressions (4 a window, weighted
+cross-entropy with label smoothing). V1: 2-layer GRU(256) with the last 2 wav2vec2 blocks trainable; V2: 2
+Transformer layers, last 2 blocks trainable; V3: as V2 with the last 4 blocks trainable. Adam with cosine warm
+restarts, early stopping on validation. Windows that are mostly non-speech (silero-vad) are dropped from training;
+every frame still gets a prediction: overlapping windows are averaged per step and interpolated to frame times.
+
+The frozen part of wav2vec2 (feature encoder and the frozen blocks) runs once per window and its output is cached
+in the store, shared by every spec with the same encoder and window settings; epochs run only the trainable
+blocks and the head. A video without an audio stream gives its tracks the train prior, and the run says so.
+"""
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict
+
+from harness.data.affwild2 import Split
+from harness.data.audio import NoAudioError, decode_audio, samples_for_frames, speech_probability
+from harness.metrics import task_scores
+from harness.models.context import Context
+from harness.models.pdem import AudioHeadModel, frozen_features, load_pdem, normalise_windows
+from harness.models.registry import register_kind
+from harness.models.training import EarlyStopping, ccc_loss, device, inverse_frequency_weights, seed_everything
+from harness.progress import bar
+from harness.steps import n_steps, step_rows, window_starts, windows_to_frames
+from harness.tasks import NUM_EXPR_CLASSES, Task
+
+SAMPLE_RATE = 16000
+PDEM_ENV = "ABAW_PDEM"  # local folder of audEERING's wav2vec2-large-robust-12-ft-emotion-msp-dim
+STEP_RATE = {"va": 5.0, "expr": 1.0}
+
+
+class AudioSettings(BaseModel):
+    """Settings of the audio kind (defaults: the paper's V2 head on PDEM)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    encoder: Literal["pdem", "tiny"] = "pdem"  # pdem: audEERING's checkpoint from a local folder; tiny: random, in code
+    pdem: str | None = None  # local PDEM folder; default $ABAW_PDEM or ./weights/pdem
+    head: Literal["gru", "transformer"] = "transformer"
+    trainable_blocks: int = 2
+    window_s: float = 4.0
+    hop_s: float = 2.0
+    min_speech: float = 0.5  # drop training windows whose mean speech probability is below this
+    epochs: int = 20
+    batch_size: int = 16
+    learning_rate: float = 1e-4
+    restart_epochs: int = 5
+    label_smoothing: float = 0.1
+    patience: int = 5
+
+
+@register_kind("audio")
+class AudioKind:
+    """One audio system of one task: cached frozen wav2vec2 features, trainable top blocks and a head."""
+
+    version = "1"
+    Settings = AudioSettings
+    profiles = {
+        "paper": {},
+        "smoke": {
+            "encoder": "tiny",
+            "min_speech": 0.3,  # silero hears low synthetic voices at 0.3–0.5 only
+            "epochs": 6,
+            "batch_size": 8,
+            "learning_rate": 1e-3,
+            "restart_epochs": 3,
+            "patience": 3,
+        },
+    }
+    outputs = ("pred",)
+
+    def __init__(self, settings: AudioSettings, task: Task, seed: int) -> None:
+        self.settings = settings
+        self.task = task
+        self.seed = seed
+
+    @classmethod
+    def key_extra(cls, settings: AudioSettings) -> dict[str, str]:
+        """Which encoder: the local PDEM folder's path (its weights are large; rename a folder to retrain)."""
+        return {"pdem": str(cls._pdem_folder(settings))} if settings.encoder == "pdem" else {}
+
+    @staticmethod
+    def _pdem_folder(settings: AudioSettings) -> Path:
+        return Path(settings.pdem or os.environ.get(PDEM_ENV, "weights/pdem")).expanduser()
+
+    # -- windows and caches -----------------------------------------------------------------------------------------
+    @property
+    def rate(self) -> float:
+        return STEP_RATE[self.task]
+
+    def _grid(self, split: Split, name: str) -> tuple[int, np.ndarray]:
+        """Total steps of a track and its window starts (in steps)."""
+        total = n_steps(split.track(name).n_rows, split.fps(name), self.rate)
+        width, hop = round(self.settings.window_s * self.rate), round(self.settings.hop_s * self.rate)
+        return total, window_starts(total, width, hop)
+
+    def _prepare(self, context: Context) -> None:
+        """Build the encoder once; open the shared caches of voice activity and frozen features."""
+        if hasattr(self, "pdem_"):
+            return
+        real = self.settings.encoder == "pdem"
+        folder = self._pdem_folder(self.settings) if real else None
+        owner = f"the audio spec's 'pdem' setting or ${PDEM_ENV}"
+        self.pdem_ = load_pdem(folder, "paper" if real else "smoke", self.seed, owner=owner).eval()
+        encoder = {"encoder": str(folder) if real else f"tiny-seed{self.seed}"}
+        window = {"window_s": self.settings.window_s, "hop_s": self.settings.hop_s, "rate": self.rate}
+        material = {"version": "1", **encoder, **window, "trainable_blocks": self.settings.trainable_blocks}
+        self.features_ = context.shared_cache("audio-frozen", material)
+        self.vad_ = context.shared_cache("audio-vad", {"version": "1", "sample_rate": SAMPLE_RATE})
+        self.notes_: list[str] = []
+        self.encoded_seconds_ = 0.0
+
+    def _cached(self, split: Split, names: list[str]) -> None:
+        """Compute the frozen features and speech probability of every track that the caches lack, video by video."""
+        group = f"{self.task}-{split.name}"
+        todo = sorted(set(self.features_.missing_tracks(group, names)) | set(self.vad_.missing_tracks("vad", names)))
+        by_video: dict[str, list[str]] = {}
+        for name in todo:
+            by_video.setdefault(split.track(name).video, []).append(name)
+        with bar() as progress:
+            job = progress.add_task(f"audio {self.task}: encoding {split.name}", total=len(todo))
+            for names_of_video in by_video.values():
+                first = split.track(names_of_video[0])
+                try:
+                    audio = decode_audio(split.video_info(first.name).path, SAMPLE_RATE)
+                except NoAudioError as error:
+                    self.notes_.append(str(error))
+                    audio = None
+                for name in names_of_video:
+                    self._cache_track(split, name, audio, group)
+                    progress.update(job, advance=1)
+
+    def _cache_track(self, split: Split, name: str, audio, group: str) -> None:
+        n_rows, fps = split.track(name).n_rows, split.fps(name)
+        total, starts = self._grid(split, name)
+        width = round(self.settings.window_s * self.rate)
+        window_samples = round(self.settings.window_s * SAMPLE_RATE)
+        if audio is None:  # no audio stream: no features; the prior answers for this track
+            self.vad_.write_track("vad", name, np.zeros(n_rows, np.float32))
+            self.features_.write_track(group, name, np.zeros((0, 0, 0), np.float16))
+            return
+        self.vad_.write_track("vad", name, speech_probability(audio, n_rows, fps).astype(np.float32))
+        samples = samples_for_frames(audio, n_rows, fps)
+        padded = np.pad(samples, (0, max(0, int((starts[-1] + width) / self.rate * SAMPLE_RATE) - len(samples))))
+        offsets = (starts / self.rate * SAMPLE_RATE).round().astype(np.int64)
+        windows = np.stack([padded[o : o + window_samples] for o in offsets])
+        on = device()
+        self.pdem_.to(on)
+        states = []
+        with torch.no_grad():
+            for chunk in np.array_split(windows, max(1, len(windows) // self.settings.batch_size)):
+                waves = normalise_windows(torch.from_numpy(chunk).float().to(on))
+                states.append(frozen_features(self.pdem_, waves, self.settings.trainable_blocks).cpu().numpy())
+        self.encoded_seconds_ += len(windows) * self.settings.window_s
+        self.features_.write_track(group, name, np.concatenate(states), dtype=np.float16)
+
+    # -- data ----------------------------------------------------------------------------------------------------------
+    def _windows(self, split: Split, names: list[str], training: bool) -> tuple[list, np.ndarray, np.ndarray]:
+        """(track, window) references with their step targets and masks; training drops mostly-silent windows."""
+        group = f"{self.task}-{split.name}"
+        width = round(self.settings.window_s * self.rate)
+        refs, targets, masks = [], [], []
+        for name in names:
+            features = self.features_.read_track(group, name)
+            if features.size == 0:
+                continue
+            track = split.track(name)
+            total, starts = self._grid(split, name)
+            rows = step_rows(total + width, self.rate, split.fps(name), track.n_rows)
+            speech = self.vad_.read_track("vad", name)
+            for index, start in enumerate(starts):
+                window_rows = rows[start : start + width]
+                labels, mask = self._targets(track.labels, window_rows)
+                spoken = speech[window_rows[window_rows >= 0]]
+                if training and (not mask.any() or (len(spoken) and spoken.mean() < self.settings.min_speech)):
+                    continue
+                refs.append((features, index))
+                targets.append(labels)
+                masks.append(mask)
+        return refs, np.asarray(targets), np.asarray(masks, dtype=bool)
+
+    def _targets(self, labels: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        inside = rows >= 0
+        picked = labels[np.where(inside, rows, 0)]
+        if self.task == "va":
+            return picked.astype(np.float32), inside & np.all(picked != -5, axis=1)
+        return picked.astype(np.int64), inside & (picked >= 0)
+
+    @staticmethod
+    def _batch(refs: list, indices) -> torch.Tensor:
+        return torch.from_numpy(np.stack([np.asarray(refs[i][0][refs[i][1]], np.float32) for i in indices]))
+
+    # -- fit -----------------------------------------------------------------------------------------------------------
+    def fit(self, context: Context) -> "AudioKind":
+        """Train the trainable blocks and head on cached frozen features; keep the best epoch on validation."""
+        s = self.settings
+        generator = seed_everything(self.seed)
+        self._prepare(context)
+        train, validation = context.split("train"), context.split("validation")
+        for split in (train, validation):
+            self._cached(split, list(split.names))
+        refs, targets, masks = self._windows(train, list(train.names), training=True)
+        if not refs:
+            raise RuntimeError(f"audio ({self.task}): no training window with speech and valid labels")
+        val_refs, val_targets, val_masks = self._windows(validation, list(validation.names), training=False)
+        width = round(s.window_s * self.rate)
+        on = device()
+        model = AudioHeadModel(self.pdem_, s.trainable_blocks, s.head, self.task, width).to(on)
+        self.prior_ = self._prior(targets[masks])
+        loss_of = self._loss(targets[masks], on)
+        optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=s.learning_rate)
+        schedule = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(optimizer, T_0=max(1, s.restart_epochs))
+        stopper = EarlyStopping(s.patience)
+        for epoch in range(s.epochs):
+            model.train()
+            order = torch.randperm(len(refs), generator=generator).tolist()
+            for start in range(0, len(order), s.batch_size):
+                chosen = order[start : start + s.batch_size]
+                output = model(self._batch(refs, chosen).to(on))
+                loss = loss_of(output, torch.from_numpy(targets[chosen]).to(on), torch.from_numpy(masks[chosen]).to(on))
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+            schedule.step()
+            if stopper.update(epoch, self._evaluate(model, val_refs, val_targets, val_masks), model):
+                break
+        model.load_state_dict(stopper.best_state)
+        self.model_ = model.eval()
+        self.history_ = stopper.history
+        return self
+
+    def _loss(self, valid_targets: np.ndarray, on: torch.device):
+        if self.task == "va":
+            return lambda out, target, mask: ccc_loss(out[mask], target[mask].float())
+        weights = inverse_frequency_weights(valid_targets).to(on)
+        cross_entropy = torch.nn.CrossEntropyLoss(weight=weights, label_smoothing=self.settings.label_smoothing)
+        return lambda out, target, mask: cross_entropy(out[mask], target[mask])
+
+    def _prior(self, valid_targets: np.ndarray) -> np.ndarray:
+        if self.task == "va":
+            return valid_targets.mean(0).astype(np.float32)
+        counts = np.bincount(valid_targets, minlength=NUM_EXPR_CLASSES).astype(np.float32)
+        return counts / counts.sum()
+
+    @torch.no_grad()
+    def _evaluate(self, model, refs: list, targets: np.ndarray, masks: np.ndarray) -> float:
+        if not refs:
+            return 0.0
+        model.eval()
+        on = next(model.parameters()).device
+        outputs = np.concatenate(
+            [
+                model(self._batch(refs, range(i, min(i + 32, len(refs)))).to(on)).cpu().numpy()
+                for i in range(0, len(refs), 32)
+            ]
+        )
+        pred = outputs[masks] if self.task == "va" else outputs[masks].argmax(-1)
+        return task_scores(self.task, pred, targets[masks]).score
+
+    # -- predict -------------------------------------------------------------------------------------------------------
+    def predict(
+        self, context: Context, split_name: str, tracks: list[str]
+    ) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
+        """Per track, ``pred``: one row per label line (VA values or EXPR probabilities)."""
+        model = self._fitted(context)
+        split = context.split(split_name)
+        self._cached(split, tracks)
+        group = f"{self.task}-{split_name}"
+        on = next(model.parameters()).device
+        for name in tracks:
+            features = self.features_.read_track(group, name)
+            track = split.track(name)
+            if features.size == 0:
+                yield name, {"pred": np.tile(self.prior_, (track.n_rows, 1)).astype(np.float32)}
+                continue
+            with torch.no_grad():
+                outputs = model(torch.from_numpy(np.asarray(features, np.float32)).to(on)).float()
+                if self.task == "expr":
+                    outputs = torch.softmax(outputs, dim=-1)
+            total, starts = self._grid(split, name)
+            frames = windows_to_frames(outputs.cpu().numpy(), starts, total, self.rate, track.n_rows, split.fps(name))
+            yield name, {"pred": frames.astype(np.float32)}
+
+    # -- state ---------------------------------------------------------------------------------------------------------
+    def _fitted(self, context: Context):
+        """The trained model; after :meth:`load_state` it is rebuilt here, where the encoder can be loaded."""
+        if not hasattr(self, "model_") and hasattr(self, "saved_"):
+            self._prepare(context)
+            width = round(self.settings.window_s * self.rate)
+            model = AudioHeadModel(self.pdem_, self.settings.trainable_blocks, self.settings.head, self.task, width)
+            model.load_state_dict({k[len("model.") :]: v for k, v in self.saved_.items() if k.startswith("model.")})
+            self.model_ = model.to(device()).eval()
+            self.prior_ = self.saved_["prior"].numpy()
+        if not hasattr(self, "model_"):
+            raise RuntimeError("this audio system is not fitted: call fit() or load_state() first")
+        return self.model_
+
+    def state(self) -> dict[str, torch.Tensor]:
+        if not hasattr(self, "model_"):
+            raise RuntimeError("this audio system is not fitted: call fit() or load_state() first")
+        state = {f"model.{k}": v.detach().cpu().contiguous() for k, v in self.model_.state_dict().items()}
+        return {**state, "prior": torch.from_numpy(np.ascontiguousarray(self.prior_))}
+
+    def load_state(self, state: dict[str, torch.Tensor]) -> "AudioKind":
+        self.saved_ = state
+        return self
