@@ -11,7 +11,6 @@ import html
 import io
 import math
 import os
-import tempfile
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +19,7 @@ import numpy as np
 from rich.table import Table
 from rich.text import Text
 
+from harness.atomic import write_atomically
 from harness.leaderboard import Leaderboard, RankedEntry
 from harness.run_record import RunRecord
 from harness.tasks import EXPR_CLASSES, TASKS
@@ -41,20 +41,8 @@ def ranking_table(entries: Sequence[RankedEntry], title: str | None = None) -> T
     table.add_column("frames / videos", justify="right")
     table.add_column("date (UTC)")
     for entry in entries:
-        run = entry.run
         cells = [_group_label(entry)] if several else []
-        cells += [
-            str(entry.rank),
-            run.system,
-            run.profile,
-            _score_text(run),
-            _breakdown(run),
-            _delta_text(entry),
-            "" if entry.comparison is None else f"{entry.comparison.p_value:.3g}",
-            BELOW if entry.significantly_below_best else "",
-            f"{run.frames:,} / {run.videos}",
-            _date(run),
-        ]
+        cells += _cells(entry)
         texts = [Text(cell, style="red" if cell == BELOW else "") for cell in cells]
         table.add_row(*texts, style="bold" if entry.is_best else None)
     notes = _footnotes(entries)
@@ -140,17 +128,7 @@ def write_html(
         honest=HONEST,
     )
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(page)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_atomically(target, page.encode("utf-8"))
     return target
 
 
@@ -242,23 +220,28 @@ def _html_group(entries: list[RankedEntry]) -> str:
     return "\n".join(parts)
 
 
+def _cells(entry: RankedEntry) -> list[str]:
+    """The row of a ranked entry, shared by the terminal table and the HTML report."""
+    run = entry.run
+    return [
+        str(entry.rank),
+        run.system,
+        run.profile,
+        _score_text(run),
+        _breakdown(run),
+        _delta_text(entry),
+        "" if entry.comparison is None else f"{entry.comparison.p_value:.3g}",
+        BELOW if entry.significantly_below_best else "",
+        f"{run.frames:,} / {run.videos}",
+        _date(run),
+    ]
+
+
 def _html_table(entries: list[RankedEntry]) -> str:
     head = ("#", "system", "profile", "score [95% CI]", "breakdown", "Δ vs best [95% CI]", "p", "", "frames / videos")
     rows = ["<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in (*head, "date (UTC)")) + "</tr>"]
     for entry in entries:
-        run = entry.run
-        cells = (
-            str(entry.rank),
-            run.system,
-            run.profile,
-            _score_text(run),
-            _breakdown(run),
-            _delta_text(entry),
-            "" if entry.comparison is None else f"{entry.comparison.p_value:.3g}",
-            BELOW if entry.significantly_below_best else "",
-            f"{run.frames:,} / {run.videos}",
-            _date(run),
-        )
+        cells = _cells(entry)
         css = "best" if entry.is_best else "below" if entry.significantly_below_best else ""
         title = f' title="{html.escape(entry.note, quote=True)}"' if entry.note else ""
         rows.append(f'<tr class="{css}"{title}>' + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")

@@ -13,11 +13,9 @@ import hashlib
 import importlib.metadata
 import io
 import json
-import os
 import platform
 import re
 import sys
-import tempfile
 import warnings
 import zipfile
 from collections.abc import Mapping
@@ -29,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from harness import __version__ as harness_version
+from harness.atomic import write_atomically
 from harness.data.templates import (
     LOCATION_FORM,
     RowScan,
@@ -37,7 +36,6 @@ from harness.data.templates import (
     location_problem,
     parse_locations,
     scan_rows,
-    write_atomically,
 )
 from harness.errors import SubmissionError
 from harness.tasks import NUM_EXPR_CLASSES, PREDICTION_HEADER, TASKS, Task
@@ -341,17 +339,12 @@ def package_submission(
         raise SubmissionError(f"{out_dir}: the manifest of {system!r} cannot be written as JSON ({error})") from error
     manifest_path, zip_path = out_dir / "manifest.json", out_dir / f"{system}.zip"
     write_atomically(manifest_path, text.encode())
-    handle, temporary = tempfile.mkstemp(dir=out_dir, prefix=f".{zip_path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        with zipfile.ZipFile(temporary, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-            for file in files.values():
-                archive.write(file, arcname=Path(file).name)
-            archive.writestr("manifest.json", text)
-        os.replace(temporary, zip_path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    archive_bytes = io.BytesIO()
+    with zipfile.ZipFile(archive_bytes, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for file in files.values():
+            archive.write(file, arcname=Path(file).name)
+        archive.writestr("manifest.json", text)
+    write_atomically(zip_path, archive_bytes.getvalue())
     return Package(manifest_path, zip_path, manifest)
 
 

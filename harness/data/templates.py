@@ -11,8 +11,6 @@ object per row. Messages about a bad row come from :func:`location_problem`, run
 """
 
 import difflib
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -20,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.atomic import write_atomically
 from harness.errors import DataError, HarnessError
 from harness.tasks import PREDICTION_HEADER, TASKS, Task
 
@@ -338,18 +337,3 @@ def write_template(path: Path | str, task: Task, tracks: Mapping[str, int]) -> P
         parts.append("".join(f"{name}/{frame:05d}.jpg,{_DUMMY[task]}\n" for frame in range(1, int(n_rows) + 1)))
     write_atomically(path, "".join(parts).encode("utf-8"))
     return path
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``: never a torn file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
