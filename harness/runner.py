@@ -118,9 +118,12 @@ def run_node(plan: NodePlan, dataset: Dataset, store: Store) -> NodeResult:
     inputs = {p.name: StoreInput(p.name, store.node(p.key)) for p in plan.inputs}
     context = Context(dataset, plan.task, inputs, cache=_cache_opener(store, plan.material["dataset"]))
     times = _read_times(node)
-    if node.has(MODEL_FILE, verify=False):
-        system.load_state(node.load_state(MODEL_FILE))
+    state = _saved_model(node)
+    if state is not None:
+        system.load_state(state)
     else:
+        store.remove(plan.key)  # outputs of another fit must not mix with this one's
+        node, times = store.node(plan.key), {}
         started = time.perf_counter()
         system.fit(context)
         times["train_seconds"] = round(time.perf_counter() - started, 2)
@@ -144,6 +147,17 @@ def _cache_opener(store: Store, fingerprint: str):
         return store.node(node_key(f"cache-{name}", version, material, [], fingerprint, "any", []))
 
     return open_cache
+
+
+def _saved_model(node: Node) -> dict | None:
+    """The model a killed run saved before predicting, or None (absent, torn or foreign: it is fitted anew)."""
+    if not node.has(MODEL_FILE, verify=False):
+        return None
+    try:
+        return node.load_state(MODEL_FILE)
+    except StoreError:
+        node.discard(MODEL_FILE)
+        return None
 
 
 def _read_times(node: Node) -> dict:

@@ -139,3 +139,22 @@ def test_cli_run_and_leaderboard(world, tmp_path: Path, monkeypatch: pytest.Monk
     assert "fast_video" in report.read_text()
     result = runner.invoke(app, ["run", "fast_vidoe", "--data", str(dataset.root)])
     assert result.exit_code == 2 and "did you mean 'fast_video'" in result.stderr
+
+
+def test_a_corrupt_saved_model_is_fitted_anew(world, monkeypatch: pytest.MonkeyPatch) -> None:
+    dataset, store, board, systems, (first,) = world
+    node = store.node(first.plan.key)
+    model = node.path / "model.safetensors"
+    data = bytearray(model.read_bytes())
+    data[-1] ^= 0xFF  # same size, wrong content
+    model.write_bytes(bytes(data))
+    node.discard(f"pred-test/{dataset.split('va', 'test').names[0]}.npy")
+    fitted = []
+    original = VideoKind.fit
+    monkeypatch.setattr(VideoKind, "fit", lambda self, context: fitted.append(1) or original(self, context))
+    name = dataset.split("va", "validation").names[0]
+    stale = node.path / "pred-validation" / f"{name}.npy"
+    stale_time = stale.stat().st_mtime_ns
+    (rerun,) = run_system("fast_video", ["va"], dataset, "smoke", store, board, systems)
+    assert fitted and not rerun.hit and node.has("model.safetensors")
+    assert stale.stat().st_mtime_ns != stale_time  # every output comes from the new fit, none from the old one
