@@ -140,3 +140,13 @@ def test_oracle_scores_show_complementary_modalities(synthetic_tiny: Path) -> No
     assert audio["ccc_arousal"] > video["ccc_arousal"]
     assert both["score"] > max(video["score"], audio["score"])
     assert oracle["expr"]["video"]["validation"]["score"] > oracle["expr"]["audio"]["validation"]["score"]
+
+
+def test_generated_files_are_readable_by_others(tmp_path: Path, micro: str) -> None:
+    import stat
+
+    root = tmp_path / "syn"
+    synthetic.generate(root, seed=2, scale=micro, workers=1)
+    template = next((root / "test_set").rglob("CVPR_6th_ABAW_VA_test_set_sample.txt"))
+    for path in (root, template):
+        assert path.stat().st_mode & stat.S_IROTH, path

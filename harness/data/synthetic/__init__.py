@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.atomic import public_mode
 from harness.data.annotations import write_annotation
 from harness.data.synthetic import signals as signal_settings
 from harness.data.synthetic.oracle import OracleTrack, oracle_scores
@@ -63,6 +64,7 @@ def generate(
         metadata = _metadata(plans, rendered, seed, scale)
         metadata["generation_seconds"] = round(time.perf_counter() - started, 1)
         (staging / METADATA).write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
+        public_mode(staging, directory=True)
         if out.exists():
             out.rmdir()
         staging.rename(out)
