@@ -1,9 +1,8 @@
 """Test track lists and prediction templates: hand-written files in the real format, good and bad."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
+from conftest import write
 
 from harness.data.templates import (
     location_problem,
@@ -28,12 +27,6 @@ VA_TEMPLATE = (
     "118-30-640x480/00002.jpg,0,0\r\n"
     "\r\n"
 )
-
-
-def write(tmp_path: Path, text: str, name: str = "file.txt") -> Path:
-    path = tmp_path / name
-    path.write_bytes(text.encode("utf-8"))
-    return path
 
 
 # ---------------------------------------------------------------------------------------------------- track lists
@@ -158,7 +151,7 @@ def test_template_frames_must_increase_within_a_track(tmp_path):
 )
 def test_template_bad_file(tmp_path, text, message):
     with pytest.raises(DataError, match=message):
-        read_template(write(tmp_path, text), "va")
+        read_template(write(tmp_path, text, "file.txt"), "va")
 
 
 def test_template_missing_file_and_unknown_task(tmp_path):
