@@ -1,8 +1,10 @@
 """Test track lists and prediction templates: hand-written files in the real format, good and bad."""
 
+from functools import partial
+
+import conftest
 import numpy as np
 import pytest
-from conftest import write
 
 from harness.data.templates import (
     location_problem,
@@ -17,6 +19,8 @@ from harness.tasks import PREDICTION_HEADER
 
 VA_HEADER = "image_location,valence,arousal"
 EXPR_HEADER = "image_location,Neutral,Anger,Disgust,Fear,Happiness,Sadness,Surprise,Other"
+
+write = partial(conftest.write, name="file.txt")  # the messages below name file.txt
 
 VA_TEMPLATE = (
     "image_location,valence,arousal\r\n"
@@ -151,7 +155,7 @@ def test_template_frames_must_increase_within_a_track(tmp_path):
 )
 def test_template_bad_file(tmp_path, text, message):
     with pytest.raises(DataError, match=message):
-        read_template(write(tmp_path, text, "file.txt"), "va")
+        read_template(write(tmp_path, text), "va")
 
 
 def test_template_missing_file_and_unknown_task(tmp_path):
