@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup test lint data-check run leaderboard bench
+.PHONY: setup test lint data-check run submit leaderboard bench
 SYSTEM ?= video_b1
 TASK ?= both
 
@@ -31,10 +31,14 @@ data-check: $(STAMP)
 run: $(STAMP)
 	$(BIN)/abaw run $(SYSTEM) --task $(TASK)
 
+submit: $(STAMP)
+	$(BIN)/abaw submit $(SYSTEM) --task $(TASK)
+
 leaderboard: $(STAMP)
 	$(BIN)/abaw leaderboard --html leaderboard/report.html
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_metrics.py
+	$(BIN)/python bench/bench_fusion.py
 	$(BIN)/python bench/bench_video.py --backbone test_efficientnet --size 64 --images 1024 --batch 64
 	$(BIN)/python bench/bench_video.py --backbone efficientnet_b0 --size 224 --images 128 --batch 32

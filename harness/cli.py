@@ -14,6 +14,7 @@ from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from harness.errors import HarnessError
@@ -41,7 +42,7 @@ def guarded(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except HarnessError as error:
-            err.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
@@ -131,7 +132,7 @@ def _render_check(report: dict) -> None:
     for note in report["notes"]:
         out.print(f"note: {note}", highlight=False)
     for problem in report["problems"]:
-        out.print(f"[red]problem:[/] {problem}", highlight=False)
+        out.print(f"[red]problem:[/] {escape(problem)}", highlight=False)
     out.print("[green]ok[/]" if report["ok"] else f"[red]{len(report['problems'])} problem(s)[/]")
 
 
@@ -240,7 +241,9 @@ def _tasks(choice: TaskChoice) -> list[str]:
 @guarded
 def run(
     system: Annotated[str, typer.Argument(help="A spec name under systems/ (or a path to a spec file).")],
-    task: Annotated[TaskChoice, typer.Option(help="va, expr or both.")] = TaskChoice.both,
+    task: Annotated[
+        TaskChoice, typer.Option(help="va, expr or both (every task the system serves).")
+    ] = TaskChoice.both,
     data: DataOption = None,
     profile: Annotated[
         ProfileName | None, typer.Option(help="smoke (tiny models) or paper (published sizes); default by dataset.")
@@ -278,7 +281,11 @@ def run(
     for row in rows:
         score = f"{row['score']:.4f} ({row['ci95'][0]:.3f}–{row['ci95'][1]:.3f})" if "score" in row else ""
         table.add_row(
-            row["system"], row["task"], "hit" if row["store_hit"] else "computed", str(row["train_seconds"]), score
+            escape(row["system"]),
+            row["task"],
+            "hit" if row["store_hit"] else "computed",
+            str(row["train_seconds"]),
+            score,
         )
     out.print(table)
 
@@ -286,6 +293,64 @@ def run(
 def _summary(score: dict) -> dict:
     keys = ("score", "ci95", "ccc_valence", "ccc_arousal", "f1_per_class", "frames", "videos")
     return {key: score[key] for key in keys if key in score}
+
+
+@app.command("submit")
+@guarded
+def submit(
+    system: Annotated[str, typer.Argument(help="A spec name under systems/ (or a path to a spec file).")],
+    task: Annotated[
+        TaskChoice, typer.Option(help="va, expr or both (every task the system serves).")
+    ] = TaskChoice.both,
+    data: DataOption = None,
+    profile: Annotated[
+        ProfileName | None, typer.Option(help="smoke (tiny models) or paper (published sizes); default by dataset.")
+    ] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder of the packages (one subfolder per system).")] = Path(
+        "submissions"
+    ),
+    as_json: JsonOption = False,
+) -> None:
+    """Run what the system lacks, then write, validate and package its test-set prediction files.
+
+    Writes submissions/SYSTEM/ with one ABAW file per task (exactly the template's rows), manifest.json and
+    SYSTEM.zip, and prints the validation scores (for fusion: in-sample and the honest cross-fitted one) and, where
+    the dataset has test labels (the synthetic one), the test scores. Example: abaw submit dwf --task both
+    """
+    from harness.data.affwild2 import Dataset
+    from harness.data.root import resolve_root
+    from harness.runner import submit_system
+
+    dataset = Dataset(resolve_root(data)[0])
+    done = submit_system(system, _tasks(task), dataset, out_dir, profile.value if profile else None)
+    summary = {
+        "system": system,
+        "folder": str(done.folder),
+        "zip": str(done.package.zip_path),
+        "manifest": str(done.package.manifest_path),
+        "tasks": {
+            name: {
+                "file": str(path),
+                "validation": _summary(done.validation[name]),
+                "honest": _summary(done.honest[name]) if done.honest[name] else None,
+                "test": _summary(done.test[name]) if name in done.test else None,
+            }
+            for name, path in done.files.items()
+        },
+    }
+    if as_json:
+        print(json.dumps(summary))
+        return
+    table = Table("task", "file", "validation", "honest (cross-fitted)", "test", title=f"abaw submit {system}")
+    for name, entry in summary["tasks"].items():
+        cells = [_score_cell(entry[key]) for key in ("validation", "honest", "test")]
+        table.add_row(name, entry["file"], *cells)
+    out.print(table)
+    out.print(f"valid files packaged in {done.package.zip_path} with {done.package.manifest_path}", highlight=False)
+
+
+def _score_cell(score: dict | None) -> str:
+    return "" if score is None else f"{score['score']:.4f} ({score['ci95'][0]:.3f}–{score['ci95'][1]:.3f})"
 
 
 @app.command("leaderboard")

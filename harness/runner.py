@@ -4,7 +4,9 @@ A node is one (spec, task). Its key hashes the kind, its code version, the resol
 of its inputs, the dataset fingerprint and the profile, so a change to any of them computes anew and an unchanged
 re-run is all store hits. Inside a node the work is resumable: the fitted model is saved before prediction
 starts, and predictions/embeddings are written track by track, so a killed run picks up where it stopped.
-Validation predictions are then scored (pooled, with the video-block interval) and recorded on the leaderboard.
+Validation predictions are then scored (pooled, with the video-block interval) and recorded on the leaderboard;
+a kind fitted on validation also yields cross-fitted ``honest`` predictions, scored beside them (see
+:mod:`harness.models.context`). :func:`submit_system` turns a system's test predictions into packaged ABAW files.
 """
 
 import os
@@ -16,17 +18,19 @@ from pathlib import Path
 import numpy as np
 
 from harness.data.affwild2 import SPLITS, Dataset
-from harness.errors import SpecError, StoreError
+from harness.errors import SpecError, StoreError, SubmissionError
 from harness.leaderboard import Leaderboard
-from harness.models.context import Context
+from harness.models.context import HONEST, Context
 from harness.models.registry import get_kind
 from harness.progress import bar
 from harness.resampling import track_statistics
 from harness.run_record import RunRecord, git_commit
-from harness.scoring import score_split
+from harness.scoring import file_by_track, score_split
 from harness.spec import ResolvedSpec, load_graph
 from harness.store import Node, Store, key_material, node_key
+from harness.submission import SUBMISSION_FILES, Package, package_submission, read_predictions, write_predictions
 from harness.tasks import Task
+from harness.validation import validate_predictions
 
 MODEL_FILE = "model.safetensors"
 TIMES_FILE = "run.json"  # train and inference seconds, and notes (e.g. tracks that fell back to a prior)
@@ -57,6 +61,7 @@ class NodeResult:
     infer_seconds: float | None
     notes: list[str] = field(default_factory=list)
     score: dict | None = None
+    honest: dict | None = None  # the cross-fitted score of a kind fitted on validation (see models.context)
     leaderboard_id: int | None = None
 
 
@@ -72,24 +77,31 @@ class StoreInput:
 
 
 def plan_nodes(system: str, tasks: Sequence[Task], dataset: Dataset, profile: str, systems: Path | None = None):
-    """Plans of every node the system needs for ``tasks``, inputs first; the last ones are the system's own."""
+    """Plans of every node the system needs for ``tasks``, inputs first; the last ones are the system's own (one
+    per variant and task). Of ``tasks``, those the system serves are planned (an error when it serves none); for each
+    task a node takes those of its inputs that serve that task."""
     graph = load_graph(system, profile, systems)
     fingerprint = dataset.fingerprint()
     plans: dict[tuple[str, Task], NodePlan] = {}
     order: list[NodePlan] = []
     target = graph[-1]
-    missing = [task for task in tasks if task not in target.spec.tasks]
-    if missing:
-        raise SpecError(f"{target.spec.path}: key 'tasks': {system!r} does not serve {', '.join(missing)}")
+    tasks = [task for task in tasks if task in target.spec.tasks]  # "both" means every task the system serves
+    if not tasks:
+        raise SpecError(f"{target.spec.path}: key 'tasks': {system!r} serves only {', '.join(target.spec.tasks)}")
+    served = {resolved.name: resolved.spec.tasks for resolved in graph}
     for resolved in graph:
+        for name in resolved.spec.inputs:
+            if not set(served[name]) & set(resolved.spec.tasks):
+                raise SpecError(
+                    f"{resolved.spec.path}: key 'inputs': {name!r} serves {', '.join(served[name])}, none of the "
+                    f"tasks of {resolved.name!r} ({', '.join(resolved.spec.tasks)})"
+                )
         for task in tasks:
             if task not in resolved.spec.tasks:
                 continue
-            inputs = []
-            for name in resolved.spec.inputs:
-                if (name, task) not in plans:
-                    raise SpecError(f"{resolved.spec.path}: key 'inputs': {name!r} does not serve task {task!r}")
-                inputs.append(plans[(name, task)])
+            inputs = [plans[(name, task)] for name in resolved.spec.inputs if (name, task) in plans]
+            if resolved.spec.inputs and not inputs:
+                raise SpecError(f"{resolved.spec.path}: key 'inputs': none of them serves task {task!r}")
             kind = get_kind(resolved.kind)
             arguments = {
                 "kind": resolved.kind,
@@ -167,12 +179,18 @@ def _read_times(node: Node) -> dict:
         return {}
 
 
+def split_outputs(kind, split: str) -> tuple[str, ...]:
+    """The outputs a kind writes for ``split``: ``outputs``, plus ``validation_outputs`` on validation."""
+    extra = tuple(getattr(kind, "validation_outputs", ())) if split == "validation" else ()
+    return tuple(kind.outputs) + extra
+
+
 def _predict_missing(plan: NodePlan, system, context: Context, node: Node) -> None:
     """Write each output of every track of every split that the node does not hold yet, track by track."""
     for split_name in SPLITS:
         split = context.split(split_name)
         missing: list[str] = []
-        for output in system.outputs:
+        for output in split_outputs(system, split_name):
             missing += node.missing_tracks(f"{output}-{split_name}", split.names)
         todo = [name for name in split.names if name in set(missing)]
         if not todo:
@@ -185,40 +203,63 @@ def _predict_missing(plan: NodePlan, system, context: Context, node: Node) -> No
                 progress.update(job, advance=1)
 
 
-def node_predictions(node: Node, dataset: Dataset, task: Task, split: str) -> dict[str, np.ndarray]:
-    """Frame-level predictions of a complete node for a split: VA values, or EXPR classes (argmax)."""
+def node_predictions(
+    node: Node, dataset: Dataset, task: Task, split: str, output: str = "pred"
+) -> dict[str, np.ndarray]:
+    """Frame-level predictions (``output``) of a complete node for a split: VA values, or EXPR classes (argmax)."""
     names = dataset.split(task, split).names
-    predictions = {name: np.asarray(node.read_track(f"pred-{split}", name)) for name in names}
+    predictions = {name: np.asarray(node.read_track(f"{output}-{split}", name)) for name in names}
     if task == "expr":
         predictions = {name: values.argmax(1) for name, values in predictions.items()}
     return predictions
 
 
 def score_node(result: NodeResult, dataset: Dataset, store: Store, leaderboard: Leaderboard) -> NodeResult:
-    """Score a node's validation predictions and record a leaderboard row."""
+    """Score a node's validation predictions and record a leaderboard row.
+
+    A kind fitted on validation (``honest`` among its validation outputs) gets both scores on one row: ``score`` is
+    the in-sample one (``extra["fitted_on_validation"]``), ``extra["honest_score"]`` the cross-fitted one, and the
+    row's statistics and per-track scores are those of the cross-fitted predictions, which rankings compare.
+    """
     plan = result.plan
     split = dataset.split(plan.task, "validation")
-    predictions = node_predictions(store.node(plan.key), dataset, plan.task, "validation")
+    node = store.node(plan.key)
+    predictions = node_predictions(node, dataset, plan.task, "validation")
     scores = score_split(split, predictions)
-    pooled = np.concatenate([predictions[name] for name in split.names])
+    extra: dict = {"notes": result.notes} if result.notes else {}
+    ranked, ranked_scores = predictions, scores
+    if HONEST in split_outputs(get_kind(plan.resolved.kind), "validation"):
+        ranked = node_predictions(node, dataset, plan.task, "validation", HONEST)
+        ranked_scores = result.honest = score_split(split, ranked)
+        extra |= {"fitted_on_validation": True, **_honest_extra(ranked_scores)}
+    pooled = np.concatenate([ranked[name] for name in split.names])
     stats = track_statistics(plan.task, pooled, split.labels(), split.track_index(), len(split.tracks))
+    if ranked is not predictions:  # the in-sample score and breakdown; the honest per-track scores
+        in_sample = ("score", "ci95", "ccc_valence", "ccc_arousal", "f1_per_class")
+        ranked_scores = ranked_scores | {key: scores[key] for key in in_sample if key in scores}
     record = RunRecord.from_scores(
         system=plan.name,
         profile=plan.resolved.profile,
         spec_hash=plan.resolved.spec_hash,
         store_key=plan.key,
         dataset_fingerprint=plan.material["dataset"],
-        result=scores,
+        result=ranked_scores,
         stats=stats,
         track_names=split.names,
         train_seconds=result.train_seconds,
         infer_seconds=result.infer_seconds,
         git_commit=git_commit(),
-        extra={"notes": result.notes} if result.notes else None,
+        extra=extra or None,
     )
     result.score = scores
     result.leaderboard_id = leaderboard.record(record)
     return result
+
+
+def _honest_extra(honest: dict) -> dict:
+    """The leaderboard's ``extra`` keys of a cross-fitted score: ``honest_score``, ``honest_ci`` and its breakdown."""
+    parts = ("ccc_valence", "ccc_arousal") if honest["task"] == "va" else ("f1_per_class",)
+    return {"honest_score": honest["score"], "honest_ci": honest["ci95"]} | {f"honest_{k}": honest[k] for k in parts}
 
 
 def default_profile(dataset: Dataset) -> str:
@@ -249,5 +290,85 @@ def run_system(
     leaderboard = leaderboard or Leaderboard(leaderboard_path())
     plans = plan_nodes(system, tasks, dataset, profile, systems)
     results = [run_node(plan, dataset, store) for plan in plans]
-    target = plans[-1].name
-    return [score_node(r, dataset, store, leaderboard) if r.plan.name == target else r for r in results]
+    target = plans[-1].resolved.spec.name  # every variant of the requested spec is scored and recorded
+    return [score_node(r, dataset, store, leaderboard) if r.plan.resolved.spec.name == target else r for r in results]
+
+
+@dataclass
+class Submission:
+    """What :func:`submit_system` wrote: the validated test files, the package, and the scores behind them.
+
+    ``validation`` and ``honest`` hold, per task, the in-sample and (for a system fitted on validation) the
+    cross-fitted validation scores; ``test`` the test scores where the dataset has test labels (the synthetic one).
+    """
+
+    system: str
+    folder: Path
+    files: dict[str, Path]
+    package: Package
+    validation: dict[str, dict]
+    honest: dict[str, dict | None]
+    test: dict[str, dict]
+    results: list[NodeResult]
+
+
+def submit_system(
+    system: str,
+    tasks: Sequence[Task],
+    dataset: Dataset,
+    out_dir: Path = Path("submissions"),
+    profile: str | None = None,
+    store: Store | None = None,
+    leaderboard: Leaderboard | None = None,
+    systems: Path | None = None,
+) -> Submission:
+    """Run what ``system`` lacks, write its test-set files from the templates, validate and package them.
+
+    Files go to ``out_dir/<system>/`` (:data:`harness.submission.SUBMISSION_FILES`) with ``manifest.json`` and
+    ``<system>.zip``. A file the validator rejects is an error, never packaged. Where the test split has labels, each
+    written file is also scored the way ``abaw score --split test`` scores it.
+    """
+    from harness.store import default_store_root
+
+    store = store or Store(default_store_root())
+    results = run_system(system, tasks, dataset, profile, store, leaderboard, systems)
+    own = [r for r in results if r.score is not None]
+    folder = Path(out_dir) / system
+    files, validation, honest, test = {}, {}, {}, {}
+    for task in tasks:
+        scored = [r for r in own if r.plan.task == task]
+        if len(scored) != 1:
+            names = ", ".join(r.plan.name for r in scored)
+            raise SubmissionError(f"{system!r} ({task}): one system per submission file, found {len(scored)}: {names}")
+        (result,) = scored
+        template = dataset.template(task)
+        predictions = node_predictions(store.node(result.plan.key), dataset, task, "test")
+        path = write_predictions(folder / SUBMISSION_FILES[task], task, template, predictions)
+        report = validate_predictions(path, task, template)
+        if not report.ok:
+            raise SubmissionError(f"{path}: the written file fails validation ({template.path}):\n{report.render()}")
+        files[task], validation[task], honest[task] = path, result.score, result.honest
+        split = dataset.split(task, "test")
+        if split.tracks and split.has_labels:
+            test[task] = score_split(split, file_by_track(read_predictions(path, task), split))
+    spec_hash = own[-1].plan.resolved.spec_hash
+    summary = {task: _submission_scores(validation[task], honest[task]) for task in files}
+    extra = {
+        "profile": own[-1].plan.resolved.profile,
+        "dataset_fingerprint": own[-1].plan.material["dataset"],
+        "store_keys": {r.plan.task: r.plan.key for r in own},
+        "git_commit": git_commit(),
+    }
+    if test:
+        extra["test_scores"] = {task: test[task]["score"] for task in test}
+    package = package_submission(folder, system, files, spec_hash, summary, extra)
+    return Submission(system, folder, files, package, validation, honest, test, results)
+
+
+def _submission_scores(validation: dict, honest: dict | None) -> dict:
+    """The manifest's validation entry of one task: the score, its interval and, when fitted on validation, the
+    honest score beside it."""
+    entry = {"score": validation["score"], "ci95": validation["ci95"]}
+    if honest is not None:
+        entry |= {"fitted_on_validation": True, "honest_score": honest["score"], "honest_ci95": honest["ci95"]}
+    return entry

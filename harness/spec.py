@@ -5,11 +5,20 @@ A spec names its ``kind``, the ``tasks`` it serves, its ``inputs`` (other specs,
 the kind's model defaults, the kind's defaults for the profile, the spec's top-level settings, the spec's
 ``profiles.<profile>`` block. Unknown keys, wrong types, unknown kinds, unknown inputs and cycles are errors that
 name the file and the key, with a did-you-mean.
+
+Sweeps: a list given for a setting that takes a single value (``window_s: [2, 4, 6]``) expands the spec into one
+variant per value (several such lists: every combination), named ``dynamic_vit[window_s=4]``; each variant is a
+system of its own (store key, leaderboard row). ``abaw run dynamic_vit`` runs them all, ``abaw run
+'dynamic_vit[window_s=4]'`` one, and another spec takes one variant as input by that name.
 """
 
 import hashlib
+import itertools
 import json
 import os
+import re
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,10 +61,11 @@ class ResolvedSpec:
     spec: Spec
     profile: str
     settings: BaseModel
+    variant: tuple[tuple[str, Any], ...] = ()  # the swept settings' values of this variant, in spec order
 
     @property
     def name(self) -> str:
-        return self.spec.name
+        return self.spec.name + variant_suffix(self.variant)
 
     @property
     def kind(self) -> str:
@@ -153,8 +163,28 @@ def _tasks(path: Path, value: Any) -> tuple[Task, ...]:
     return tuple(t for t in TASKS if t in values)
 
 
+def variant_suffix(variant: tuple[tuple[str, Any], ...]) -> str:
+    """``[window_s=4,layers=2]`` for a variant, ``""`` for a spec without sweeps."""
+    if not variant:
+        return ""
+
+    def text(value: Any) -> str:
+        return str(value).lower() if isinstance(value, bool) else str(value)
+
+    return "[" + ",".join(f"{key}={text(value)}" for key, value in variant) + "]"
+
+
 def resolve(spec: Spec, profile: str) -> ResolvedSpec:
-    """Validate and merge the settings of ``spec`` for ``profile``."""
+    """Validate and merge the settings of ``spec`` for ``profile``; a spec that sweeps: :func:`resolve_variants`."""
+    variants = resolve_variants(spec, profile)
+    if len(variants) > 1:
+        names = ", ".join(v.name for v in variants)
+        raise SpecError(f"{spec.path}: spec {spec.name!r} sweeps into {len(variants)} variants ({names}); name one")
+    return variants[0]
+
+
+def resolve_variants(spec: Spec, profile: str) -> list[ResolvedSpec]:
+    """Every variant of ``spec`` for ``profile``: one per combination of its swept settings (one when none)."""
     if profile not in PROFILES:
         raise SpecError(f"unknown profile {profile!r}{did_you_mean(profile, list(PROFILES))} (profiles: smoke, paper)")
     kind = get_kind(spec.kind)
@@ -168,38 +198,84 @@ def resolve(spec: Spec, profile: str) -> ResolvedSpec:
                     f"{did_you_mean(key, known + list(RESERVED))} (settings: {', '.join(known)})"
                 )
     merged = {**kind.profiles.get(profile, {}), **spec.settings, **spec.profiles.get(profile, {})}
+    swept = [  # in the order of the kind's settings, so a variant's name does not depend on where a key is written
+        key for key in known if isinstance(merged.get(key), list) and not _takes_list(kind.Settings, key)
+    ]
+    for key in swept:
+        if not merged[key]:
+            raise SpecError(f"{spec.path}: key '{key}' (profile {profile}): a sweep needs at least one value, found []")
+    variants = []
+    for values in itertools.product(*(merged[key] for key in swept)):
+        variant = tuple(zip(swept, values, strict=True))
+        variants.append(ResolvedSpec(spec, profile, _settings(spec, profile, {**merged, **dict(variant)}), variant))
+    return variants
+
+
+def _takes_list(model: type[BaseModel], key: str) -> bool:
+    """Whether setting ``key`` itself holds a list (then a list value is that setting, not a sweep)."""
+    annotation = model.model_fields[key].annotation
+    union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
+    options = typing.get_args(annotation) if union else (annotation,)
+    return any(option in (list, tuple) or typing.get_origin(option) in (list, tuple) for option in options)
+
+
+def _settings(spec: Spec, profile: str, merged: dict[str, Any]) -> BaseModel:
     try:
-        settings = kind.Settings(**merged)
+        return get_kind(spec.kind).Settings(**merged)
     except ValidationError as error:
         first = error.errors()[0]
         key = ".".join(str(part) for part in first["loc"])
         raise SpecError(
             f"{spec.path}: key '{key}' (profile {profile}): {first['msg']}; found {first.get('input')!r}"
         ) from None
-    return ResolvedSpec(spec, profile, settings)
+
+
+VARIANT_NAME = re.compile(r"^(?P<base>[^\[\]]+)(?P<variant>\[[^\[\]]*\])$")
+
+
+def split_variant(name: str) -> tuple[str, str | None]:
+    """``("dynamic_vit", "dynamic_vit[window_s=4]")`` for a variant's name, ``(name, None)`` for a plain one."""
+    match = VARIANT_NAME.match(name)
+    return (match["base"], name) if match else (name, None)
 
 
 def load_graph(name: str, profile: str, systems: Path | None = None) -> list[ResolvedSpec]:
-    """The spec and every spec it depends on, resolved, inputs before the specs that use them."""
+    """The spec (every variant of it, or the one variant named) and every spec it depends on, resolved, inputs
+    before the specs that use them. An input must resolve to a single variant."""
     order: list[ResolvedSpec] = []
     done: set[str] = set()
 
     def visit(current: str, path: tuple[str, ...], owner: Spec | None) -> None:
-        if current in path:
-            cycle = " → ".join((*path[path.index(current) :], current))
+        base, wanted = split_variant(current)
+        if base in path:
+            cycle = " → ".join((*path[path.index(base) :], base))
             raise SpecError(f"cycle between specs: {cycle}")
         if current in done:
             return
         try:
-            spec = load_spec(current, systems)
+            spec = load_spec(base, systems)
         except SpecError as error:
             if owner is None:
                 raise
             raise SpecError(f"{owner.path}: key 'inputs': {error}") from None
         for dependency in spec.inputs:
-            visit(dependency, (*path, current), spec)
+            visit(dependency, (*path, base), spec)
+        variants = resolve_variants(spec, profile)
+        chosen = [v for v in variants if wanted is None or v.name == wanted]
+        names = ", ".join(v.name for v in variants)
+        if not chosen:
+            where = f"{owner.path}: key 'inputs': " if owner else ""
+            raise SpecError(
+                f"{where}no variant {wanted!r} of spec {base!r}"
+                f"{did_you_mean(wanted, [v.name for v in variants])} (variants: {names})"
+            )
+        if owner is not None and len(chosen) > 1:
+            raise SpecError(
+                f"{owner.path}: key 'inputs': {base!r} sweeps into {len(chosen)} variants; "
+                f"an input names one of: {names}"
+            )
         done.add(current)
-        order.append(resolve(spec, profile))
+        order.extend(v for v in chosen if v.name not in {o.name for o in order})
 
     visit(name, (), None)
     return order

@@ -43,6 +43,7 @@ from harness.tasks import NUM_EXPR_CLASSES, PREDICTION_HEADER, TASKS, Task
 VA_DECIMALS = 6
 FIELDS: dict[Task, int] = {"va": 3, "expr": 2}
 ROW_FORM: dict[Task, str] = {"va": "'TRACK/00001.jpg,valence,arousal'", "expr": "'TRACK/00001.jpg,class'"}
+SUBMISSION_FILES: dict[Task, str] = {"va": "CVPR_6th_ABAW_VA_test_set.txt", "expr": "CVPR_6th_ABAW_Expr_test_set.txt"}
 
 
 def check_task(task: str) -> None:

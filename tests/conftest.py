@@ -1,5 +1,6 @@
 """Shared fixtures: a hand-written dataset root in the real Aff-Wild2 layout, the synthetic tiny dataset, hand-written
-prediction templates and files (``templates``, ``TRACK_ROWS``, ``VA_GOOD``), and random metric inputs."""
+prediction templates and files (``templates``, ``TRACK_ROWS``, ``VA_GOOD``), random metric inputs, and a stand-in
+static video spec whose embeddings carry the labels (``LabelEmbeddings``)."""
 
 import os
 from fractions import Fraction
@@ -7,6 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from harness.data.affwild2 import Dataset
+from harness.errors import StoreError
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -149,3 +153,29 @@ def templates(tmp_path: Path) -> dict:
     va = write(tmp_path, f"image_location,{VA_HEADER}\n{va_rows}", "va_template.txt")
     expr = write(tmp_path, f"image_location,{EXPR_HEADER}\n{expr_rows}", "expr_template.txt")
     return {"va": read_template(va, "va"), "expr": read_template(expr, "expr")}
+
+
+class LabelEmbeddings:
+    """A stand-in static video spec: per face frame, the frame's labels (one-hot for EXPR) plus noise, 16-d."""
+
+    name = "fake_video"
+
+    def __init__(self, dataset: Dataset, task: str, faceless: tuple[str, ...] = (), has_emb: bool = True) -> None:
+        self.dataset, self.task, self.faceless, self.has_emb = dataset, task, faceless, has_emb
+
+    def read(self, output: str, split: str, track: str) -> np.ndarray:
+        if output != "emb" or not self.has_emb:
+            raise StoreError(f"no file emb-{split}/{track}.npy")
+        frames = self.dataset.split(self.task, split).face_frames(track)
+        rng = np.random.default_rng(len(track) * 7 + len(frames))
+        emb = rng.normal(0.0, 0.3, (len(frames), 16)).astype(np.float32)
+        labels = self.dataset.split(self.task, split).track(track).labels
+        if track in self.faceless:
+            return np.zeros((0, 16), np.float16)
+        if labels is not None:
+            rows = np.minimum(frames, len(labels)) - 1
+            if self.task == "va":
+                emb[:, :2] += np.where(labels[rows] == -5, 0.0, labels[rows])
+            else:
+                emb[np.flatnonzero(labels[rows] >= 0), 2 + labels[rows][labels[rows] >= 0]] += 1.0
+        return emb.astype(np.float16)

@@ -62,6 +62,22 @@ def test_rerun_is_all_store_hits(world, monkeypatch: pytest.MonkeyPatch) -> None
     assert again.hit and again.score["score"] == pytest.approx(world[4][0].score["score"])
 
 
+def test_sweep_over_a_dynamic_system_records_one_row_per_window(world) -> None:
+    dataset, store, board, systems, _ = world
+    sweep = "kind: dynamic\ntasks: [va]\ninputs: [fast_video]\nwindow_s: [1, 2]\nepochs: 2\nheads: 4\n"
+    (systems / "fast_dynamic.yaml").write_text(sweep)
+    results = run_system("fast_dynamic", ["va"], dataset, "smoke", store, board, systems)
+    assert [(r.plan.name, r.hit) for r in results] == [
+        ("fast_video", True),
+        ("fast_dynamic[window_s=1]", False),
+        ("fast_dynamic[window_s=2]", False),
+    ]
+    rows = {row.system: row for row in board.rows(task="va") if row.system.startswith("fast_dynamic")}
+    assert set(rows) == {"fast_dynamic[window_s=1]", "fast_dynamic[window_s=2]"}
+    assert len({row.store_key for row in rows.values()}) == 2
+    assert all(np.isfinite(row.score) for row in rows.values())
+
+
 def test_killed_extraction_resumes_to_the_same_result(world, monkeypatch: pytest.MonkeyPatch) -> None:
     dataset, store, board, systems, (first,) = world
     node = store.node(first.plan.key)

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import SpecError
-from harness.spec import available_specs, load_graph, load_spec, resolve
+from harness.spec import available_specs, load_graph, load_spec, resolve, resolve_variants
 
 REPO_SYSTEMS = Path(__file__).resolve().parents[1] / "systems"
 
@@ -23,7 +23,8 @@ def test_every_default_spec_resolves_under_both_profiles() -> None:
     for name in names:
         for profile in ("smoke", "paper"):
             for resolved in load_graph(name, profile, REPO_SYSTEMS):
-                assert resolved.spec_hash == resolve(resolved.spec, profile).spec_hash
+                variants = {v.name: v for v in resolve_variants(resolved.spec, profile)}
+                assert resolved.spec_hash == variants[resolved.name].spec_hash
 
 
 def test_settings_resolve_kind_defaults_then_spec_then_profile(tmp_path: Path) -> None:

@@ -2,6 +2,19 @@
 
 Kinds never touch the store or the DAG (only the runner does); an input is offered through :class:`InputOutputs`,
 which reads what the input node produced, per output name, split and track.
+
+Outputs. A kind lists in ``outputs`` what its ``predict`` yields for every track of every split (``"pred"``: one row
+per label line, VA values ``(n, 2)`` or EXPR class probabilities ``(n, 8)``), and may list in
+``validation_outputs`` what it yields for the validation split only. The runner writes each output ``o`` of split
+``s`` as the per-track group ``"{o}-{s}"`` and counts a node complete when all of them are there.
+
+Honest scores: a kind that chooses anything on the validation split (fusion weights, a forest, a regulariser, a
+threshold) opts in by putting :data:`HONEST` in ``validation_outputs`` and, for each validation track, yielding beside
+``pred`` an ``honest`` array of the same shape: the prediction of the whole fitting procedure (every choice made on
+validation included) repeated on the other folds of whole videos (:func:`harness.fusion_math.video_folds`), so that
+no frame of the track's video was seen. The runner scores ``pred`` (recorded as the in-sample score, marked
+``fitted_on_validation``) and ``honest`` (``honest_score``, ``honest_ci``, with the statistics of the honest
+predictions) on one leaderboard row; rankings and paired tests use the honest score.
 """
 
 from collections.abc import Callable, Mapping
@@ -12,6 +25,8 @@ import numpy as np
 
 from harness.data.affwild2 import Dataset, Split
 from harness.tasks import Task
+
+HONEST = "honest"  # the validation-only output of cross-fitted predictions (see the module docstring)
 
 
 class TrackCache(Protocol):

@@ -17,6 +17,10 @@ from harness.errors import SpecError
 KIND_MODULES: dict[str, str] = {
     "video": "harness.models.video",
     "audio": "harness.models.audio",
+    "dynamic": "harness.models.temporal",
+    "kelm": "harness.models.kelm",
+    "dwf": "harness.models.fusion",
+    "rf": "harness.models.fusion",
 }
 _REGISTRY: dict[str, type] = {}
 

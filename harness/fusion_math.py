@@ -1,0 +1,246 @@
+"""The arithmetic of late fusion, as pure functions over numpy arrays (the kinds live in ``harness.models.fusion``).
+
+Dirichlet-based random weighted fusion (SUN team, ABAW 2024, arXiv 2403.12609) draws S candidate weight matrices
+``w`` of shape (M models, K outputs), each column on the simplex, fuses ``f[:, k] = Σ_m w[m, k] · p_m[:, k]`` and keeps
+the candidate that scores best. Scoring S candidates must not cost S passes over the frames:
+
+- VA: the CCC of a weighted sum follows from the means and the covariance matrix of (p_1, …, p_M, label) over the
+  valid frames: ``mean f = w·μ``, ``var f = wᵀΣw``, ``cov(f, y) = w·σ_y``; :func:`va_moments` takes them once and
+  :func:`va_candidate_scores` scores any number of candidates from them with the shared
+  :func:`harness.metrics.ccc_from_central_moments`.
+- EXPR: the argmax of each frame must be taken, but a convex combination keeps each class's fused value between
+  the smallest and largest input probability of that class, so a class whose largest input value lies below another
+  class's smallest can never win. Frames where a single class survives are decided for every candidate at once;
+  the others are grouped by their set of surviving classes and scored in blocks of candidates × frames, the
+  per-class counts taken as a product of the winner mask with one-hot labels (:func:`expr_candidate_confusions`).
+
+Cross-fitting (:func:`video_folds`) assigns validation tracks to folds by video, so the two tracks of a
+``_left``/``_right`` pair are always held out together.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from harness.data.affwild2 import video_of
+from harness.metrics import ccc_from_central_moments, f1_from_confusion
+from harness.tasks import NUM_EXPR_CLASSES
+
+_BLOCK_FRAMES = 1024  # frames per EXPR work item ...
+_BLOCK_CANDIDATES = 128  # ... times candidates per block: (classes, 128, 1024) float32 stays within a few MiB
+_SMALL_GROUP = 256  # frames of a rare surviving-class set are scored with all classes (fewer, larger blocks)
+_ALIVE_TOL = 1e-5  # float32 rounding of a fused value stays far below this
+
+
+def dirichlet_candidates(
+    rng: np.random.Generator, n_candidates: int, n_models: int, n_outputs: int, alpha: float = 1.0
+) -> np.ndarray:
+    """``(n_candidates, n_models, n_outputs)`` weights: each (candidate, output) column drawn from Dirichlet(α…α)."""
+    draws = rng.dirichlet(np.full(n_models, float(alpha)), size=(n_candidates, n_outputs))
+    return np.ascontiguousarray(draws.transpose(0, 2, 1))
+
+
+def corner_candidates(n_models: int, n_outputs: int) -> np.ndarray:
+    """Each input alone, then the plain average: ``(n_models + 1, n_models, n_outputs)`` weights.
+
+    Searched with the random candidates so that the chosen fusion never scores below its best input in-sample.
+    """
+    corners = np.repeat(np.eye(n_models)[:, :, None], n_outputs, axis=2)
+    mean = np.full((1, n_models, n_outputs), 1.0 / n_models)
+    return np.concatenate([corners, mean])
+
+
+def fuse(weights: np.ndarray, predictions: Sequence[np.ndarray]) -> np.ndarray:
+    """``Σ_m weights[m, k] · predictions[m][:, k]`` for one ``(M, K)`` weight matrix; ``(n, K)`` float64 out."""
+    stacked = np.stack([np.asarray(p, dtype=np.float64) for p in predictions])  # (M, n, K)
+    return np.einsum("mk,mnk->nk", np.asarray(weights, dtype=np.float64), stacked)
+
+
+def normalise_rows(values: np.ndarray) -> np.ndarray:
+    """Rows scaled to sum to 1 (class probabilities; the argmax is unchanged); an all-zero row becomes uniform."""
+    total = values.sum(axis=1, keepdims=True)
+    uniform = np.full_like(values, 1.0 / values.shape[1])
+    return np.divide(values, total, out=uniform, where=total > 0)
+
+
+def normalised_entropy(probabilities: np.ndarray) -> np.ndarray:
+    """Entropy of each row of class probabilities divided by log K: 0 for a one-hot row, 1 for a uniform one."""
+    p = np.clip(np.asarray(probabilities, dtype=np.float64), 0.0, None)
+    p = normalise_rows(p)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(p > 0, p * np.log(p), 0.0)
+    return -terms.sum(axis=1) / np.log(p.shape[1])
+
+
+def entropy_gate(probabilities: np.ndarray, threshold: float) -> np.ndarray:
+    """The rows whose normalised entropy exceeds ``threshold`` set to zero (an unsure input then does not vote)."""
+    gated = np.array(probabilities, dtype=np.float64, copy=True)
+    gated[normalised_entropy(gated) > threshold] = 0.0
+    return gated
+
+
+# --------------------------------------------------------------------------------------------------- VA
+
+
+@dataclass(frozen=True)
+class VAMoments:
+    """Per VA dimension d: ``mean[d]`` of (p_1…p_M, label) and their population covariance ``cov[d]`` (M+1, M+1)."""
+
+    mean: np.ndarray  # (2, M + 1)
+    cov: np.ndarray  # (2, M + 1, M + 1)
+    frames: int
+
+
+def va_moments(predictions: np.ndarray, labels: np.ndarray) -> VAMoments:
+    """Moments of the inputs and labels over the frames with a valid label.
+
+    ``predictions`` is ``(M, n, 2)``, ``labels`` ``(n, 2)`` with -5 marking an invalid frame (either column).
+    Centred sums in float64, so the covariances lose no digits to large means.
+    """
+    labels = np.asarray(labels, dtype=np.float64)
+    valid = np.all(labels != -5, axis=1)
+    frames = int(valid.sum())
+    if frames == 0:
+        raise ValueError("VA fusion needs frames with a valid label; every label row here has -5")
+    mean = np.empty((2, predictions.shape[0] + 1))
+    cov = np.empty((2, predictions.shape[0] + 1, predictions.shape[0] + 1))
+    for d in range(2):
+        z = np.concatenate([np.asarray(predictions[:, valid, d], dtype=np.float64), labels[valid, d][None]])
+        mean[d] = z.mean(axis=1)
+        centred = z - mean[d][:, None]
+        cov[d] = centred @ centred.T / frames
+    return VAMoments(mean, cov, frames)
+
+
+def va_candidate_scores(weights: np.ndarray, moments: VAMoments) -> np.ndarray:
+    """``(S,)`` P_VA = mean of the two CCCs of each candidate ``weights (S, M, 2)``, with no pass over frames."""
+    w = np.asarray(weights, dtype=np.float64)
+    total = np.zeros(w.shape[0])
+    for d in range(2):
+        wd = w[:, :, d]
+        mu, sigma = moments.mean[d], moments.cov[d]
+        mean_f = wd @ mu[:-1]
+        var_f = np.einsum("sm,sm->s", wd @ sigma[:-1, :-1], wd)
+        cov_fy = wd @ sigma[:-1, -1]
+        total += ccc_from_central_moments(mean_f, mu[-1], np.maximum(var_f, 0.0), sigma[-1, -1], cov_fy)
+    return total / 2
+
+
+# --------------------------------------------------------------------------------------------------- EXPR
+
+
+def surviving_classes(probabilities: np.ndarray) -> np.ndarray:
+    """``(n, K)`` mask of the classes that can win a frame's argmax under some convex combination of the inputs.
+
+    ``probabilities`` is ``(M, n, K)``. A class whose largest input value lies below the largest smallest value of
+    any class is beaten by that class under every weighting.
+    """
+    low, high = probabilities.min(axis=0), probabilities.max(axis=0)
+    return high >= low.max(axis=1, keepdims=True) - _ALIVE_TOL
+
+
+def expr_candidate_confusions(
+    weights: np.ndarray, probabilities: np.ndarray, labels: np.ndarray, workers: int | None = None
+) -> np.ndarray:
+    """``(S, K, K)`` int64 confusion matrices (rows = true class) of the argmax of each candidate's fused scores.
+
+    ``weights (S, M, K)`` have columns on the simplex; ``probabilities (M, n, K)`` are the inputs' scores of the
+    frames to count; ``labels (n,)`` their classes 0..K-1 (drop invalid frames first). Ties go to the lowest class,
+    as ``argmax`` does. Blocks run on ``workers`` threads (numpy releases the GIL; default: up to 2 cores), with BLAS
+    held to one thread each.
+    """
+    w = np.asarray(weights, dtype=np.float32)
+    p = np.asarray(probabilities, dtype=np.float32)
+    labels = np.asarray(labels, dtype=np.int64)
+    n_candidates, _, k = w.shape
+    out = np.zeros((n_candidates, k, k), np.int64)
+    alive = surviving_classes(p)
+    count = alive.sum(axis=1)
+    decided = count == 1
+    if decided.any():
+        fixed = np.bincount(labels[decided] * k + alive[decided].argmax(axis=1), minlength=k * k)
+        out += fixed.reshape(k, k)
+    groups = _class_groups(alive, ~decided)
+    if not groups:
+        return out
+    onehot = np.ascontiguousarray(np.eye(k, dtype=np.float32)[labels].T)  # (K, n): BLAS likes it this way round
+    work = []
+    for classes, frames in groups:
+        block = np.ascontiguousarray(p[:, frames][:, :, classes].transpose(2, 0, 1))  # (R, M, n_g)
+        for start in range(0, len(frames), _BLOCK_FRAMES):
+            stop = min(start + _BLOCK_FRAMES, len(frames))
+            work.append((classes, block[:, :, start:stop], np.ascontiguousarray(onehot[:, frames[start:stop]])))
+    by_class = np.ascontiguousarray(w.transpose(2, 0, 1))  # (K, S, M)
+    threads = max(1, workers or min(2, os.cpu_count() or 1))
+    # the products are tiny: BLAS's own threads would only spin against ours (10x slower on a busy machine)
+    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(threads) as pool:
+        for first in range(0, n_candidates, _BLOCK_CANDIDATES):
+            chunk = by_class[:, first : first + _BLOCK_CANDIDATES]
+            for classes, counts in pool.map(lambda item, c=chunk: (item[0], _block_counts(c, *item)), work):
+                out[first : first + chunk.shape[1], :, classes] += counts.transpose(2, 1, 0).astype(np.int64)
+    return out
+
+
+def _class_groups(alive: np.ndarray, contested: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(surviving classes, frame indices) of the contested frames, grouped by their set of surviving classes."""
+    k = alive.shape[1]
+    frames = np.flatnonzero(contested)
+    codes = alive[frames] @ (1 << np.arange(k))
+    everything = (1 << k) - 1
+    values, counts = np.unique(codes, return_counts=True)
+    rare = values[counts < _SMALL_GROUP]
+    codes = np.where(np.isin(codes, rare), everything, codes)
+    groups = []
+    for code in np.unique(codes):
+        classes = np.flatnonzero((int(code) >> np.arange(k)) & 1)
+        groups.append((classes, frames[codes == code]))
+    return groups
+
+
+def _block_counts(by_class: np.ndarray, classes: np.ndarray, block: np.ndarray, onehot: np.ndarray) -> np.ndarray:
+    """``(R, K, C)`` float32: for each surviving class r, true class t and candidate c, the frames predicted r."""
+    fused = np.matmul(by_class[classes], block)  # (R, C, b)
+    best = fused.max(axis=0)
+    taken = np.zeros(best.shape, bool)
+    counts = np.empty((len(classes), onehot.shape[0], by_class.shape[1]), np.float32)
+    for r in range(len(classes)):
+        wins = fused[r] == best
+        if r:
+            wins &= ~taken  # a tie goes to the lowest class
+        taken |= wins
+        counts[r] = onehot @ wins.astype(np.float32).T
+    return counts
+
+
+def expr_candidate_scores(
+    weights: np.ndarray, probabilities: np.ndarray, labels: np.ndarray, workers: int | None = None
+) -> np.ndarray:
+    """``(S,)`` macro-F1 over the 8 classes of each candidate (see :func:`expr_candidate_confusions`)."""
+    if probabilities.shape[-1] != NUM_EXPR_CLASSES:
+        raise ValueError(f"EXPR fusion needs {NUM_EXPR_CLASSES} class scores per frame; got {probabilities.shape[-1]}")
+    confusions = expr_candidate_confusions(weights, probabilities, labels, workers)
+    return f1_from_confusion(confusions).mean(axis=1)
+
+
+# --------------------------------------------------------------------------------------------------- folds
+
+
+def video_folds(track_names: Sequence[str], n_folds: int, seed: int) -> np.ndarray:
+    """Fold number 0..F-1 of each track, F = min(n_folds, number of videos): whole videos, shuffled with ``seed``.
+
+    Videos are dealt round-robin after a seeded shuffle, so fold sizes differ by at most one video.
+    """
+    videos = sorted({video_of(name) for name in track_names})
+    if n_folds < 2 or len(videos) < 2:
+        raise ValueError(
+            f"cross-fitting needs at least 2 folds of whole videos; got {n_folds} folds, {len(videos)} videos"
+        )
+    order = np.random.default_rng(seed).permutation(len(videos))
+    fold_of_video = {videos[v]: i % min(n_folds, len(videos)) for i, v in enumerate(order)}
+    return np.array([fold_of_video[video_of(name)] for name in track_names], np.int64)

@@ -1,0 +1,286 @@
+"""Functionals + Kernel ELM kind (SUN team, ABAW 2024, arXiv 2403.12609, "functionals" systems).
+
+A static video spec's frame embeddings on the 5 Hz step grid (:mod:`harness.models.step_table`) are summarised
+over windows of W seconds (hop W/2) by functionals — mean, max, min and optionally std per feature — standardised
+with training statistics, and mapped to the window's label by a Kernel ELM (:mod:`harness.models.kernel_elm`):
+VA the mean label over the window's steps, EXPR the most frequent class as a one-hot row, class-weighted by inverse
+frequency. C is chosen on validation from a grid (step-level score); since that choice sees validation, the kind
+also yields ``honest`` validation predictions: per fold of whole videos, the C chosen on the other folds.
+Window outputs are averaged per step and interpolated to every frame; EXPR scores become a distribution (clipped at
+0, normalised) so that fusion can weigh them like probabilities.
+"""
+
+from collections.abc import Iterator
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from harness.errors import SpecError
+from harness.frames import average_windows, frame_times, interpolate_to_frames
+from harness.fusion_math import video_folds
+from harness.metrics import task_scores
+from harness.models import kernel_elm
+from harness.models.context import HONEST, Context
+from harness.models.registry import register_kind
+from harness.models.step_table import StepTable, build_table, window_rows, windows
+from harness.steps import step_centres
+from harness.tasks import NUM_EXPR_CLASSES, Task
+
+Functional = Literal["mean", "max", "min", "std"]
+
+
+class KelmSettings(BaseModel):
+    """Settings of the functionals + Kernel ELM kind."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    window_s: float = 4.0
+    rate: float = 5.0  # steps a second
+    functionals: list[Functional] = Field(default_factory=lambda: ["mean", "max", "min"])
+    kernel: Literal["rbf", "linear", "poly", "sigmoid"] = "rbf"
+    gamma: float | None = None  # None: 1 / number of features
+    degree: int = 3
+    coef0: float = 1.0
+    c_grid: list[float] = Field(default_factory=lambda: [0.01, 0.1, 1.0, 10.0, 100.0])
+    class_weighted: bool = True  # EXPR: the weighted ELM, W = inverse class frequency
+    nystrom_landmarks: int | None = None  # None: exact solve (refused above max_exact_rows)
+    max_exact_rows: int = kernel_elm.MAX_EXACT_ROWS
+    honest_folds: int = 5
+
+
+@register_kind("kelm")
+class KelmKind:
+    """Functionals of one static video spec's embeddings → Kernel ELM, for one task."""
+
+    version = "1"
+    Settings = KelmSettings
+    profiles = {"paper": {}, "smoke": {}}
+    outputs = ("pred",)
+    validation_outputs = (HONEST,)
+
+    def __init__(self, settings: KelmSettings, task: Task, seed: int) -> None:
+        self.settings = settings
+        self.task = task
+        self.seed = seed
+
+    @property
+    def width(self) -> int:
+        return max(1, round(self.settings.window_s * self.settings.rate))
+
+    def _table(self, context: Context, split_name: str, names: list[str] | None = None) -> StepTable:
+        if len(context.inputs) != 1:
+            raise SpecError(
+                f"a kelm system takes exactly one input (a static video spec), found {len(context.inputs)}: "
+                f"{', '.join(context.inputs) or 'none'}"
+            )
+        source = next(iter(context.inputs.values()))
+        dim = len(self.mean_) // len(self.settings.functionals) if hasattr(self, "mean_") else None
+        return build_table(context.split(split_name), source, self.task, self.settings.rate, names, dim)
+
+    def _windows(self, table: StepTable) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per window: its track, start, functionals (unstandardised) and the mask of its labelled steps."""
+        tracks, starts = windows(table, self.width, max(1, self.width // 2))
+        rows, inside = window_rows(table, tracks, starts, self.width)
+        values = window_functionals(table.features, rows, inside, self.settings.functionals)
+        return tracks, starts, values, table.valid[rows] & inside
+
+    # -- fit -----------------------------------------------------------------------------------------------------------
+    def fit(self, context: Context) -> "KelmKind":
+        """Fit one Kernel ELM per C on the training windows; pick C on validation, and per fold for ``honest``."""
+        s = self.settings
+        train, validation = self._table(context, "train"), self._table(context, "validation")
+        tracks, starts, values, labelled = self._windows(train)
+        rows, _ = window_rows(train, tracks, starts, self.width)
+        keep = labelled.any(1)
+        targets = window_targets(self.task, train.targets[rows[keep]], labelled[keep])
+        self.mean_, self.std_ = values[keep].mean(0), values[keep].std(0) + 1e-6
+        self.prior_ = targets.mean(0).astype(np.float32)
+        weight = None
+        if self.task == "expr" and s.class_weighted:
+            weight = class_weights(targets.argmax(1))[targets.argmax(1)]
+        _, val_starts, val_values, _ = self._windows(validation)
+        params = kernel_elm.KernelParams(s.kernel, s.gamma, s.degree, s.coef0)
+        try:
+            grid = kernel_elm.fit_grid(
+                self._standardised(values[keep]),
+                targets,
+                s.c_grid,
+                params,
+                X_eval=self._standardised(val_values),
+                sample_weight=weight,
+                nystrom_landmarks=s.nystrom_landmarks,
+                seed=self.seed,
+                max_exact_rows=s.max_exact_rows,
+            )
+        except ValueError as error:
+            raise SpecError(f"kelm ({self.task}): {error}") from None
+        self.models_ = grid.models
+        per_track = self._per_track_steps(validation, val_starts, grid.eval_predictions)
+        self.choice_ = int(np.argmax(self._scores(validation, per_track, np.arange(len(validation.names)))))
+        folds = video_folds(validation.names, s.honest_folds, self.seed)
+        self.honest_choice_ = np.empty(len(validation.names), np.int64)
+        for fold in np.unique(folds):
+            scores = self._scores(validation, per_track, np.flatnonzero(folds != fold))
+            self.honest_choice_[folds == fold] = int(np.argmax(scores))
+        self.validation_names_ = list(validation.names)
+        self.notes_: list[str] = []
+        return self
+
+    def _standardised(self, values: np.ndarray) -> np.ndarray:
+        return ((values - self.mean_) / self.std_).astype(np.float32)
+
+    def _per_track_steps(self, table: StepTable, starts: np.ndarray, window_outputs: np.ndarray) -> list[np.ndarray]:
+        """``(n_C, steps, K)`` per track: each C's window outputs spread over their steps and averaged per step."""
+        tracks, _ = windows(table, self.width, max(1, self.width // 2))
+        out = []
+        for index in range(len(table.names)):
+            chosen = tracks == index
+            spread = np.repeat(window_outputs[:, chosen, None, :], self.width, axis=2)  # (n_C, n_w, W, K)
+            out.append(
+                np.stack([average_windows(s, starts[chosen], int(table.lengths[index])) for s in spread]).astype(
+                    np.float32
+                )
+            )
+        return out
+
+    def _scores(self, table: StepTable, per_track: list[np.ndarray], track_indices: np.ndarray) -> np.ndarray:
+        """The step-level validation score of every C over the given tracks."""
+        valid = [table.valid[table.track_rows(i)] for i in track_indices]
+        labels = np.concatenate(
+            [table.targets[table.track_rows(i)][v] for i, v in zip(track_indices, valid, strict=True)]
+        )
+        scores = []
+        for c in range(len(self.settings.c_grid)):
+            pred = np.concatenate([per_track[i][c][v] for i, v in zip(track_indices, valid, strict=True)])
+            pred = np.clip(pred, -1.0, 1.0) if self.task == "va" else pred.argmax(1)
+            scores.append(task_scores(self.task, pred, labels).score if len(labels) else 0.0)
+        return np.asarray(scores)
+
+    # -- predict -------------------------------------------------------------------------------------------------------
+    def predict(
+        self, context: Context, split_name: str, tracks: list[str]
+    ) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
+        """Per track, ``pred`` (one row per label line) and, on validation, ``honest`` (the fold's C)."""
+        if not hasattr(self, "models_"):
+            raise RuntimeError("this kelm system is not fitted: call fit() or load_state() first")
+        split = context.split(split_name)
+        table = self._table(context, split_name, tracks)
+        faceless = set(table.faceless)
+        news = {
+            f"kelm ({self.task}): track {n!r} has no face in its input's embeddings; the prior answers"
+            for n in faceless
+        }
+        self.notes_ = sorted(set(getattr(self, "notes_", [])) | news)
+        _, starts, values, _ = self._windows(table)
+        wanted = [self.choice_]
+        if split_name == "validation":
+            wanted += sorted(set(self.honest_choice_.tolist()) - {self.choice_})
+        outputs = np.stack([kernel_elm.predict(self.models_[c], self._standardised(values)) for c in wanted])
+        per_track = self._per_track_steps(table, starts, outputs)
+        for index, name in enumerate(table.names):
+            track = split.track(name)
+            centres, times = (
+                step_centres(int(table.lengths[index]), self.settings.rate),
+                frame_times(track.n_rows, split.fps(name)),
+            )
+            chosen = {"pred": self.choice_}
+            if split_name == "validation":
+                chosen[HONEST] = int(self.honest_choice_[self.validation_names_.index(name)])
+            result = {}
+            for output, c in chosen.items():
+                if name in faceless:
+                    result[output] = np.tile(self.prior_, (track.n_rows, 1)).astype(np.float32)
+                else:
+                    result[output] = self._finish(
+                        interpolate_to_frames(centres, per_track[index][wanted.index(c)], times)
+                    )
+            yield name, result
+
+    def _finish(self, values: np.ndarray) -> np.ndarray:
+        """VA clipped to [-1, 1]; EXPR scores clipped at 0 and normalised into a distribution (uniform if all ≤ 0)."""
+        if self.task == "va":
+            return np.clip(values, -1.0, 1.0).astype(np.float32)
+        positive = np.clip(values, 0.0, None)
+        total = positive.sum(1, keepdims=True)
+        uniform = np.full_like(positive, 1.0 / positive.shape[1])
+        return np.where(total > 0, positive / np.where(total > 0, total, 1.0), uniform).astype(np.float32)
+
+    # -- state ---------------------------------------------------------------------------------------------------------
+    def state(self) -> dict[str, torch.Tensor]:
+        if not hasattr(self, "models_"):
+            raise RuntimeError("this kelm system is not fitted: call fit() or load_state() first")
+        first = self.models_[0]
+        params = first.params
+        arrays = {
+            "support": first.support,
+            "betas": np.stack([m.beta for m in self.models_]),
+            "kernel": np.array([params.gamma, params.degree, params.coef0], np.float64),
+            "method": np.array([first.method == "nystrom"], np.int64),
+            "mean": self.mean_,
+            "std": self.std_,
+            "prior": self.prior_,
+            "choice": np.array([self.choice_], np.int64),
+            "honest_choice": self.honest_choice_,
+        }
+        return {k: torch.from_numpy(np.array(v, copy=True)) for k, v in arrays.items()}
+
+    def load_state(self, state: dict[str, torch.Tensor]) -> "KelmKind":
+        s = self.settings
+        gamma, degree, coef0 = state["kernel"].tolist()
+        params = kernel_elm.KernelParams(s.kernel, gamma, int(degree), coef0)
+        method = "nystrom" if int(state["method"][0]) else "exact"
+        support = state["support"].numpy()
+        self.models_ = tuple(
+            kernel_elm.KernelELM(params, c, method, support, beta)
+            for c, beta in zip(s.c_grid, state["betas"].numpy(), strict=True)
+        )
+        self.mean_, self.std_, self.prior_ = (state[k].numpy() for k in ("mean", "std", "prior"))
+        self.choice_ = int(state["choice"][0])
+        self.honest_choice_ = state["honest_choice"].numpy()
+        return self
+
+
+def window_functionals(
+    features: np.ndarray, rows: np.ndarray, inside: np.ndarray, names: list[str], chunk: int = 2048
+) -> np.ndarray:
+    """``(n_windows, len(names) · D)``: each functional of the features over each window's steps inside its track,
+    one block of D columns per functional in the order of ``names``; computed ``chunk`` windows at a time."""
+    out = []
+    for begin in range(0, len(rows), chunk):
+        block = features[rows[begin : begin + chunk]].astype(np.float32)  # (n, W, D)
+        out.append(np.concatenate([_functional(name, block, inside[begin : begin + chunk]) for name in names], 1))
+    return np.concatenate(out).astype(np.float32)
+
+
+def _functional(name: str, block: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """One functional over axis 1 of ``block`` (n, W, D), counting only the steps where ``inside`` (n, W)."""
+    mask = inside[:, :, None]
+    if name == "max":
+        return np.where(mask, block, -np.inf).max(1)
+    if name == "min":
+        return np.where(mask, block, np.inf).min(1)
+    count = mask.sum(1)
+    mean = np.where(mask, block, 0.0).sum(1) / count
+    if name == "mean":
+        return mean
+    return np.sqrt(np.where(mask, (block - mean[:, None, :]) ** 2, 0.0).sum(1) / count)
+
+
+def window_targets(task: Task, step_targets: np.ndarray, labelled: np.ndarray) -> np.ndarray:
+    """One target row per window from its labelled steps: VA the mean; EXPR the most frequent class, one-hot."""
+    if task == "va":
+        weights = labelled[:, :, None].astype(np.float64)
+        return ((step_targets * weights).sum(1) / weights.sum(1)).astype(np.float64)
+    counts = np.zeros((len(step_targets), NUM_EXPR_CLASSES))
+    for column in range(step_targets.shape[1]):
+        np.add.at(counts, (np.arange(len(step_targets)), np.maximum(step_targets[:, column], 0)), labelled[:, column])
+    return np.eye(NUM_EXPR_CLASSES)[counts.argmax(1)]
+
+
+def class_weights(classes: np.ndarray) -> np.ndarray:
+    """Per class, inverse frequency normalised to mean 1 over the rows (the weighted ELM's W)."""
+    counts = np.bincount(classes, minlength=NUM_EXPR_CLASSES).astype(np.float64)
+    weights = np.where(counts > 0, len(classes) / (NUM_EXPR_CLASSES * np.maximum(counts, 1)), 0.0)
+    return weights / weights[classes].mean()

@@ -1,0 +1,254 @@
+"""Dynamic video kind: a temporal model over a static video spec's frame embeddings (SUN team, ABAW 2024,
+arXiv 2403.12609, "dynamic" systems).
+
+The input spec's 256-d face embeddings are resampled to 5 steps a second by real timestamps and kept in memory as
+one table per split (on the GPU when there is one); windows of W seconds advance by W/2 and a batch is a gather of
+row indices. Model: BatchNorm over the features → sinusoidal positions → N Transformer encoder layers (or a
+bidirectional GRU) → one output per step (VA: 2 with tanh, loss (1−CCC_v)+(1−CCC_a); EXPR: 8 logits, focal loss
+with inverse-frequency weights). Features are normalised with statistics of the training split (min-max) or per
+track. Early stopping on the validation score at step level; overlapping window outputs are averaged per step and
+interpolated to every frame. A track without any face gets the training prior.
+"""
+
+import math
+from collections.abc import Iterator
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict
+from torch import nn
+
+from harness.errors import SpecError
+from harness.frames import average_windows, frame_times, interpolate_to_frames
+from harness.metrics import task_scores
+from harness.models.context import Context
+from harness.models.registry import register_kind
+from harness.models.step_table import StepTable, build_table, normalisation, normalise, window_rows, windows
+from harness.models.training import (
+    EarlyStopping,
+    FocalLoss,
+    ccc_loss,
+    device,
+    inverse_frequency_weights,
+    seed_everything,
+)
+from harness.steps import step_centres
+from harness.tasks import NUM_EXPR_CLASSES, Task
+
+
+class DynamicSettings(BaseModel):
+    """Settings of the dynamic kind (defaults: the paper's 3-layer Transformer over 4 s windows)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    window_s: float = 4.0
+    rate: float = 5.0  # steps a second
+    normalisation: Literal["minmax", "track"] = "minmax"
+    temporal: Literal["transformer", "gru"] = "transformer"
+    layers: int = 3
+    heads: int = 8
+    dropout: float = 0.1
+    epochs: int = 100
+    batch_size: int = 32
+    learning_rate: float = 5e-4
+    weight_decay: float = 1e-4
+    patience: int = 10
+    focal_gamma: float = 2.0
+
+
+@register_kind("dynamic")
+class DynamicKind:
+    """A temporal model of one task over the embeddings of one static video spec."""
+
+    version = "1"
+    Settings = DynamicSettings
+    profiles = {"paper": {}, "smoke": {"layers": 1, "epochs": 40, "patience": 8, "learning_rate": 1e-3}}
+    outputs = ("pred",)
+
+    def __init__(self, settings: DynamicSettings, task: Task, seed: int) -> None:
+        self.settings = settings
+        self.task = task
+        self.seed = seed
+
+    @property
+    def width(self) -> int:
+        return max(1, round(self.settings.window_s * self.settings.rate))
+
+    def _source(self, context: Context):
+        if len(context.inputs) != 1:
+            raise SpecError(
+                f"a dynamic system takes exactly one input (a static video spec), found {len(context.inputs)}: "
+                f"{', '.join(context.inputs) or 'none'}"
+            )
+        return next(iter(context.inputs.values()))
+
+    def _table(self, context: Context, split_name: str, names: list[str] | None = None) -> StepTable:
+        dim = len(self.shift_) if hasattr(self, "shift_") else None
+        return build_table(context.split(split_name), self._source(context), self.task, self.settings.rate, names, dim)
+
+    # -- fit -----------------------------------------------------------------------------------------------------------
+    def fit(self, context: Context) -> "DynamicKind":
+        """Train on the training windows; keep the epoch with the best validation score."""
+        s = self.settings
+        generator = seed_everything(self.seed)
+        train, validation = self._table(context, "train"), self._table(context, "validation")
+        self.shift_, self.scale_ = normalisation(train, s.normalisation)
+        self.prior_ = _prior(self.task, train.targets[train.valid])
+        on = device()
+        net = TemporalNet(train.features.shape[1], self.task, s).to(on)
+        features = torch.from_numpy(normalise(train, s.normalisation, self.shift_, self.scale_)).to(on)
+        targets, valid = torch.from_numpy(train.targets).to(on), torch.from_numpy(train.valid).to(on)
+        tracks, starts = windows(train, self.width, max(1, self.width // 2))
+        rows, inside = window_rows(train, tracks, starts, self.width)
+        keep = (train.valid[rows] & inside).any(1)
+        rows, inside = torch.from_numpy(rows[keep]).to(on), torch.from_numpy(inside[keep]).to(on)
+        if not len(rows):
+            raise SpecError(f"dynamic ({self.task}): no training window has a valid label")
+        loss_of = self._loss(train.targets[train.valid], on)
+        optimizer = torch.optim.AdamW(net.parameters(), lr=s.learning_rate, weight_decay=s.weight_decay)
+        stopper = EarlyStopping(s.patience)
+        for epoch in range(s.epochs):
+            net.train()
+            order = torch.randperm(len(rows), generator=generator).to(on)
+            for begin in range(0, len(order), s.batch_size):
+                batch = rows[order[begin : begin + s.batch_size]]
+                mask = valid[batch] & inside[order[begin : begin + s.batch_size]]
+                loss = loss_of(net(features[batch])[mask], targets[batch][mask])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+            if stopper.update(epoch, self._step_score(net, validation), net):
+                break
+        net.load_state_dict(stopper.best_state)
+        self.net_ = net.eval()
+        self.history_ = stopper.history
+        self.notes_: list[str] = []
+        return self
+
+    def _loss(self, valid_targets: np.ndarray, on: torch.device):
+        if self.task == "va":
+            return ccc_loss
+        return FocalLoss(inverse_frequency_weights(valid_targets).to(on), self.settings.focal_gamma)
+
+    @torch.no_grad()
+    def _step_outputs(self, net: "TemporalNet", table: StepTable) -> np.ndarray:
+        """Outputs ``(steps, K)`` for a whole table: windows averaged per step (EXPR as probabilities)."""
+        net.eval()
+        on = next(net.parameters()).device
+        features = torch.from_numpy(normalise(table, self.settings.normalisation, self.shift_, self.scale_)).to(on)
+        tracks, starts = windows(table, self.width, max(1, self.width // 2))
+        rows, _ = window_rows(table, tracks, starts, self.width)
+        outputs = []
+        for begin in range(0, len(rows), 256):
+            out = net(features[torch.from_numpy(rows[begin : begin + 256]).to(on)]).float()
+            outputs.append((torch.softmax(out, -1) if self.task == "expr" else out).cpu().numpy())
+        window_values = np.concatenate(outputs)
+        per_step = np.empty((len(table.features), window_values.shape[-1]), np.float32)
+        for index in range(len(table.names)):
+            chosen = tracks == index
+            per_step[table.track_rows(index)] = average_windows(
+                window_values[chosen], starts[chosen], int(table.lengths[index])
+            )
+        return per_step
+
+    def _step_score(self, net: "TemporalNet", table: StepTable) -> float:
+        if not table.valid.any():
+            return 0.0
+        outputs = self._step_outputs(net, table)[table.valid]
+        pred = outputs if self.task == "va" else outputs.argmax(1)
+        return task_scores(self.task, pred, table.targets[table.valid]).score
+
+    # -- predict -------------------------------------------------------------------------------------------------------
+    def predict(
+        self, context: Context, split_name: str, tracks: list[str]
+    ) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
+        """Per track, ``pred``: one row per label line (VA values or EXPR probabilities)."""
+        net = self._fitted()
+        split = context.split(split_name)
+        table = self._table(context, split_name, tracks)
+        faceless = set(table.faceless)
+        self.notes_ = sorted(set(getattr(self, "notes_", [])) | {_faceless_note(self.task, n) for n in faceless})
+        per_step = self._step_outputs(net, table)
+        for index, name in enumerate(table.names):
+            track = split.track(name)
+            if name in faceless:
+                yield name, {"pred": np.tile(self.prior_, (track.n_rows, 1)).astype(np.float32)}
+                continue
+            centres = step_centres(int(table.lengths[index]), self.settings.rate)
+            frames = interpolate_to_frames(
+                centres, per_step[table.track_rows(index)], frame_times(track.n_rows, split.fps(name))
+            )
+            yield name, {"pred": frames.astype(np.float32)}
+
+    # -- state ---------------------------------------------------------------------------------------------------------
+    def _fitted(self) -> "TemporalNet":
+        if not hasattr(self, "net_"):
+            raise RuntimeError("this dynamic system is not fitted: call fit() or load_state() first")
+        return self.net_
+
+    def state(self) -> dict[str, torch.Tensor]:
+        net = self._fitted()
+        state = {f"net.{k}": v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+        arrays = {"shift": self.shift_, "scale": self.scale_, "prior": self.prior_}
+        return {**state, **{k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()}}
+
+    def load_state(self, state: dict[str, torch.Tensor]) -> "DynamicKind":
+        self.shift_, self.scale_ = state["shift"].numpy(), state["scale"].numpy()
+        self.prior_ = state["prior"].numpy()
+        net = TemporalNet(len(self.shift_), self.task, self.settings)
+        net.load_state_dict({k[len("net.") :]: v for k, v in state.items() if k.startswith("net.")})
+        self.net_ = net.to(device()).eval()
+        return self
+
+
+def _faceless_note(task: Task, name: str) -> str:
+    return f"dynamic ({task}): track {name!r} has no face in its input's embeddings; the training prior answers"
+
+
+def _prior(task: Task, valid_targets: np.ndarray) -> np.ndarray:
+    """VA: the mean label; EXPR: the class frequencies (what a model without input should answer)."""
+    if task == "va":
+        return valid_targets.mean(0).astype(np.float32)
+    counts = np.bincount(valid_targets, minlength=NUM_EXPR_CLASSES).astype(np.float32)
+    return counts / counts.sum()
+
+
+def sinusoidal_positions(length: int, dim: int) -> torch.Tensor:
+    """``(length, dim)`` fixed positional encoding: sin on even, cos on odd features, wavelengths up to 10⁴·2π."""
+    position = torch.arange(length, dtype=torch.float32)[:, None]
+    frequency = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    table = torch.zeros(length, dim)
+    table[:, 0::2] = torch.sin(position * frequency)
+    table[:, 1::2] = torch.cos(position * frequency[: dim // 2])
+    return table
+
+
+class TemporalNet(nn.Module):
+    """BatchNorm over features → positions → Transformer encoder (or bidirectional GRU) → per-step output."""
+
+    def __init__(self, dim: int, task: Task, settings: DynamicSettings) -> None:
+        super().__init__()
+        s = settings
+        self.task = task
+        self.norm = nn.BatchNorm1d(dim)
+        if s.temporal == "transformer":
+            if dim % s.heads:
+                raise SpecError(f"key 'heads': the embedding size {dim} must be divisible by heads, found {s.heads}")
+            layer = nn.TransformerEncoderLayer(dim, s.heads, 2 * dim, s.dropout, batch_first=True)
+            self.encoder = nn.TransformerEncoder(layer, s.layers, enable_nested_tensor=False)
+        else:
+            if dim % 2:
+                raise SpecError(f"key 'temporal': a bidirectional GRU needs an even embedding size, found {dim}")
+            self.encoder = nn.GRU(dim, dim // 2, s.layers, batch_first=True, bidirectional=True, dropout=s.dropout)
+        self.head = nn.Linear(dim, 2 if task == "va" else NUM_EXPR_CLASSES)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """``(batch, steps, dim)`` → ``(batch, steps, outputs)``."""
+        x = self.norm(features.transpose(1, 2)).transpose(1, 2)
+        if isinstance(self.encoder, nn.GRU):
+            x = self.encoder(x)[0]
+        else:
+            x = self.encoder(x + sinusoidal_positions(x.shape[1], x.shape[2]).to(x.device))
+        out = self.head(x)
+        return torch.tanh(out) if self.task == "va" else out

@@ -1,0 +1,75 @@
+"""The functionals + Kernel ELM kind: functionals, window targets, C chosen on validation, honest fold choices."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import LabelEmbeddings
+
+from harness.data.affwild2 import Dataset
+from harness.errors import SpecError
+from harness.metrics import task_scores
+from harness.models.context import HONEST, Context
+from harness.models.kelm import KelmKind, KelmSettings, class_weights, window_functionals, window_targets
+from harness.spec import load_spec, resolve_variants
+
+
+def test_functionals_ignore_steps_past_the_track() -> None:
+    features = np.array([[1.0, 10.0], [3.0, 20.0], [8.0, 30.0]], np.float32)
+    rows = np.array([[0, 1, 2], [1, 2, 2]])
+    inside = np.array([[True, True, True], [True, True, False]])
+    out = window_functionals(features, rows, inside, ["mean", "max", "min", "std"], chunk=1)
+    np.testing.assert_allclose(out[0], [4.0, 20.0, 8.0, 30.0, 1.0, 10.0, np.std([1, 3, 8]), np.std([10, 20, 30])])
+    np.testing.assert_allclose(out[1], [5.5, 25.0, 8.0, 30.0, 3.0, 20.0, 2.5, 5.0])
+
+
+def test_window_targets_and_class_weights() -> None:
+    va = window_targets("va", np.array([[[0.2, 0.4], [0.4, -5.0], [9.0, 9.0]]]), np.array([[True, True, False]]))
+    np.testing.assert_allclose(va, [[0.3, -2.3]])  # an invalid step is masked by the caller's labelled mask
+    expr = window_targets("expr", np.array([[3, 3, 1, -1], [2, 5, 5, 5]]), np.array([[1, 1, 1, 0], [1, 1, 1, 1]], bool))
+    assert expr.argmax(1).tolist() == [3, 5] and expr.sum(1).tolist() == [1.0, 1.0]
+    weights = class_weights(np.array([0, 0, 0, 1]))
+    assert weights[1] == pytest.approx(3 * weights[0]) and weights[[0, 0, 0, 1]].mean() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("task", ["va", "expr"])
+def test_kelm_learns_and_chooses_c_on_validation(synthetic_tiny: Path, task: str) -> None:
+    dataset = Dataset(synthetic_tiny)
+    context = Context(dataset, task, {"fake_video": LabelEmbeddings(dataset, task)})
+    kind = KelmKind(KelmSettings(window_s=2.0, honest_folds=3), task, seed=2).fit(context)
+    split = context.split("validation")
+    results = dict(kind.predict(context, "validation", list(split.names)))
+    for name in split.names:
+        assert (
+            results[name]["pred"].shape == results[name][HONEST].shape == (split.track(name).n_rows, kind.prior_.size)
+        )
+    pooled = np.concatenate([results[name]["pred"] for name in split.names])
+    honest = np.concatenate([results[name][HONEST] for name in split.names])
+    if task == "expr":
+        np.testing.assert_allclose(pooled.sum(1), 1.0, atol=1e-5)
+        pooled, honest = pooled.argmax(1), honest.argmax(1)
+    assert task_scores(task, pooled, split.labels()).score > 0.4
+    assert task_scores(task, honest, split.labels()).score > 0.3
+    assert set(kind.honest_choice_.tolist()) <= set(range(len(kind.settings.c_grid)))
+    test_names = list(context.split("test").names[:1])
+    (only,) = kind.predict(context, "test", test_names)
+    assert set(only[1]) == {"pred"}  # honest predictions exist for validation only
+    loaded = KelmKind(kind.settings, task, 2).load_state(kind.state())
+    (again,) = loaded.predict(context, "test", test_names)
+    np.testing.assert_array_equal(only[1]["pred"], again[1]["pred"])
+
+
+def test_exact_bound_names_the_nystrom_setting(synthetic_tiny: Path) -> None:
+    dataset = Dataset(synthetic_tiny)
+    context = Context(dataset, "va", {"fake_video": LabelEmbeddings(dataset, "va")})
+    with pytest.raises(SpecError, match=r"kelm \(va\): exact Kernel ELM refuses \d+ training rows.*nystrom_landmarks"):
+        KelmKind(KelmSettings(window_s=2.0, max_exact_rows=10), "va", 0).fit(context)
+    nystrom = KelmKind(KelmSettings(window_s=2.0, max_exact_rows=10, nystrom_landmarks=50), "va", 0).fit(context)
+    assert nystrom.models_[0].method == "nystrom" and len(nystrom.models_[0].support) == 50
+
+
+def test_functionals_list_is_a_setting_not_a_sweep(tmp_path: Path) -> None:
+    (tmp_path / "k.yaml").write_text("kind: kelm\nfunctionals: [mean, std]\nwindow_s: [2, 4]\n")
+    variants = resolve_variants(load_spec("k", tmp_path), "smoke")
+    assert [v.name for v in variants] == ["k[window_s=2]", "k[window_s=4]"]
+    assert variants[0].settings.functionals == ["mean", "std"]

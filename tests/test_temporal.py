@@ -1,0 +1,112 @@
+"""The step table (embeddings on a 5 Hz grid) and the dynamic kind, on inputs whose embeddings carry the labels."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import LabelEmbeddings
+
+from harness.data.affwild2 import Dataset
+from harness.errors import SpecError
+from harness.metrics import task_scores
+from harness.models.context import Context
+from harness.models.step_table import build_table, normalisation, normalise, resample_to_steps, window_rows, windows
+from harness.models.temporal import DynamicKind, DynamicSettings
+
+FAST = {"epochs": 4, "patience": 2, "layers": 1, "heads": 4, "learning_rate": 3e-3, "window_s": 2.0, "batch_size": 64}
+
+
+def fitted(synthetic_tiny: Path, task: str, **settings) -> tuple[DynamicKind, Context]:
+    dataset = Dataset(synthetic_tiny)
+    context = Context(dataset, task, {"fake_video": LabelEmbeddings(dataset, task)})
+    return DynamicKind(DynamicSettings(**{**FAST, **settings}), task, seed=5).fit(context), context
+
+
+def test_resampling_averages_each_step_at_a_low_fps() -> None:
+    frames = np.arange(1, 13)  # 12 frames at 6 fps: 2 s; steps of 0.2 s hold one or two frames
+    emb = frames[:, None].astype(np.float32)
+    steps = resample_to_steps(emb, frames, 6.0, 10, 5.0)[:, 0]
+    times = (frames - 1) / 6.0
+    expected = [emb[np.floor(times * 5 + 1e-9) == j, 0].mean() for j in range(10)]
+    np.testing.assert_allclose(steps, expected)
+    gap = resample_to_steps(np.array([[1.0], [9.0]]), np.array([1, 30]), 30.0, 5, 5.0)[:, 0]
+    assert gap.tolist() == [1.0, 1.0, 9.0, 9.0, 9.0]  # a step without a face takes the face nearest its centre
+
+
+def test_short_track_gets_one_padded_window(synthetic_tiny: Path) -> None:
+    dataset = Dataset(synthetic_tiny)
+    split = dataset.split("va", "train")
+    table = build_table(split, LabelEmbeddings(dataset, "va"), "va", 5.0, list(split.names[:2]))
+    table.lengths[0] = 3  # pretend the first track is 0.6 s long
+    tracks, starts = windows(table, 30, 15)
+    assert starts[tracks == 0].tolist() == [0]
+    rows, inside = window_rows(table, tracks[:1], starts[:1], 30)
+    assert inside[0].sum() == 3 and (rows[0, 3:] == table.offsets[0] + 2).all()
+
+
+def test_normalisation_is_fitted_on_train(synthetic_tiny: Path) -> None:
+    dataset = Dataset(synthetic_tiny)
+    table = build_table(dataset.split("va", "train"), LabelEmbeddings(dataset, "va"), "va", 5.0)
+    shift, scale = normalisation(table, "minmax")
+    values = normalise(table, "minmax", shift, scale)
+    assert values.min() == pytest.approx(0.0, abs=1e-6) and values.max() == pytest.approx(1.0, abs=1e-6)
+    per_track = normalise(table, "track", *normalisation(table, "track"))
+    np.testing.assert_allclose(per_track[table.track_rows(0)].mean(0), 0.0, atol=1e-4)
+
+
+@pytest.mark.parametrize("task", ["va", "expr"])
+def test_dynamic_learns_its_inputs_and_predicts_every_frame(synthetic_tiny: Path, task: str) -> None:
+    kind, context = fitted(synthetic_tiny, task)
+    split = context.split("validation")
+    predictions = dict(kind.predict(context, "validation", list(split.names)))
+    assert set(predictions) == set(split.names)
+    for name, outputs in predictions.items():
+        assert outputs["pred"].shape == (split.track(name).n_rows, 2 if task == "va" else 8)
+    pooled = np.concatenate([predictions[name]["pred"] for name in split.names])
+    if task == "expr":
+        np.testing.assert_allclose(pooled.sum(1), 1.0, atol=1e-5)
+        pooled = pooled.argmax(1)
+    assert task_scores(task, pooled, split.labels()).score > 0.3  # a constant (the prior) scores 0
+
+
+def test_same_seed_same_model_and_state_round_trip(synthetic_tiny: Path) -> None:
+    first, context = fitted(synthetic_tiny, "va", epochs=2)
+    second, _ = fitted(synthetic_tiny, "va", epochs=2)
+    names = list(context.split("test").names[:2])
+    a = dict(first.predict(context, "test", names))
+    b = dict(second.predict(context, "test", names))
+    loaded = DynamicKind(first.settings, "va", 5).load_state(first.state())
+    c = dict(loaded.predict(context, "test", names))
+    for name in names:
+        np.testing.assert_array_equal(a[name]["pred"], b[name]["pred"])
+        np.testing.assert_array_equal(a[name]["pred"], c[name]["pred"])
+
+
+def test_faceless_track_gets_the_prior_and_a_note(synthetic_tiny: Path) -> None:
+    kind, context = fitted(synthetic_tiny, "va", epochs=1)
+    dataset = context.dataset
+    name = dataset.split("va", "validation").names[0]
+    context = Context(dataset, "va", {"fake_video": LabelEmbeddings(dataset, "va", faceless=(name,))})
+    (result,) = kind.predict(context, "validation", [name])
+    assert (result[1]["pred"] == kind.prior_).all()
+    assert any(name in note for note in kind.notes_)
+
+
+def test_input_without_embeddings_is_named(synthetic_tiny: Path) -> None:
+    dataset = Dataset(synthetic_tiny)
+    context = Context(dataset, "va", {"fake_video": LabelEmbeddings(dataset, "va", has_emb=False)})
+    with pytest.raises(SpecError, match="input spec 'fake_video' has no 'emb' output.*static video spec"):
+        DynamicKind(DynamicSettings(**FAST), "va", 0).fit(context)
+    everyone = tuple(dataset.split("va", "train").names)
+    context = Context(dataset, "va", {"fake_video": LabelEmbeddings(dataset, "va", faceless=everyone)})
+    with pytest.raises(SpecError, match="input spec 'fake_video' produced no embeddings for the train tracks"):
+        DynamicKind(DynamicSettings(**FAST), "va", 0).fit(context)
+
+
+def test_dynamic_takes_one_input_and_checks_heads(synthetic_tiny: Path) -> None:
+    dataset = Dataset(synthetic_tiny)
+    with pytest.raises(SpecError, match="exactly one input.*found 0"):
+        DynamicKind(DynamicSettings(**FAST), "va", 0).fit(Context(dataset, "va", {}))
+    context = Context(dataset, "va", {"fake_video": LabelEmbeddings(dataset, "va")})
+    with pytest.raises(SpecError, match="key 'heads': the embedding size 16 must be divisible by heads, found 3"):
+        DynamicKind(DynamicSettings(**{**FAST, "heads": 3}), "va", 0).fit(context)
