@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup test lint data-check run submit leaderboard bench
+.PHONY: setup test lint data-check run submit leaderboard regress bench
 SYSTEM ?= video_b1
 TASK ?= both
 
@@ -37,8 +37,14 @@ submit: $(STAMP)
 leaderboard: $(STAMP)
 	$(BIN)/abaw leaderboard --html leaderboard/report.html
 
+# fails when a default system's validation score drops below leaderboard/baselines.json, or the metric code drifts
+regress: $(STAMP)
+	$(BIN)/abaw regress
+
 bench: $(STAMP)
 	$(BIN)/python bench/bench_metrics.py
 	$(BIN)/python bench/bench_fusion.py
+	$(BIN)/python bench/bench_audio.py
 	$(BIN)/python bench/bench_video.py --backbone test_efficientnet --size 64 --images 1024 --batch 64
 	$(BIN)/python bench/bench_video.py --backbone efficientnet_b0 --size 224 --images 128 --batch 32
+	$(BIN)/python bench/bench_faces.py --frames 32 --detect-size 320 --batch 8

@@ -254,13 +254,16 @@ def run(
 
     A re-run of an unchanged system is all store hits (no training, no extraction). The profile defaults to
     smoke on the synthetic dataset and paper on real data. Example: abaw run video_b1 --task both
+    Under torchrun every rank extracts its share of the tracks and the video kind trains with DDP; rank 0 reports.
+    Example: torchrun --nproc_per_node 4 -m harness.cli run video_b1
     """
-    from harness.data.affwild2 import Dataset
-    from harness.data.root import resolve_root
+    from harness import distributed
     from harness.runner import run_system
 
-    dataset = Dataset(resolve_root(data)[0])
+    dataset = _shared_dataset(data)
     results = run_system(system, _tasks(task), dataset, profile.value if profile else None)
+    if not distributed.is_main():
+        return  # under torchrun rank 0 alone reports
     rows = [
         {
             "system": r.plan.name,
@@ -290,6 +293,18 @@ def run(
     out.print(table)
 
 
+def _shared_dataset(data: Path | None):
+    """The dataset of ``run`` / ``submit``. Under torchrun (``WORLD_SIZE`` > 1) the process group is joined first and
+    rank 0 resolves the dataset (generating the default synthetic one if needed) before the other ranks do."""
+    from harness import distributed
+    from harness.data.affwild2 import Dataset
+    from harness.data.root import resolve_root
+
+    distributed.init()
+    with distributed.main_first():
+        return Dataset(resolve_root(data)[0])
+
+
 def _summary(score: dict) -> dict:
     keys = ("score", "ci95", "ccc_valence", "ccc_arousal", "f1_per_class", "frames", "videos")
     return {key: score[key] for key in keys if key in score}
@@ -317,12 +332,12 @@ def submit(
     SYSTEM.zip, and prints the validation scores (for fusion: in-sample and the honest cross-fitted one) and, where
     the dataset has test labels (the synthetic one), the test scores. Example: abaw submit dwf --task both
     """
-    from harness.data.affwild2 import Dataset
-    from harness.data.root import resolve_root
     from harness.runner import submit_system
 
-    dataset = Dataset(resolve_root(data)[0])
+    dataset = _shared_dataset(data)
     done = submit_system(system, _tasks(task), dataset, out_dir, profile.value if profile else None)
+    if done is None:
+        return  # under torchrun rank 0 alone writes, packages and reports
     summary = {
         "system": system,
         "folder": str(done.folder),
@@ -381,6 +396,201 @@ def leaderboard(
     if html is not None:
         write_html(html, board, task=task.value if task else None)
         err.print(f"wrote {html}")
+
+
+@app.command("regress")
+@guarded
+def regress(
+    baselines: Annotated[
+        Path, typer.Option(help="The baselines file (committed), keyed by dataset fingerprint and profile.")
+    ] = Path("leaderboard/baselines.json"),
+    update: Annotated[
+        bool, typer.Option("--update", help="Rewrite this dataset's and profile's baselines with the scores now.")
+    ] = False,
+    data: DataOption = None,
+    profile: Annotated[
+        ProfileName | None, typer.Option(help="smoke (tiny models) or paper (published sizes); default by dataset.")
+    ] = None,
+    systems: Annotated[
+        str | None, typer.Option(help="Comma-separated specs or variants to run (default: every spec in systems/).")
+    ] = None,
+    tolerance: Annotated[
+        float | None, typer.Option(help="With --update: the tolerance to write (default: keep each entry's, 0.02 new).")
+    ] = None,
+    drift_only: Annotated[
+        bool, typer.Option("--drift-only", help="Only re-score recorded runs' stored predictions (no training).")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Fail when a validation score drops below its baseline, or when the metric code drifts.
+
+    First re-scores the stored predictions of the runs recorded on this dataset with today's metric code (a change
+    beyond a relative 1e-9 is drift). Then runs the systems (reusing the store), compares each score the leaderboard
+    ranks by (the honest one for fusion) with baseline - tolerance, and prints the table. Exits 1 on a drop, on
+    drift, or when no baseline matched this dataset and profile; --update writes the file instead. Example: abaw
+    regress --systems video_b1,kelm
+    """
+    from harness.data.affwild2 import Dataset
+    from harness.data.root import resolve_root
+    from harness.regress import parse_systems
+    from harness.regress import regress as run_regress
+
+    dataset = Dataset(resolve_root(data)[0])
+    report = run_regress(
+        dataset,
+        profile.value if profile else None,
+        parse_systems(systems),
+        baselines,
+        update=update,
+        tolerance=tolerance,
+        drift_only=drift_only,
+    )
+    if as_json:
+        print(json.dumps(report.to_dict()))
+    else:
+        _render_regress(report)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _render_regress(report) -> None:
+    def number(value: float | None, signed: bool = False) -> str:
+        return "" if value is None else f"{value:+.4f}" if signed else f"{value:.4f}"
+
+    if report.rows:
+        table = Table("system", "task", "baseline", "now", "change", "", title=f"abaw regress ({report.profile})")
+        styles = {"ok": "green", "FAIL": "bold red", "error": "bold red", "new": "yellow"}
+        for row in report.rows:
+            now = number(row.now) + ("†" if row.ranked_by == "honest_score" else "")
+            status = f"[{styles[row.status]}]{row.status}[/]"
+            table.add_row(escape(row.system), row.task, number(row.baseline), now, number(row.change, True), status)
+        out.print(table)
+        if any(row.ranked_by == "honest_score" for row in report.rows):
+            out.print("† the honest (cross-fitted) score of a system fitted on validation, as the leaderboard ranks it")
+    for row in report.rows:
+        if row.message and row.status in ("FAIL", "error"):
+            err.print(f"{escape(row.system)} {row.task}: {escape(row.message)}", highlight=False)
+    drift = report.drift
+    if drift.findings:
+        table = Table("system", "task", "value", "recorded", "re-scored now", "where", title="metric drift")
+        for finding in drift.findings:
+            cells = ("" if v is None else repr(v) for v in (finding.recorded, finding.now))
+            table.add_row(escape(finding.system), finding.task, escape(finding.field), *cells, escape(finding.source))
+        out.print(table)
+    for note in [*drift.notes, *report.notes]:
+        err.print(f"note: {escape(note)}", highlight=False)
+    summary = f"drift: {drift.checked} recorded run(s) re-scored, {len(drift.findings)} value(s) drifted"
+    if not report.drift_only:
+        summary += f"; {report.compared} score(s) compared, {len(report.failed)} below baseline or failed"
+    verdict = "[green]ok[/]" if report.ok else "[bold red]FAIL[/]"
+    out.print(f"{verdict}: {summary}" + (f"; wrote {report.baselines}" if report.updated else ""), highlight=False)
+
+
+@app.command("faces")
+@guarded
+def faces(
+    data: DataOption = None,
+    size: Annotated[int, typer.Option(help="Side of the square crops in pixels.")] = 224,
+    margin: Annotated[float, typer.Option(help="Crop side over the face box's height.")] = 1.3,
+    detect_size: Annotated[int, typer.Option(help="Longer side of the frame fed to the detector.")] = 640,
+    tracks: Annotated[
+        list[str] | None, typer.Option("--tracks", help="Only these tracks (repeat, or comma-separated).")
+    ] = None,
+    weights: Annotated[
+        Path | None, typer.Option(help="RetinaFace weights (default: $DEEPFACE_HOME/.deepface/weights/retinaface.pth).")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Detect faces in every raw video frame with RetinaFace and write eye-aligned crops into the store.
+
+    Crops land in the store as cropped_aligned/<track>/<frame:05d>.jpg; a frame without a face reuses the track's
+    previous face; finished tracks are kept, so a killed run resumes. Example: abaw faces --size 224 --tracks video3
+    """
+    from harness.data.affwild2 import Dataset
+    from harness.data.root import resolve_root
+    from harness.faces.extract import FaceSettings, extract_dataset
+    from harness.progress import bar
+    from harness.store import default_store_root
+
+    dataset = Dataset(resolve_root(data)[0])
+    wanted = [name.strip() for entry in tracks or [] for name in entry.split(",") if name.strip()] or None
+    settings = FaceSettings(size=size, margin=margin, detect_size=detect_size)
+    with bar() as progress:
+        job = progress.add_task("RetinaFace: frames", total=None)
+        run = extract_dataset(
+            dataset,
+            default_store_root(),
+            settings,
+            weights,
+            wanted,
+            progress=lambda done, total: progress.update(job, completed=done, total=total),
+        )
+    summary = {
+        "root": str(run.root),
+        "computed": [{k: v for k, v in vars(t).items() if k != "crop_frames"} for t in run.computed],
+        "already_done": sorted(run.reused),
+        "notes": run.notes,
+    }
+    if as_json:
+        print(json.dumps(summary))
+        return
+    table = Table("track", "frames", "crops", "detected", "reused", "ambiguous", title=f"abaw faces → {run.root}")
+    for entry in summary["computed"]:
+        table.add_row(
+            escape(entry["track"]),
+            *(str(entry[k]) for k in ("frames", "crops", "detected", "reused", "ambiguous")),
+        )
+    out.print(table)
+    out.print(f"{len(run.reused)} track(s) already done", highlight=False)
+    for note in run.notes:
+        err.print(f"note: {escape(note)}", highlight=False)
+
+
+class Side(StrEnum):
+    left = "left"
+    right = "right"
+
+
+@app.command("predict")
+@guarded
+def predict(
+    system: Annotated[str, typer.Argument(help="A trained spec name under systems/ (static video kinds).")],
+    video: Annotated[Path, typer.Argument(metavar="VIDEO", help="A video file (.mp4, .avi, …) of one person.")],
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="CSV to write (default: VIDEO with .csv beside it).")
+    ] = None,
+    data: DataOption = None,
+    profile: Annotated[
+        ProfileName | None, typer.Option(help="The profile the system was trained with; default by dataset.")
+    ] = None,
+    side: Annotated[Side | None, typer.Option(help="With two people: the left or right one.")] = None,
+    detect_size: Annotated[int, typer.Option(help="Longer side of the frame fed to the detector.")] = 640,
+    weights: Annotated[Path | None, typer.Option(help="RetinaFace weights file (default as abaw faces).")] = None,
+) -> None:
+    """Run a trained system on a video outside the dataset: one CSV row per frame (time, valence, arousal,
+    expression).
+
+    The system must have been trained (abaw run SYSTEM) on --data with the same profile. Supports the static video
+    kind. Example: abaw predict video_b1 interview.mp4 --out interview.csv
+    """
+    from harness.data.affwild2 import Dataset
+    from harness.data.root import resolve_root
+    from harness.predict import predict_video
+
+    dataset = Dataset(resolve_root(data)[0])
+    result = predict_video(
+        system,
+        video,
+        dataset,
+        profile.value if profile else None,
+        weights=weights,
+        side=side.value if side else None,
+        detect_size=detect_size,
+    )
+    path = result.write_csv(out_file or video.with_suffix(".csv"))
+    for note in result.notes:
+        err.print(f"note: {escape(note)}", highlight=False)
+    err.print(f"wrote {path}: {len(result.times)} frames at {result.fps:.3f} fps, a face in {result.faces}")
 
 
 if __name__ == "__main__":

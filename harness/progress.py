@@ -6,12 +6,14 @@ from typing import TypeVar
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from harness.distributed import env_rank
+
 T = TypeVar("T")
 _console = Console(stderr=True)
 
 
 def bar() -> Progress:
-    """A transient progress display on stderr."""
+    """A transient progress display on stderr (under torchrun, rank 0's only)."""
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -19,6 +21,7 @@ def bar() -> Progress:
         TimeElapsedColumn(),
         console=_console,
         transient=True,
+        disable=env_rank() != 0,
     )
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from harness import distributed
 from harness.data.affwild2 import SPLITS, Dataset
 from harness.errors import SpecError, StoreError, SubmissionError
 from harness.leaderboard import Leaderboard
@@ -28,7 +29,14 @@ from harness.run_record import RunRecord, git_commit
 from harness.scoring import file_by_track, score_split
 from harness.spec import ResolvedSpec, load_graph
 from harness.store import Node, Store, key_material, node_key
-from harness.submission import SUBMISSION_FILES, Package, package_submission, read_predictions, write_predictions
+from harness.submission import (
+    SUBMISSION_FILES,
+    Package,
+    file_stem,
+    package_submission,
+    read_predictions,
+    write_predictions,
+)
 from harness.tasks import Task
 from harness.validation import validate_predictions
 
@@ -120,9 +128,13 @@ def plan_nodes(system: str, tasks: Sequence[Task], dataset: Dataset, profile: st
 
 
 def run_node(plan: NodePlan, dataset: Dataset, store: Store) -> NodeResult:
-    """Compute a node unless the store holds it complete; resume from its saved model and finished tracks."""
+    """Compute a node unless the store holds it complete; resume from its saved model and finished tracks.
+
+    Under ``torchrun`` (:mod:`harness.distributed`) every rank runs this together: rank 0 decides what to reuse,
+    fits (with every rank when the kind has ``distributed_fit``: DistributedDataParallel), saves the model and,
+    once every rank has written its share of the tracks, completes the node; the others load the saved model."""
     node = store.node(plan.key)
-    if node.is_complete():
+    if distributed.broadcast(node.is_complete()):
         times = node.read_json(TIMES_FILE)
         return NodeResult(plan, True, times.get("train_seconds"), times.get("infer_seconds"), times.get("notes", []))
     kind = get_kind(plan.resolved.kind)
@@ -130,24 +142,35 @@ def run_node(plan: NodePlan, dataset: Dataset, store: Store) -> NodeResult:
     inputs = {p.name: StoreInput(p.name, store.node(p.key)) for p in plan.inputs}
     context = Context(dataset, plan.task, inputs, cache=_cache_opener(store, plan.material["dataset"]))
     times = _read_times(node)
-    state = _saved_model(node)
-    if state is not None:
-        system.load_state(state)
+    main = distributed.is_main()
+    state = _saved_model(node) if main else None
+    if not distributed.broadcast(state is None):
+        system.load_state(state if main else node.load_state(MODEL_FILE))
     else:
-        store.remove(plan.key)  # outputs of another fit must not mix with this one's
+        if main:
+            store.remove(plan.key)  # outputs of another fit must not mix with this one's
+        distributed.barrier()
         node, times = store.node(plan.key), {}
         started = time.perf_counter()
-        system.fit(context)
+        if main or getattr(kind, "distributed_fit", False):
+            system.fit(context)
         times["train_seconds"] = round(time.perf_counter() - started, 2)
         times["notes"] = list(getattr(system, "notes_", []))
-        node.save_state(MODEL_FILE, system.state())
-        node.write_json(TIMES_FILE, times)
+        if main:
+            node.save_state(MODEL_FILE, system.state())
+            node.write_json(TIMES_FILE, times)
+        distributed.barrier()
+        if not main:  # every rank predicts with the very model rank 0 saved
+            system.load_state(node.load_state(MODEL_FILE))
     started = time.perf_counter()
     _predict_missing(plan, system, context, node)
+    notes = set().union(*distributed.all_gather(sorted(getattr(system, "notes_", []))))  # waits for every rank
     times["infer_seconds"] = round(times.get("infer_seconds", 0.0) + time.perf_counter() - started, 2)
-    times["notes"] = sorted(set(times.get("notes", [])) | set(getattr(system, "notes_", [])))
-    node.write_json(TIMES_FILE, times)
-    node.complete({**plan.material, "system": plan.name, "git_commit": git_commit()})
+    times["notes"] = sorted(set(times.get("notes", [])) | notes)
+    if main:
+        node.write_json(TIMES_FILE, times)
+        node.complete({**plan.material, "system": plan.name, "git_commit": git_commit()})
+    distributed.barrier()
     return NodeResult(plan, False, times.get("train_seconds"), times["infer_seconds"], times["notes"])
 
 
@@ -186,13 +209,18 @@ def split_outputs(kind, split: str) -> tuple[str, ...]:
 
 
 def _predict_missing(plan: NodePlan, system, context: Context, node: Node) -> None:
-    """Write each output of every track of every split that the node does not hold yet, track by track."""
+    """Write each output of every track of every split that the node does not hold yet, track by track.
+
+    With several ranks each one takes its share of every split's tracks (:func:`harness.distributed.shard`, balanced
+    by label rows and fixed by the track list alone), so every track is written once and a restarted rank redoes only
+    its own unfinished tracks."""
     for split_name in SPLITS:
         split = context.split(split_name)
+        mine = distributed.shard(split.names, [track.n_rows for track in split.tracks])  # all of them in 1 process
         missing: list[str] = []
         for output in split_outputs(system, split_name):
-            missing += node.missing_tracks(f"{output}-{split_name}", split.names)
-        todo = [name for name in split.names if name in set(missing)]
+            missing += node.missing_tracks(f"{output}-{split_name}", mine)
+        todo = [name for name in mine if name in set(missing)]
         if not todo:
             continue
         with bar() as progress:
@@ -282,14 +310,20 @@ def run_system(
     leaderboard: Leaderboard | None = None,
     systems: Path | None = None,
 ) -> list[NodeResult]:
-    """Compute every node ``system`` needs for ``tasks`` (all returned); score and record the system's own nodes."""
+    """Compute every node ``system`` needs for ``tasks`` (all returned); score and record the system's own nodes.
+
+    Under ``torchrun`` every rank calls this (:mod:`harness.distributed`); rank 0 alone scores and records, the
+    other ranks return their results unscored."""
     from harness.store import default_store_root
 
+    distributed.init()
     profile = profile or default_profile(dataset)
     store = store or Store(default_store_root())
-    leaderboard = leaderboard or Leaderboard(leaderboard_path())
     plans = plan_nodes(system, tasks, dataset, profile, systems)
     results = [run_node(plan, dataset, store) for plan in plans]
+    if not distributed.is_main():
+        return results
+    leaderboard = leaderboard or Leaderboard(leaderboard_path())
     target = plans[-1].resolved.spec.name  # every variant of the requested spec is scored and recorded
     return [score_node(r, dataset, store, leaderboard) if r.plan.resolved.spec.name == target else r for r in results]
 
@@ -321,19 +355,27 @@ def submit_system(
     store: Store | None = None,
     leaderboard: Leaderboard | None = None,
     systems: Path | None = None,
-) -> Submission:
+) -> Submission | None:
     """Run what ``system`` lacks, write its test-set files from the templates, validate and package them.
 
     Files go to ``out_dir/<system>/`` (:data:`harness.submission.SUBMISSION_FILES`) with ``manifest.json`` and
-    ``<system>.zip``. A file the validator rejects is an error, never packaged. Where the test split has labels, each
-    written file is also scored the way ``abaw score --split test`` scores it.
+    ``<system>.zip`` (a sweep's variant is named by :func:`harness.submission.file_stem`; a whole sweep is refused).
+    A file the validator rejects is an error, never packaged. Where the test split has labels, each written file is
+    also scored the way ``abaw score --split test`` scores it. Under ``torchrun`` only rank 0 writes and packages;
+    the other ranks help compute the nodes and get None.
     """
     from harness.store import default_store_root
 
+    graph = load_graph(system, profile or default_profile(dataset), systems)
+    variants = [r.name for r in graph if r.spec.name == graph[-1].spec.name]
+    if len(variants) > 1:
+        raise SubmissionError(f"{system!r} sweeps {len(variants)} variants; submit one of them: {', '.join(variants)}")
     store = store or Store(default_store_root())
     results = run_system(system, tasks, dataset, profile, store, leaderboard, systems)
+    if not distributed.is_main():
+        return None  # under torchrun rank 0 alone writes and packages the files
     own = [r for r in results if r.score is not None]
-    folder = Path(out_dir) / system
+    folder = Path(out_dir) / file_stem(system)
     files, validation, honest, test = {}, {}, {}, {}
     for task in tasks:
         scored = [r for r in own if r.plan.task == task]

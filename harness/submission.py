@@ -295,6 +295,17 @@ def tool_versions() -> dict[str, str | None]:
     }
 
 
+def file_stem(system: str) -> str:
+    """A file and folder name for a system: ``dynamic_vit_context[window_s=4]`` → ``dynamic_vit_context_window_s-4``.
+
+    Letters, digits, ``.``, ``_`` and ``-`` are kept, ``=`` becomes ``-``, any other run of characters one ``_``.
+    """
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", system.replace("=", "-")).strip("_.-")
+    if not stem:
+        raise SubmissionError(f"system name {system!r} cannot name a file; expected letters, digits, '.', '_', '-'")
+    return stem
+
+
 def package_submission(
     out_dir: Path | str,
     system: str,
@@ -310,8 +321,7 @@ def package_submission(
     before packaging.
     """
     out_dir = Path(out_dir)
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", system):
-        raise SubmissionError(f"system name {system!r} cannot name the zip; expected letters, digits, '.', '_', '-'")
+    stem = file_stem(system)
     entries, names = {}, set()
     for task, file in files.items():
         check_task(task)
@@ -338,7 +348,7 @@ def package_submission(
         text = json.dumps(manifest, indent=2, default=_json_value) + "\n"
     except (TypeError, ValueError) as error:
         raise SubmissionError(f"{out_dir}: the manifest of {system!r} cannot be written as JSON ({error})") from error
-    manifest_path, zip_path = out_dir / "manifest.json", out_dir / f"{system}.zip"
+    manifest_path, zip_path = out_dir / "manifest.json", out_dir / f"{stem}.zip"
     write_atomically(manifest_path, text.encode())
     archive_bytes = io.BytesIO()
     with zipfile.ZipFile(archive_bytes, "w", compression=zipfile.ZIP_DEFLATED) as archive:

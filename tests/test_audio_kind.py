@@ -7,6 +7,7 @@ import pytest
 
 from harness.data.affwild2 import Dataset
 from harness.data.audio import NoAudioError
+from harness.errors import SpecError
 from harness.leaderboard import Leaderboard
 from harness.models import audio as audio_module
 from harness.models.audio import AudioKind
@@ -80,3 +81,128 @@ def test_each_second_of_audio_is_encoded_at_most_twice(audio_world) -> None:
             encoded += len(features) * 4.0
             audio_seconds += track.n_rows / dataset.split("va", split).fps(track.name)
         assert encoded / audio_seconds <= 2.0 + 4.0 * len(dataset.split("va", split).tracks) / audio_seconds
+
+
+# Bad inputs, at the kind itself: silence, clipping, a track shorter than a window, audio shorter than the labels.
+
+
+class _Track:
+    def __init__(self, name: str, n_rows: int, rng: np.random.Generator) -> None:
+        self.name, self.video, self.n_rows = name, name, n_rows
+        arousal = np.clip(np.cumsum(rng.normal(0, 0.05, n_rows)), -1, 1)
+        self.labels = np.stack([0.5 * arousal, arousal], axis=1).astype(np.float32)
+
+
+class _Split:
+    """Tracks at 30 fps shaped like ``harness.data.affwild2.Split`` as far as the audio kind looks."""
+
+    def __init__(self, name: str, rows: dict[str, int]) -> None:
+        rng = np.random.default_rng(0)
+        self.name, self.names = name, tuple(rows)
+        self.tracks = {track: _Track(track, n, rng) for track, n in rows.items()}
+
+    def track(self, name: str) -> _Track:
+        return self.tracks[name]
+
+    def fps(self, name: str) -> float:
+        return 30.0
+
+    def video_info(self, name: str):
+        return type("Info", (), {"path": Path(f"{name}.mp4")})()
+
+
+class _Cache:
+    def __init__(self) -> None:
+        self.arrays: dict = {}
+
+    def missing_tracks(self, group, tracks):
+        return [t for t in tracks if (group, t) not in self.arrays]
+
+    def write_track(self, group, track, array, dtype=None):
+        self.arrays[group, track] = np.asarray(array, dtype=dtype)
+
+    def read_track(self, group, track, mmap=True):
+        return self.arrays[group, track]
+
+
+def _context(rows: dict[str, int]):
+    """A VA context whose train and validation splits hold ``rows`` (track → label lines), with in-memory caches."""
+    from harness.models.context import Context
+
+    splits = {"train": _Split("train", rows), "validation": _Split("validation", rows)}
+    dataset = type("Data", (), {"split": lambda self, task, name: splits[name]})()
+    caches: dict = {}
+    return Context(dataset, "va", {}, cache=lambda name, material: caches.setdefault(name, _Cache())), caches
+
+
+def _voice(seconds: float, seed: int) -> np.ndarray:
+    from harness.data.synthetic.audio import Voice, synthesize_speech
+
+    rng = np.random.default_rng(seed)
+    n = round(seconds * 30)
+    return synthesize_speech(np.zeros(n), np.zeros(n), np.ones(n, bool), Voice.random(rng), 30.0, 16000, rng)
+
+
+def test_silence_clipping_short_tracks_and_short_audio_get_finite_predictions_for_every_frame(monkeypatch) -> None:
+    from harness.data.audio import AudioTrack
+
+    sounds = {
+        "talk": _voice(10.0, 1),
+        "silent": np.zeros(16000 * 10, np.float32),
+        "clipped": np.clip(20.0 * _voice(10.0, 2), -1.0, 1.0),
+        "short": _voice(2.5, 3),  # 2.5 s: less than one 4 s window, padded with silence
+        "short_audio": _voice(5.0, 4),  # 5 s of sound under 10 s of labels
+    }
+    rows = {"talk": 300, "silent": 300, "clipped": 300, "short": 75, "short_audio": 300}
+    asked_rates = []
+
+    def decode(path, sample_rate=16000):
+        asked_rates.append(sample_rate)
+        samples = sounds[Path(path).stem]
+        return AudioTrack(Path(path), samples, sample_rate, 44100, 2, float(np.mean(np.abs(samples) >= 0.99)), 0.0)
+
+    monkeypatch.setattr(audio_module, "decode_audio", decode)
+    context, caches = _context(rows)
+    settings = AudioKind.Settings(**{**AudioKind.profiles["smoke"], "epochs": 1, "min_speech": 0.0})
+    kind = AudioKind(settings, "va", seed=0).fit(context)
+
+    assert set(asked_rates) == {16000}  # whatever the stored rate, the kind asks for 16 kHz (decoding resamples)
+    features = caches["audio-frozen"].arrays
+    assert all(np.isfinite(np.asarray(f, np.float32)).all() for f in features.values())
+    assert len(features["va-train", "short"]) == 1  # one window, its tail padded
+    assert len(features["va-train", "short_audio"]) == len(features["va-train", "talk"])  # labels decide the windows
+    assert caches["audio-vad"].arrays["vad", "silent"].max() < 0.1
+    predictions = dict(kind.predict(context, "validation", list(rows)))
+    for name, n in rows.items():
+        assert predictions[name]["pred"].shape == (n, 2) and np.isfinite(predictions[name]["pred"]).all()
+
+
+def test_a_saved_pdem_folder_trains_through_the_paper_code_path_offline(tmp_path, monkeypatch) -> None:
+    """``encoder: pdem`` loads the folder with ``load_pdem(folder, "paper")``; a tiny PDEM saved there stands in."""
+    import torch
+
+    from harness.data.audio import AudioTrack
+    from harness.models.pdem import PdemModel, smoke_config
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    torch.manual_seed(7)
+    saved = PdemModel(smoke_config()).eval()
+    saved.save_pretrained(tmp_path / "pdem", safe_serialization=True)
+    sound = _voice(6.0, 5)
+    monkeypatch.setattr(
+        audio_module,
+        "decode_audio",
+        lambda path, sample_rate=16000: AudioTrack(Path(path), sound, 16000, 16000, 1, 0.0, 0.0),
+    )
+    context, _ = _context({"a": 180, "b": 180})
+    overrides = {"encoder": "pdem", "pdem": str(tmp_path / "pdem"), "epochs": 1, "min_speech": 0.0}
+    settings = AudioKind.Settings(**{**AudioKind.profiles["smoke"], **overrides})
+    assert AudioKind.key_extra(settings) == {"pdem": str(tmp_path / "pdem")}
+    kind = AudioKind(settings, "va", seed=0).fit(context)
+    frozen = {k: v for k, v in kind.pdem_.state_dict().items() if not k.startswith("wav2vec2.encoder.layers.")}
+    assert all(torch.equal(v, saved.state_dict()[k]) for k, v in frozen.items() if "encoder.layer_norm" not in k)
+    (name, out), _ = list(kind.predict(context, "validation", ["a", "b"]))
+    assert out["pred"].shape == (180, 2) and np.isfinite(out["pred"]).all()
+    settings = AudioKind.Settings(**{**settings.model_dump(), "pdem": str(tmp_path / "missing")})
+    with pytest.raises(SpecError, match=r"missing.*does not exist"):
+        AudioKind(settings, "va", seed=0).fit(context)

@@ -6,7 +6,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from test_fusion import toy_world  # noqa: F401  (the fixture: toy inputs and fusion specs)
+from test_fusion import add_spec, toy_world  # noqa: F401  (the fixture: toy inputs and fusion specs)
 from typer.testing import CliRunner
 
 from harness.cli import app
@@ -31,6 +31,17 @@ def test_submit_writes_valid_packaged_files_and_scores_them(toy_world, tmp_path:
     assert set(manifest["extra"]["test_scores"]) == {"va", "expr"}
     with zipfile.ZipFile(done.package.zip_path) as archive:
         assert sorted(archive.namelist()) == sorted([*SUBMISSION_FILES.values(), "manifest.json"])
+
+
+def test_a_sweep_is_submitted_one_variant_at_a_time(toy_world, tmp_path: Path) -> None:  # noqa: F811
+    dataset, store, board, systems = toy_world
+    add_spec(systems, "toy_sweep", "kind: toy\nseed: 4\nnoise: [0.5, 0.7]\n")
+    with pytest.raises(SubmissionError, match=r"'toy_sweep' sweeps 2 variants; .*toy_sweep\[noise=0\.5\]"):
+        submit_system("toy_sweep", ["va"], dataset, tmp_path, "smoke", store, board, systems)
+    assert not (tmp_path / "toy_sweep").exists()
+    done = submit_system("toy_sweep[noise=0.7]", ["va"], dataset, tmp_path, "smoke", store, board, systems)
+    assert done.package.zip_path == tmp_path / "toy_sweep_noise-0.7" / "toy_sweep_noise-0.7.zip"
+    assert done.package.manifest["system"] == "toy_sweep[noise=0.7]"
 
 
 def test_a_file_failing_validation_is_never_packaged(toy_world, tmp_path: Path, monkeypatch) -> None:  # noqa: F811

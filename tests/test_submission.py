@@ -10,7 +10,7 @@ import pytest
 from conftest import TRACK_ROWS, VA_GOOD, write
 
 from harness.errors import SubmissionError
-from harness.submission import package_submission, read_predictions, tool_versions, write_predictions
+from harness.submission import file_stem, package_submission, read_predictions, tool_versions, write_predictions
 from harness.validation import validate_predictions
 
 VA_HEADER = "image_location,valence,arousal"
@@ -183,7 +183,7 @@ def test_package_writes_manifest_and_zip(tmp_path):
 @pytest.mark.parametrize(
     ("system", "files", "extra", "message"),
     [
-        ("a b", {"va": "va.txt"}, None, r"system name 'a b' cannot name the zip"),
+        ("[ ]", {"va": "va.txt"}, None, r"system name '\[ \]' cannot name a file"),
         ("s", {"va": "missing.txt"}, None, r"missing\.txt: cannot read the va prediction file"),
         ("s", {"au": "va.txt"}, None, r"unknown task 'au'"),
         ("s", {"va": "va.txt"}, {"bad": object()}, r"cannot be written as JSON"),
@@ -194,6 +194,14 @@ def test_package_rejects(tmp_path, system, files, extra, message):
     with pytest.raises(SubmissionError, match=message):
         package_submission(tmp_path / "pkg", system, {k: tmp_path / v for k, v in files.items()}, "h", {}, extra)
     assert not (tmp_path / "pkg").exists() or not any((tmp_path / "pkg").glob("*.zip"))
+
+
+@pytest.mark.parametrize(
+    ("system", "stem"),
+    [("dwf", "dwf"), ("dynamic_vit_context[window_s=4]", "dynamic_vit_context_window_s-4"), ("a b", "a_b")],
+)
+def test_file_stem_keeps_variant_names_readable(system, stem):
+    assert file_stem(system) == stem
 
 
 def test_tool_versions_reads_torch_without_importing_it():

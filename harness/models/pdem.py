@@ -19,7 +19,7 @@ zeroing of padded frames → positional conv embedding → (layer norm before th
 frozen part always runs in eval mode (no SpecAugment, dropout or LayerDrop), so cached states are deterministic.
 
 Profiles: ``paper`` loads the published checkpoint from a local folder; ``smoke`` builds a tiny random wav2vec2
-(hidden 32, 4 layers, the standard 7-layer conv stack with 32 channels: 320x downsampling, ~50 frames/s).
+(hidden 32, 6 layers, the standard 7-layer conv stack with 32 channels: 320x downsampling, ~50 frames/s).
 """
 
 from pathlib import Path

@@ -19,6 +19,7 @@ import torch
 from pydantic import BaseModel, ConfigDict
 from torch import nn
 
+from harness import distributed
 from harness.errors import SpecError
 from harness.frames import average_windows, frame_times, interpolate_to_frames
 from harness.metrics import task_scores
@@ -65,6 +66,7 @@ class DynamicKind:
     Settings = DynamicSettings
     profiles = {"paper": {}, "smoke": {"layers": 1, "epochs": 40, "patience": 8, "learning_rate": 1e-3}}
     outputs = ("pred",)
+    distributed_fit = True  # under torchrun every rank runs fit (DistributedDataParallel); see harness.distributed
 
     def __init__(self, settings: DynamicSettings, task: Task, seed: int) -> None:
         self.settings = settings
@@ -97,6 +99,7 @@ class DynamicKind:
         self.prior_ = _prior(self.task, train.targets[train.valid])
         on = device()
         net = TemporalNet(train.features.shape[1], self.task, s).to(on)
+        model = distributed.wrap(net) if distributed.world_size() > 1 else net
         features = torch.from_numpy(normalise(train, s.normalisation, self.shift_, self.scale_)).to(on)
         targets, valid = torch.from_numpy(train.targets).to(on), torch.from_numpy(train.valid).to(on)
         tracks, starts = windows(train, self.width, max(1, self.width // 2))
@@ -111,14 +114,19 @@ class DynamicKind:
         for epoch in range(s.epochs):
             net.train()
             order = torch.randperm(len(rows), generator=generator).to(on)
+            if model is not net:  # DDP: this rank's share of the epoch's order, as many batches on every rank
+                order = torch.tensor(distributed.deal(order.tolist()), device=on)
             for begin in range(0, len(order), s.batch_size):
                 batch = rows[order[begin : begin + s.batch_size]]
                 mask = valid[batch] & inside[order[begin : begin + s.batch_size]]
-                loss = loss_of(net(features[batch])[mask], targets[batch][mask])
+                loss = loss_of(model(features[batch])[mask], targets[batch][mask])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-            if stopper.update(epoch, self._step_score(net, validation), net):
+            if model is not net:
+                distributed.broadcast_buffers(net)  # rank 0's BatchNorm statistics: every rank scores one model
+            score = self._step_score(net, validation)
+            if stopper.update(epoch, distributed.broadcast(score) if model is not net else score, net):
                 break
         net.load_state_dict(stopper.best_state)
         self.net_ = net.eval()

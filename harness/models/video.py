@@ -18,9 +18,10 @@ from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_serializer
 from torch import nn
 
+from harness import distributed
 from harness.data.affwild2 import Split
 from harness.errors import SpecError
 from harness.frames import fill_missing, hamming_smooth
@@ -70,6 +71,15 @@ class VideoSettings(BaseModel):
     flip: bool = True
     smoothing_frames: int = 0
     workers: int = 2
+    faces: Literal["organizers", "retinaface"] = "organizers"  # which crops: the release's, or harness.faces'
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        """Leave ``faces`` out of the dump (hence the store key) at its default, so earlier keys stay valid."""
+        data = handler(self)
+        if data.get("faces") == "organizers":
+            data.pop("faces")
+        return data
 
 
 @register_kind("video")
@@ -95,6 +105,7 @@ class VideoKind:
         },
     }
     outputs = ("pred", "emb")
+    distributed_fit = True  # under torchrun every rank runs fit (DistributedDataParallel); see harness.distributed
 
     def __init__(self, settings: VideoSettings, task: Task, seed: int) -> None:
         self.settings = settings
@@ -104,13 +115,14 @@ class VideoKind:
     @classmethod
     def key_extra(cls, settings: VideoSettings) -> dict[str, str]:
         """The pretrained weights' content hash, so that new weights under the same file name train anew."""
+        extra = _faces_key_extra(settings)
         if not settings.pretrained:
-            return {}
+            return extra
         digest = hashlib.sha256()
         with open(cls(settings, "va", 0)._weights_file(), "rb") as handle:
             for chunk in iter(lambda: handle.read(1 << 22), b""):
                 digest.update(chunk)
-        return {"weights_sha256": digest.hexdigest()}
+        return {"weights_sha256": digest.hexdigest(), **extra}
 
     # -- model -------------------------------------------------------------------------------------------------
     def _build(self) -> "VideoNet":
@@ -160,7 +172,7 @@ class VideoKind:
     def fit(self, context: Context) -> "VideoKind":
         """Train on every ``frame_step``-th labelled face frame of train; keep the best epoch on validation."""
         s = self.settings
-        train, validation = context.split("train"), context.split("validation")
+        train, validation = _crops(self.settings, context, "train"), _crops(self.settings, context, "validation")
         generator = seed_everything(self.seed)
         net = self._build()
         train_paths, train_targets = self._labelled_frames(train, s.frame_step)
@@ -173,7 +185,10 @@ class VideoKind:
         criterion = self._criterion(train_targets).to(on)
         train_data = FaceImages(train_paths, s.image_size, net.norm, train_targets, flip=s.flip)
         batches = loader(train_data, s.batch_size, s.workers, shuffle=True, generator=generator, drop_last=True)
-        steps_per_epoch = max(1, len(batches))
+        model, shards = net, None
+        if distributed.world_size() > 1:  # under torchrun: DDP, each rank on its share of every epoch's order
+            model, shards = distributed.wrap(net), _RankEpochs(train_data, s.batch_size, s.workers, self.seed)
+        steps_per_epoch = max(1, len(batches if shards is None else shards))
         total, warmup = s.epochs * steps_per_epoch, int(s.warmup_epochs * steps_per_epoch)
         optimizer = torch.optim.AdamW(net.parameters(), lr=s.warmup_start_lr, weight_decay=s.weight_decay)
         stopper = EarlyStopping(s.patience)
@@ -182,17 +197,19 @@ class VideoKind:
             job = progress.add_task(f"training video {self.task} ({s.backbone})", total=total)
             for epoch in range(s.epochs):
                 net.train()
-                for images, targets in batches:
+                for images, targets in batches if shards is None else shards.epoch(epoch):
                     for group in optimizer.param_groups:
                         group["lr"] = warmup_cosine(step, total, warmup, s.warmup_start_lr, s.learning_rate)
                     with _autocast(on):
-                        _, output = net(images.to(on, non_blocking=True))
+                        _, output = model(images.to(on, non_blocking=True))
                     loss = criterion(output.float(), targets.to(on))
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     optimizer.step()
                     step += 1
                     progress.update(job, advance=1)
+                if shards is not None:
+                    distributed.broadcast_buffers(net)  # rank 0's BatchNorm statistics: every rank scores one model
                 score = self._evaluate(net, val_paths, val_targets)
                 if stopper.update(epoch, score, net):
                     break
@@ -232,7 +249,13 @@ class VideoKind:
     def _evaluate(self, net: "VideoNet", paths: list[Path], targets: np.ndarray) -> float:
         if not len(paths):
             return 0.0
-        outputs = np.concatenate([out for _, out in self._forward(net, paths)])
+        if distributed.world_size() > 1:  # each rank forwards a contiguous share; every rank scores them all
+            cuts = np.linspace(0, len(paths), distributed.world_size() + 1).astype(int)
+            rank = distributed.rank()
+            mine = [out for _, out in self._forward(net, paths[cuts[rank] : cuts[rank + 1]])]
+            outputs = np.concatenate([out for share in distributed.all_gather(mine) for out in share])
+        else:
+            outputs = np.concatenate([out for _, out in self._forward(net, paths)])
         pred = outputs if self.task == "va" else outputs.argmax(1)
         return task_scores(self.task, pred, targets).score
 
@@ -261,7 +284,7 @@ class VideoKind:
 
         Batches never mix tracks, so a track's outputs do not depend on which other tracks are computed with it."""
         net = self._fitted()
-        split = context.split(split_name)
+        split = _crops(self.settings, context, split_name)
         frames = {name: split.face_frames(name) for name in tracks}
         for name in tracks:
             if not len(frames[name]):
@@ -346,6 +369,43 @@ class _FunctionLoss(nn.Module):
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return self.function(pred, target.float())
+
+
+# -- faces: retinaface (issue #9) ------------------------------------------------------------------------------------
+def _crops(settings: VideoSettings, context: Context, split_name: str):
+    """The split's face frames and crop paths: the release's crops, or RetinaFace's (computed where missing)."""
+    split = context.split(split_name)
+    if settings.faces == "organizers":
+        return split
+    from harness.faces.extract import retinaface_view
+
+    return retinaface_view(context.dataset, split)
+
+
+def _faces_key_extra(settings: VideoSettings) -> dict[str, str]:
+    """With RetinaFace crops, the detector weights' content is part of the key."""
+    if settings.faces == "organizers":
+        return {}
+    from harness.faces.extract import weights_sha256
+
+    return {"faces_weights_sha256": weights_sha256()}
+
+
+class _RankEpochs:
+    """This rank's training batches of each epoch (DistributedSampler-style): a seeded order per epoch, dealt
+    round-robin over the ranks, cut into full batches of ``batch_size`` (per rank); every rank gets as many."""
+
+    def __init__(self, data: FaceImages, batch_size: int, workers: int, seed: int) -> None:
+        self.data, self.batch_size, self.workers, self.seed = data, batch_size, workers, seed
+
+    def __len__(self) -> int:
+        return -(-len(self.data) // distributed.world_size()) // self.batch_size
+
+    def epoch(self, epoch: int):
+        order = distributed.epoch_order(len(self.data), self.seed, epoch)
+        size = self.batch_size
+        batches = [order[i : i + size] for i in range(0, len(order) - size + 1, size)]
+        return loader(self.data, size, self.workers, batches=batches)
 
 
 def _autocast(on: torch.device):

@@ -1,0 +1,385 @@
+"""Faces from raw videos: decode every frame (PyAV), detect (RetinaFace), pick the track's face, crop, write.
+
+Crops go to ``<store>/faces-<key>/cropped_aligned/<track>/<frame:05d>.jpg`` (1-based frames, the organizers'
+layout), where the key hashes the settings, this module's version and the detector weights' content. A frame where
+no face of the track is found reuses the track's previous face (its box and eyes, cut from the current frame), as
+the SUN team did; frames before the first face have no crop. A track is written into a temporary folder and renamed
+into place with its ``faces.json`` (counts, and the video's size it was cut from), so a killed run never leaves a
+folder that a later run trusts: a track is done when its folder, its ``faces.json`` and every crop it lists are
+there and the video is unchanged; anything else is recomputed.
+"""
+
+import json
+import os
+import secrets
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from harness.data.media import face_path, list_face_frames
+from harness.errors import HarnessError
+from harness.faces.align import FacePosition, aligned_crop, pick_face, track_side
+from harness.faces.detector import Detector, FaceError, file_sha256, load_network, weights_path
+
+VERSION = "1"
+CROPS_FOLDER = "cropped_aligned"
+TRACK_MANIFEST = "faces.json"
+JPEG_QUALITY = 95
+
+
+@dataclass(frozen=True)
+class FaceSettings:
+    """How faces are found and cut: crop side, margin around the box, detector input size and thresholds."""
+
+    size: int = 224
+    margin: float = 1.3
+    detect_size: int = 640
+    threshold: float = 0.9
+    nms_iou: float = 0.4
+    batch: int = 8
+
+    def __post_init__(self) -> None:
+        checks = {
+            "size": self.size >= 16,
+            "margin": 0.5 <= self.margin <= 4,
+            "detect_size": self.detect_size >= 32,
+            "threshold": 0 < self.threshold < 1,
+            "nms_iou": 0 < self.nms_iou <= 1,
+            "batch": self.batch >= 1,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise FaceError(f"face setting {name!r}: {getattr(self, name)!r} is out of range")
+
+    def key_settings(self) -> dict:
+        """What decides the crops (the batch size does not)."""
+        return {k: v for k, v in asdict(self).items() if k != "batch"}
+
+
+@dataclass
+class TrackFaces:
+    """What one track's pass produced: crops written, frames with a found face, reused faces, ambiguous frames."""
+
+    track: str
+    video: str
+    frames: int = 0
+    crops: int = 0
+    detected: int = 0
+    reused: int = 0
+    ambiguous: int = 0
+    video_size: int = 0
+    first_face: int | None = None
+    crop_frames: list[int] = field(default_factory=list, repr=False)
+
+    def note(self) -> str | None:
+        """A line for the user when the track needs one: no face at all, or frames with a rival face."""
+        if self.detected == 0:
+            return (
+                f"{self.track}: no face found in any of its {self.frames} frames; it has no crops (its predictions "
+                "fall back as for missing faces)"
+            )
+        if self.ambiguous:
+            return (
+                f"{self.track}: {self.ambiguous} frames showed another face as large as the track's (the track's "
+                "face was picked by continuity and size)"
+            )
+        return None
+
+
+def crops_root(store_root: Path, settings: FaceSettings, weights_sha256: str) -> Path:
+    """The folder holding ``cropped_aligned/`` for these settings and weights."""
+    from harness.store import node_key
+
+    key = node_key("faces", VERSION, settings.key_settings(), [], "raw-videos", "any", [], {"weights": weights_sha256})
+    return Path(store_root) / key / CROPS_FOLDER
+
+
+def done_track(folder: Path, video: Path) -> TrackFaces | None:
+    """The finished track in ``folder``, or None when absent, torn, foreign or cut from another version of ``video``."""
+    try:
+        record = json.loads((folder / TRACK_MANIFEST).read_text(encoding="utf-8"))
+        faces = TrackFaces(**record)
+        if faces.video_size != video.stat().st_size:
+            return None
+        present = list_face_frames(folder)
+    except (OSError, ValueError, TypeError, HarnessError):
+        return None
+    return faces if present.tolist() == faces.crop_frames else None
+
+
+def iter_frames(path: Path) -> Iterator[np.ndarray]:
+    """Every frame of a video as an (H, W, 3) uint8 RGB array, in decoding order; a bad file is a FaceError."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise FaceError(f"{path}: the file has no video stream")
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            for frame in container.decode(stream):
+                yield frame.to_ndarray(format="rgb24")
+    except av.FFmpegError as error:
+        message = f"{path}: unreadable or corrupt video ({error}); re-copy the file or leave its tracks out"
+        raise FaceError(message) from error
+
+
+def batched(frames: Iterator[np.ndarray], size: int) -> Iterator[np.ndarray]:
+    batch: list[np.ndarray] = []
+    for frame in frames:
+        if batch and frame.shape != batch[0].shape:
+            yield np.stack(batch)
+            batch = []
+        batch.append(frame)
+        if len(batch) == size:
+            yield np.stack(batch)
+            batch = []
+    if batch:
+        yield np.stack(batch)
+
+
+class _TrackWriter:
+    """One track's state while a video is decoded: its previous face, its temporary folder and its counts."""
+
+    def __init__(self, track: str, video: Path, final: Path, settings: FaceSettings) -> None:
+        self.final = final
+        self.side = track_side(track)
+        self.settings = settings
+        self.previous: FacePosition | None = None
+        self.faces = TrackFaces(track, video.name, video_size=video.stat().st_size)
+        self.temporary = final.parent / f".{final.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+        self.temporary.mkdir(parents=True)
+
+    def add(self, frame_number: int, image: np.ndarray, found) -> None:
+        self.faces.frames = frame_number
+        pick = pick_face(found, self.side, image.shape[1], self.previous)
+        if pick.index is not None:
+            self.previous = FacePosition.from_faces(found, pick.index)
+            self.faces.detected += 1
+            self.faces.ambiguous += int(pick.ambiguous)
+            if self.faces.first_face is None:
+                self.faces.first_face = frame_number
+        elif self.previous is not None:
+            self.faces.reused += 1
+        if self.previous is None:
+            return
+        crop = aligned_crop(Image.fromarray(image), self.previous, self.settings.size, self.settings.margin)
+        crop.save(face_path(self.temporary, frame_number), quality=JPEG_QUALITY)
+        self.faces.crops += 1
+        self.faces.crop_frames.append(frame_number)
+
+    def finish(self) -> TrackFaces:
+        text = json.dumps(asdict(self.faces)) + "\n"
+        with open(self.temporary / TRACK_MANIFEST, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if self.final.exists():
+            shutil.rmtree(self.final)
+        os.replace(self.temporary, self.final)
+        return self.faces
+
+    def abandon(self) -> None:
+        shutil.rmtree(self.temporary, ignore_errors=True)
+
+
+def extract_video(
+    detector: Detector,
+    video: Path,
+    tracks: dict[str, Path],
+    settings: FaceSettings,
+    progress: Callable[[int], None] | None = None,
+) -> list[TrackFaces]:
+    """Detect faces in every frame of ``video`` once and write the crops of each of ``tracks`` (name → final
+    folder); a failure leaves no track folder behind."""
+    writers = [_TrackWriter(name, video, folder, settings) for name, folder in tracks.items()]
+    try:
+        number = 0
+        for frames in batched(iter_frames(video), settings.batch):
+            for image, found in zip(frames, detector.detect(frames), strict=True):
+                number += 1
+                for writer in writers:
+                    writer.add(number, image, found)
+            if progress:
+                progress(len(frames))
+        if number == 0:
+            raise FaceError(f"{video}: no frame could be decoded; re-copy the file or leave its tracks out")
+        return [writer.finish() for writer in writers]
+    finally:
+        for writer in writers:
+            writer.abandon()
+
+
+def make_detector(settings: FaceSettings, weights: Path | None = None, device=None) -> tuple[Detector, str]:
+    """The detector with its weights loaded (on the GPU when there is one) and the weights' content hash."""
+    import torch
+
+    path = weights_path(weights)
+    net = load_network(path)
+    on = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return Detector(net.to(on), settings.detect_size, settings.threshold, settings.nms_iou), file_sha256(path)
+
+
+def weights_sha256(weights: Path | None = None) -> str:
+    """Content hash of the detector weights, or a FaceError saying where to put them."""
+    path = weights_path(weights)
+    if not path.is_file():
+        load_network(path)  # raises the message naming the file and where it goes
+    return file_sha256(path)
+
+
+def dataset_tracks(dataset) -> dict[str, list[str]]:
+    """Video name → its tracks, over every task and split of ``dataset`` whose track has a raw video."""
+    from harness.data.affwild2 import SPLITS, video_of
+    from harness.tasks import TASKS
+
+    names: set[str] = set()
+    for task in TASKS:
+        for split in SPLITS:
+            try:
+                names.update(dataset.split(task, split).names)
+            except HarnessError:
+                continue  # a split the dataset does not have
+    by_video: dict[str, list[str]] = {}
+    for name in sorted(names):
+        if video_of(name) in dataset.layout.videos:
+            by_video.setdefault(video_of(name), []).append(name)
+    return by_video
+
+
+@dataclass
+class FaceRun:
+    """What :func:`extract_dataset` did: where the crops are, the tracks computed and those already there."""
+
+    root: Path
+    computed: list[TrackFaces]
+    reused: list[str]
+
+    @property
+    def notes(self) -> list[str]:
+        return [note for faces in self.computed if (note := faces.note())]
+
+
+def extract_dataset(
+    dataset,
+    store_root: Path,
+    settings: FaceSettings,
+    weights: Path | None = None,
+    tracks: list[str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> FaceRun:
+    """RetinaFace crops of every track of ``dataset`` (or of ``tracks``) that the store does not hold yet."""
+    by_video = dataset_tracks(dataset)
+    if tracks is not None:
+        known = {name for names in by_video.values() for name in names}
+        unknown = [name for name in tracks if name not in known]
+        if unknown:
+            import difflib
+
+            close = difflib.get_close_matches(unknown[0], sorted(known), n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise FaceError(
+                f"--tracks: {unknown[0]!r} is not a track of {dataset.root} with a raw video{hint} "
+                f"({len(known)} such tracks, e.g. {', '.join(sorted(known)[:3])})"
+            )
+        wanted = set(tracks)
+        by_video = {video: [n for n in names if n in wanted] for video, names in by_video.items()}
+        by_video = {video: names for video, names in by_video.items() if names}
+    sha = weights_sha256(weights)
+    root = crops_root(store_root, settings, sha)
+    _sweep(root)
+    todo: dict[str, dict[str, Path]] = {}
+    reused: list[str] = []
+    for video, names in by_video.items():
+        path = dataset.layout.videos[video]
+        for name in names:
+            if done_track(root / name, path) is None:
+                todo.setdefault(video, {})[name] = root / name
+            else:
+                reused.append(name)
+    computed: list[TrackFaces] = []
+    if todo:
+        detector, _ = make_detector(settings, weights)
+        total = sum(_frame_count(dataset.layout.videos[video]) for video in todo)
+        done = 0
+
+        def advance(frames: int) -> None:
+            nonlocal done
+            done += frames
+            if progress:
+                progress(done, total)
+
+        for video, folders in todo.items():
+            computed += extract_video(detector, dataset.layout.videos[video], folders, settings, advance)
+    return FaceRun(root, computed, reused)
+
+
+def _sweep(root: Path, max_age_s: float = 3600.0) -> None:
+    """Remove temporary track folders that killed runs left (older than ``max_age_s``; a live run's are fresh)."""
+    import time
+
+    if not root.is_dir():
+        return
+    for temporary in root.glob(".*.tmp-*"):
+        try:
+            if time.time() - temporary.stat().st_mtime > max_age_s:
+                shutil.rmtree(temporary, ignore_errors=True)
+        except FileNotFoundError:
+            continue
+
+
+def _frame_count(path: Path) -> int:
+    from harness.data.media import probe_video
+
+    try:
+        return probe_video(path).n_frames
+    except HarnessError:
+        return 0
+
+
+class CropView:
+    """A split's face frames and crop paths taken from a crops root instead of the organizers' folders."""
+
+    def __init__(self, split, root: Path) -> None:
+        self.split = split
+        self.root = Path(root)
+        self.tracks = split.tracks
+        self._frames: dict[str, np.ndarray] = {}
+
+    def face_frames(self, name: str) -> np.ndarray:
+        if name not in self._frames:
+            folder = self.root / name
+            found = list_face_frames(folder) if folder.is_dir() else np.empty(0, dtype=np.int64)
+            self._frames[name] = found
+        return self._frames[name]
+
+    def frame_path(self, name: str, frame: int) -> Path:
+        return face_path(self.root / name, frame)
+
+    def track(self, name: str):
+        return self.split.track(name)
+
+
+_ROOTS: dict[tuple[str, FaceSettings], Path] = {}
+
+
+def retinaface_view(dataset, split, settings: FaceSettings | None = None) -> CropView:
+    """``split`` seen through RetinaFace crops (the video kind's ``faces: retinaface``): the crops of every track of
+    the dataset are computed first where the store (``$ABAW_STORE`` or ``$ABAW_HOME/store``) lacks them."""
+    from harness.progress import bar
+    from harness.store import default_store_root
+
+    settings = settings or FaceSettings()
+    cached = (str(dataset.root), settings)
+    if cached not in _ROOTS:
+        with bar() as shown:
+            job = shown.add_task("RetinaFace crops (faces: retinaface)", total=None)
+            run = extract_dataset(
+                dataset, default_store_root(), settings, progress=lambda d, t: shown.update(job, completed=d, total=t)
+            )
+        _ROOTS[cached] = run.root
+    return CropView(split, _ROOTS[cached])

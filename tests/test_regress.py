@@ -1,0 +1,309 @@
+"""``abaw regress`` and the metric drift guard on a toy kind whose quality is a setting: baselines written and
+checked, a lowered quality failing with a table naming the system, fusion compared by its honest score, stale,
+foreign and malformed baselines files, and a tampered metric caught both from the leaderboard and from a baseline."""
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from pydantic import BaseModel, ConfigDict
+from typer.testing import CliRunner
+
+from harness import metrics
+from harness.cli import app
+from harness.data.affwild2 import Dataset
+from harness.drift import DRIFT_RTOL, check_leaderboard, same_value
+from harness.errors import HarnessError, SpecError
+from harness.leaderboard import Leaderboard
+from harness.models.registry import KIND_MODULES, register_kind
+from harness.regress import DEFAULT_TOLERANCE, BaselineError, Baselines, parse_systems, regress
+from harness.runner import run_system
+from harness.store import Store
+
+# ----------------------------------------------------------------------------------------------- a toy kind
+
+
+class QualitySettings(BaseModel):
+    """A fake system: VA ``quality`` × truth blended with seeded noise, EXPR the true class for a fraction ``quality``
+    of frames and a random one elsewhere (1 = the labels themselves)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    quality: float = 0.8
+    broken: bool = False  # fit raises a HarnessError, as a missing weights file would
+
+
+@register_kind("regress_toy")
+class QualityKind:
+    version = "1"
+    Settings = QualitySettings
+    profiles: dict = {}
+    outputs = ("pred",)
+
+    def __init__(self, settings: QualitySettings, task: str, seed: int) -> None:
+        self.settings, self.task, self.seed = settings, task, seed
+
+    def fit(self, context) -> "QualityKind":
+        if self.settings.broken:
+            raise HarnessError("toy weights file /nowhere/toy.safetensors is missing")
+        self.fitted_ = True
+        return self
+
+    def predict(self, context, split_name, tracks):
+        split, q = context.split(split_name), self.settings.quality
+        for index, name in enumerate(tracks):
+            track = split.track(name)
+            rng = np.random.default_rng([self.seed, index, ord(split_name[0])])
+            n = track.n_rows
+            if self.task == "va":
+                truth = np.zeros((n, 2)) if track.labels is None else np.where(track.labels == -5, 0, track.labels)
+                pred = np.clip(q * truth + (1 - q) * rng.uniform(-1, 1, (n, 2)), -1, 1)
+            else:
+                truth = np.zeros(n, int) if track.labels is None else np.maximum(track.labels, 0)
+                guessed = np.where(rng.random(n) < q, truth, rng.integers(0, 8, n))  # right a fraction q of frames
+                pred = 0.6 * np.eye(8)[guessed] + 0.4 * rng.dirichlet(np.ones(8), n)
+            yield name, {"pred": pred.astype(np.float32)}
+
+    def state(self) -> dict:
+        return {"quality": torch.tensor([self.settings.quality])}
+
+    def load_state(self, state) -> "QualityKind":
+        self.fitted_ = True
+        return self
+
+
+SPECS = {
+    "good": "kind: regress_toy\nseed: 1\nquality: 0.8\n",
+    "weak": "kind: regress_toy\nseed: 2\nquality: 0.7\n",
+    "fused": "kind: dwf\ninputs: [good, weak]\nsamples: 100\nfolds: 3\n",
+    "sweep": "kind: regress_toy\ntasks: [va]\nseed: 3\nquality: [0.5, 0.8]\n",
+}
+
+
+@pytest.fixture(scope="module")
+def world(synthetic_tiny: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The toy specs, a store and a leaderboard on the tiny synthetic dataset; ``good`` already run once."""
+    patch = pytest.MonkeyPatch()
+    patch.setitem(KIND_MODULES, "regress_toy", __name__)
+    base = tmp_path_factory.mktemp("regress")
+    systems = base / "systems"
+    systems.mkdir()
+    for name, text in SPECS.items():
+        (systems / f"{name}.yaml").write_text(text)
+    dataset, store, board = Dataset(synthetic_tiny), Store(base / "store"), Leaderboard(base / "board.sqlite")
+    run_system("good", ["va", "expr"], dataset, "smoke", store, board, systems)
+    yield dataset, store, board, systems
+    patch.undo()
+
+
+def call(world, baselines: Path, **kwargs):
+    dataset, store, board, systems = world
+    kwargs.setdefault("store", store)
+    kwargs.setdefault("leaderboard", board)
+    kwargs.setdefault("specs", systems)
+    return regress(dataset, "smoke", baselines_path=baselines, **kwargs)
+
+
+def write_baselines(path: Path, datasets: dict) -> Path:
+    path.write_text(json.dumps({"format": 1, "datasets": datasets}))
+    return path
+
+
+def entry(score: float, tolerance: float = 0.02) -> dict:
+    return {"score": score, "tolerance": tolerance}
+
+
+# ----------------------------------------------------------------------------------------------- regress
+
+
+def test_update_writes_every_variant_and_fusion_by_its_honest_score(world, tmp_path: Path) -> None:
+    dataset, _, board, _ = world
+    path = tmp_path / "leaderboard" / "baselines.json"
+    report = call(world, path, update=True, systems=["good", "fused", "sweep"])
+    assert report.ok and report.updated and {row.status for row in report.rows} == {"new"}
+    raw = json.loads(path.read_text())
+    assert raw["format"] == 1 and "abaw regress --update" in raw["about"]
+    saved = raw["datasets"][dataset.fingerprint()]
+    assert saved["name"] == dataset.root.name
+    guarded = saved["profiles"]["smoke"]
+    assert set(guarded) == {"good", "fused", "sweep[quality=0.5]", "sweep[quality=0.8]"}
+    assert set(guarded["good"]) == {"va", "expr"} and set(guarded["sweep[quality=0.8]"]) == {"va"}
+    assert guarded["good"]["va"]["tolerance"] == DEFAULT_TOLERANCE and len(guarded["good"]["va"]["predictions"]) == 64
+    (fused_va,) = [row for row in board.current("va") if row.system == "fused"]
+    assert guarded["fused"]["va"]["ranked_by"] == "honest_score"
+    assert guarded["fused"]["va"]["score"] == fused_va.rank_score != fused_va.score
+    again = call(world, path, systems=["good", "fused", "sweep"])
+    assert again.ok and again.compared == 6 and {row.status for row in again.rows} == {"ok"}
+    assert again.drift.ok and again.drift.checked >= 6
+    assert [row.change for row in again.rows] == [0.0] * 6
+    assert any("very prediction files" in note for note in again.notes)
+
+
+def test_lowering_a_systems_quality_fails_with_a_table_naming_it(world, tmp_path: Path, monkeypatch) -> None:
+    dataset, store, board, systems = world
+    (systems / "shaky.yaml").write_text("kind: regress_toy\nseed: 4\nquality: 0.8\n")
+    monkeypatch.setenv("ABAW_STORE", str(store.root))
+    monkeypatch.setenv("ABAW_LEADERBOARD", str(board.path))
+    monkeypatch.setenv("ABAW_SYSTEMS", str(systems))
+    path = tmp_path / "baselines.json"
+    args = ["regress", "--data", str(dataset.root), "--baselines", str(path), "--systems", "shaky"]
+    runner = CliRunner()
+    result = runner.invoke(app, [*args, "--update", "--tolerance", "0.05"])
+    assert result.exit_code == 0, result.output
+    assert "wrote" in result.stdout and "new" in result.stdout
+    assert runner.invoke(app, args).exit_code == 0
+    lowered = "kind: regress_toy\nseed: 4\nquality: 0.8\nprofiles:\n  smoke: {quality: 0.4}\n"  # a profile override
+    (systems / "shaky.yaml").write_text(lowered)
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1, result.output
+    lines = [line for line in result.stdout.splitlines() if "shaky" in line]
+    assert len(lines) == 2 and all("FAIL" in line for line in lines)
+    assert "FAIL: drift" in result.stdout and "below" in result.stderr
+    result = runner.invoke(app, [*args, "--json"])
+    report = json.loads(result.stdout)
+    assert result.exit_code == 1 and not report["ok"] and {row["status"] for row in report["rows"]} == {"FAIL"}
+    assert all(row["change"] < -0.05 for row in report["rows"])
+    help_text = " ".join(runner.invoke(app, ["regress", "--help"]).stdout.split())
+    assert "Example: abaw regress --systems video_b1,kelm" in help_text
+
+
+def test_a_system_that_cannot_run_is_an_error_row(world, tmp_path: Path) -> None:
+    (world[3] / "broken.yaml").write_text("kind: regress_toy\nbroken: true\n")
+    report = call(world, tmp_path / "b.json", update=True, systems=["good", "broken"])
+    (row,) = [row for row in report.rows if row.system == "broken"]
+    assert row.status == "error" and "toy.safetensors" in row.message and not report.ok
+    assert set(Baselines.load(tmp_path / "b.json").guarded(world[0].fingerprint(), "smoke")) == {"good"}
+    (world[3] / "broken.yaml").unlink()
+
+
+def test_an_unknown_system_fails_before_anything_runs(world, tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="did you mean 'good'"):
+        call(world, tmp_path / "b.json", systems=["goood"])
+    with pytest.raises(BaselineError, match="holds no spec"):
+        call(world, tmp_path / "b.json", specs=tmp_path)
+    with pytest.raises(BaselineError, match=r"tolerance must be a finite number >= 0.*got -0\.1"):
+        call(world, tmp_path / "b.json", update=True, tolerance=-0.1)
+    with pytest.raises(BaselineError, match="pass one of them, not both"):
+        call(world, tmp_path / "b.json", update=True, drift_only=True)
+
+
+def test_a_baseline_naming_a_removed_system_or_variant_names_it_and_the_file(world, tmp_path: Path) -> None:
+    fingerprint = world[0].fingerprint()
+    for system, why in [("retired", "no spec 'retired'"), ("sweep[quality=0.9]", r"variants: sweep\[quality=0.5\]")]:
+        smoke = {"good": {"va": entry(0.1)}, system: {"va": entry(0.5)}}
+        path = write_baselines(tmp_path / "baselines.json", {fingerprint: {"profiles": {"smoke": smoke}}})
+        message = rf"{path}: key 'datasets\.{fingerprint}\.profiles\.smoke\.{re.escape(system)}'.*{why}"
+        with pytest.raises(BaselineError, match=message):
+            call(world, path, systems=["good"])
+        report = call(world, path, systems=["good"], update=True)
+        assert any(f"dropped the baseline of {system!r}" in note for note in report.notes)
+        assert set(Baselines.load(path).guarded(fingerprint, "smoke")) == {"good"}
+
+
+def test_baselines_of_another_dataset_are_ignored_with_a_note(world, tmp_path: Path) -> None:
+    fingerprint = world[0].fingerprint()
+    foreign = {"0123456789abcdef": {"name": "Aff-Wild2", "profiles": {"paper": {"good": {"va": entry(0.99)}}}}}
+    path = write_baselines(tmp_path / "baselines.json", foreign)
+    report = call(world, path, systems=["good"])
+    assert any("ignored baselines of dataset 0123456789abcdef (Aff-Wild2), profile paper" in n for n in report.notes)
+    assert not report.ok and report.compared == 0 and any("nothing compared" in n for n in report.notes)
+    report = call(world, path, systems=["good"], update=True)
+    raw = json.loads(path.read_text())["datasets"]
+    assert set(raw) == {"0123456789abcdef", fingerprint} and raw["0123456789abcdef"]["profiles"]["paper"]["good"]
+    assert call(world, path, systems=["good"]).ok
+
+
+def nested(task: str = "va", profile: str = "smoke", **fields) -> str:
+    """A baselines file holding one entry (system 'a', dataset 'fp') with ``fields``."""
+    return json.dumps({"format": 1, "datasets": {"fp": {"profiles": {profile: {"a": {task: fields}}}}}})
+
+
+KEY = r"key 'datasets\.fp\.profiles\.smoke\.a\.va"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"format": 1, "datasets": {', r"line 1: not valid JSON"),
+        ('{"format": 2, "datasets": {}}', r"key 'format': expected 1"),
+        ('{"format": 1, "dataset": {}}', r"key 'dataset' is unknown; did you mean 'datasets'"),
+        (nested(profile="smok"), r"key 'datasets\.fp\.profiles\.smok': unknown profile 'smok'; did you mean 'smoke'"),
+        (nested(score="high", tolerance=0), rf"{KEY}\.score': expected a finite number; found 'high'"),
+        (nested(score=1, tolerence=0), rf"{KEY}\.tolerence' is unknown; did you mean 'tolerance'"),
+        (nested(score=1, tolerance=-1), rf"{KEY}\.tolerance': expected a number >= 0; found -1"),
+        (nested(task="vaa", score=1, tolerance=0), rf"{KEY}a': unknown task 'vaa'; did you mean 'va'"),
+    ],
+)
+def test_a_malformed_baselines_file_names_the_file_and_the_key(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "baselines.json"
+    path.write_text(text)
+    with pytest.raises(BaselineError, match=rf"{path}.*{message}"):
+        Baselines.load(path)
+
+
+def test_parse_systems_keeps_a_variants_commas() -> None:
+    assert parse_systems("a, b[x=1,y=2],c") == ["a", "b[x=1,y=2]", "c"]
+    assert parse_systems("") is None and parse_systems(None) is None
+
+
+# ----------------------------------------------------------------------------------------------- drift
+
+
+def tamper_ccc(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A change of the CCC definition far below any score tolerance: a relative 1e-6."""
+    original = metrics.ccc_from_central_moments
+    monkeypatch.setattr(metrics, "ccc_from_central_moments", lambda *moments: original(*moments) * (1 + 1e-6))
+
+
+def test_drift_is_clean_when_unchanged_and_caught_when_the_metric_changes(world, monkeypatch) -> None:
+    dataset, store, board, _ = world
+    clean = check_leaderboard(dataset, store, board, ["good"])
+    assert clean.ok and clean.checked == 2, clean.findings
+    tamper_ccc(monkeypatch)
+    drifted = check_leaderboard(dataset, store, board, ["good"])
+    assert drifted.checked == 2 and not drifted.ok
+    fields = {(finding.task, finding.field) for finding in drifted.findings}
+    assert fields == {("va", "score"), ("va", "ccc_valence"), ("va", "ccc_arousal")}
+    (score,) = [finding for finding in drifted.findings if finding.field == "score"]
+    assert score.system == "good" and score.source.startswith("leaderboard row ")
+    assert score.now == pytest.approx(score.recorded * (1 + 1e-6), rel=1e-12)
+
+
+def test_drift_beyond_the_tolerance_is_caught_from_a_baselines_same_prediction_files(world, tmp_path, monkeypatch):
+    path = tmp_path / "baselines.json"
+    assert call(world, path, systems=["good"], update=True).ok
+    fresh = Leaderboard(tmp_path / "empty.sqlite")  # no recorded runs: only the baseline can reveal the drift
+    tamper_ccc(monkeypatch)
+    report = call(world, path, systems=["good"], leaderboard=fresh)
+    assert [row.status for row in report.rows] == ["ok", "ok"]  # within the tolerance…
+    (finding,) = report.drift.findings  # …but the same files no longer give the same score
+    assert finding.system == "good" and finding.task == "va" and str(path) in finding.source
+    assert not report.ok
+
+
+def test_cli_drift_only_reports_json_without_training(world, monkeypatch) -> None:
+    dataset, store, board, systems = world
+    monkeypatch.setenv("ABAW_STORE", str(store.root))
+    monkeypatch.setenv("ABAW_LEADERBOARD", str(board.path))
+    monkeypatch.setenv("ABAW_SYSTEMS", str(systems))
+    monkeypatch.setattr(QualityKind, "fit", lambda *a: pytest.fail("--drift-only must not train"))
+    args = ["regress", "--drift-only", "--data", str(dataset.root), "--systems", "good", "--json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["drift"]["ok"] and report["drift"]["checked"] >= 2 and report["rows"] == []
+    tamper_ccc(monkeypatch)
+    result = CliRunner().invoke(app, args)
+    drifted = json.loads(result.stdout)["drift"]
+    fields = {f["field"] for f in drifted["findings"]}
+    assert result.exit_code == 1 and fields == {"score", "ccc_valence", "ccc_arousal"}
+    result = CliRunner().invoke(app, args[:-1])
+    assert result.exit_code == 1 and "metric drift" in result.stdout
+
+
+def test_same_value_is_relative_and_treats_missing_alike() -> None:
+    assert same_value(0.5, 0.5 * (1 + DRIFT_RTOL / 2)) and not same_value(0.5, 0.5 * (1 + 10 * DRIFT_RTOL))
+    assert same_value(None, float("nan")) and not same_value(None, 0.0) and same_value(0.0, 1e-13)
