@@ -41,10 +41,6 @@ leaderboard: $(STAMP)
 regress: $(STAMP)
 	$(BIN)/abaw regress
 
+# every benchmark of bench/, then the goals table of docs/benchmarks.md (about 20 minutes on 2 cores)
 bench: $(STAMP)
-	$(BIN)/python bench/bench_metrics.py
-	$(BIN)/python bench/bench_fusion.py
-	$(BIN)/python bench/bench_audio.py
-	$(BIN)/python bench/bench_video.py --backbone test_efficientnet --size 64 --images 1024 --batch 64
-	$(BIN)/python bench/bench_video.py --backbone efficientnet_b0 --size 224 --images 128 --batch 32
-	$(BIN)/python bench/bench_faces.py --frames 32 --detect-size 320 --batch 8
+	$(BIN)/python bench/report.py

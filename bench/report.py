@@ -55,7 +55,7 @@ def measurement_rows(goals: dict[str, str]) -> Callable[[object], list[GoalRow]]
     """Rows from a list of ``{name, value, unit, goal, reference, reference_value, speedup}`` dicts.
 
     ``goals`` maps a prefix of the measurement name to the goal's wording; a unit ending in ``/s`` is a rate
-    (higher is better), any other unit a time (lower is better).
+    (higher is better; ``s/s``, seconds per second, is not), any other unit a time (lower is better).
     """
 
     def rows(result: object) -> list[GoalRow]:
@@ -65,10 +65,11 @@ def measurement_rows(goals: dict[str, str]) -> Callable[[object], list[GoalRow]]
             if wording is None:
                 continue
             value, unit, goal = item["value"], item["unit"], item.get("goal")
-            met = None if goal is None else (value >= goal if unit.endswith("/s") else value <= goal)
+            higher_is_better = unit.endswith("/s") and unit != "s/s"  # a rate, not seconds per second
+            met = None if goal is None else (value >= goal if higher_is_better else value <= goal)
             reference = ""
             if "reference" in item:
-                reference = f"{item['reference']}: {item['reference_value']:,} {unit} ({item['speedup']:,}× faster)"
+                reference = f"{item['reference']}: {item['reference_value']:,} {unit} (ratio {item['speedup']:,}×)"
             out.append(GoalRow(wording, f"{value:,} {unit}", met, reference))
         return out
 
@@ -169,6 +170,18 @@ BENCHES = (
         ),
     ),
     Bench(
+        "audio",
+        "bench_audio.py",
+        (),
+        ("--seconds", "20", "--windows", "8", "--epochs", "1"),
+        measurement_rows(
+            {
+                "audio_seconds_encoded": "audio: each second of audio encoded at most twice",
+                "epoch_": "audio: a training epoch on the cached frozen part (no goal)",
+            }
+        ),
+    ),
+    Bench(
         "video_paper",
         "bench_video.py",
         ("--backbone", "efficientnet_b1", "--size", "224", "--images", "128", "--batch", "32"),
@@ -221,7 +234,7 @@ def run_bench(script: Path, args: tuple[str, ...]) -> object:
 
 
 def machine() -> str:
-    """The machine in words: CPU, cores, memory, GPU, versions, and the load when the run started."""
+    """The machine in words: CPU, cores, memory, GPU and versions."""
     import numpy
     import torch
 
@@ -229,8 +242,7 @@ def machine() -> str:
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     return (
         f"{platform.machine()}, {os.cpu_count()} CPU cores, {memory:.0f} GiB, {gpu}; Python "
-        f"{platform.python_version()}, torch {torch.__version__}, numpy {numpy.__version__}; "
-        f"load average {os.getloadavg()[0]:.1f} at the start"
+        f"{platform.python_version()}, torch {torch.__version__}, numpy {numpy.__version__}"
     )
 
 
@@ -238,7 +250,7 @@ def render(results: dict[str, dict]) -> str:
     """The goals table (and the machines it was measured on) as markdown, from the stored results."""
     machines: list[str] = []
     lines = [
-        "| goal (DESIGN.md) | measured | met | reference, same run | date | machine |",
+        "| goal (DESIGN.md) | measured | met | reference, same run | date (load average) | machine |",
         "|---|---|---|---|---|---|",
     ]
     for bench in BENCHES:
@@ -250,9 +262,10 @@ def render(results: dict[str, dict]) -> str:
             machines.append(entry["machine"])
         label = f"M{machines.index(entry['machine']) + 1}"
         size = " (quick)" if entry.get("quick") else ""
+        when = entry["date"] + (f" (load {entry['load']:.1f})" if "load" in entry else "")
         for row in bench.rows(entry["result"]):
             met = {True: "yes", False: "**no**", None: "—"}[row.met]
-            lines.append(f"| {row.goal} | {row.measured}{size} | {met} | {row.reference} | {entry['date']} | {label} |")
+            lines.append(f"| {row.goal} | {row.measured}{size} | {met} | {row.reference} | {when} | {label} |")
     notes = [f"- M{i + 1}: {text}" for i, text in enumerate(machines)]
     return "\n".join([*lines, "", *notes])
 
@@ -281,14 +294,15 @@ def main() -> None:
     failed = []
     for bench in [] if args.render_only else [b for b in BENCHES if not args.only or b.name in args.only]:
         print(f"bench: {bench.name} ({bench.script})", flush=True)
-        started_on, started_machine = datetime.date.today().isoformat(), machine()
+        started_on, started_machine, load = datetime.date.today().isoformat(), machine(), os.getloadavg()[0]
         try:
             result = run_bench(ROOT / "bench" / bench.script, bench.quick_args if args.quick else bench.args)
         except BenchFailed as error:
             print(f"bench: {bench.name} failed, its last figures are kept: {error}", file=sys.stderr)
             failed.append(bench.name)
             continue
-        results[bench.name] = {"date": started_on, "machine": started_machine, "quick": args.quick, "result": result}
+        entry = {"date": started_on, "machine": started_machine, "load": load, "quick": args.quick}
+        results[bench.name] = entry | {"result": result}
         write_atomically(args.results, (json.dumps(results, indent=1) + "\n").encode())
     document = args.doc.read_text() if args.doc.is_file() else "# Benchmarks\n"
     write_atomically(args.doc, rewrite(document, render(results)).encode())

@@ -124,7 +124,20 @@ def plan_nodes(system: str, tasks: Sequence[Task], dataset: Dataset, profile: st
             plan = NodePlan(resolved, task, node_key(**arguments), key_material(**arguments), inputs)
             plans[(resolved.name, task)] = plan
             order.append(plan)
-    return order
+    return _needed(order, target.spec.name)
+
+
+def _needed(order: list[NodePlan], target: str) -> list[NodePlan]:
+    """The plans the target's own nodes depend on, in order: an input serving a task that no node using it needs
+    (``video_vit``'s VA node under an EXPR-only ``dynamic_vit``) is not computed."""
+    needed: set[int] = set()
+    stack = [plan for plan in order if plan.resolved.spec.name == target]
+    while stack:
+        plan = stack.pop()
+        if id(plan) not in needed:
+            needed.add(id(plan))
+            stack.extend(plan.inputs)
+    return [plan for plan in order if id(plan) in needed]
 
 
 def run_node(plan: NodePlan, dataset: Dataset, store: Store) -> NodeResult:

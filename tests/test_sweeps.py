@@ -71,6 +71,22 @@ def test_each_task_takes_the_inputs_that_serve_it(handmade_root: Path, tmp_path:
         plan_nodes("expr_only", ["expr"], Dataset(handmade_root), "smoke", tmp_path)
 
 
+def test_an_input_task_no_user_needs_is_not_planned(handmade_root: Path, tmp_path: Path) -> None:
+    write(tmp_path, "static", "kind: video\n")  # serves va and expr
+    write(tmp_path, "over_expr", "kind: video\ntasks: [expr]\ninputs: [static]\n")
+    write(tmp_path, "top", "kind: video\ninputs: [static, over_expr]\n")
+    plans = plan_nodes("top", ["va", "expr"], Dataset(handmade_root), "smoke", tmp_path)
+    assert [(plan.name, plan.task) for plan in plans] == [
+        ("static", "va"),
+        ("static", "expr"),
+        ("over_expr", "expr"),
+        ("top", "va"),
+        ("top", "expr"),
+    ]
+    plans = plan_nodes("over_expr", ["va", "expr"], Dataset(handmade_root), "smoke", tmp_path)
+    assert [(plan.name, plan.task) for plan in plans] == [("static", "expr"), ("over_expr", "expr")]
+
+
 def test_both_tasks_means_the_tasks_a_system_serves(handmade_root: Path, tmp_path: Path) -> None:
     write(tmp_path, "for_va", "kind: video\ntasks: [va]\n")
     plans = plan_nodes("for_va", ["va", "expr"], Dataset(handmade_root), "smoke", tmp_path)
