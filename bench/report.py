@@ -28,6 +28,7 @@ from harness.atomic import write_atomically
 
 ROOT = Path(__file__).resolve().parent.parent
 BEGIN, END = "<!-- bench:goals:begin -->", "<!-- bench:goals:end -->"
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")  # named with the machine when set
 
 
 @dataclass(frozen=True)
@@ -240,9 +241,11 @@ def machine() -> str:
 
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    threads = [f"{name}={os.environ[name]}" for name in THREAD_VARIABLES if name in os.environ]
     return (
         f"{platform.machine()}, {os.cpu_count()} CPU cores, {memory:.0f} GiB, {gpu}; Python "
         f"{platform.python_version()}, torch {torch.__version__}, numpy {numpy.__version__}"
+        + (f"; {', '.join(threads)}" if threads else "")
     )
 
 
