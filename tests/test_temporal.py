@@ -103,6 +103,20 @@ def test_input_without_embeddings_is_named(synthetic_tiny: Path) -> None:
         DynamicKind(DynamicSettings(**FAST), "va", 0).fit(context)
 
 
+class ShortEmbeddings(LabelEmbeddings):
+    """An input whose embeddings lack the last face frame of every track (stale, or of other crops)."""
+
+    def read(self, output: str, split: str, track: str) -> np.ndarray:
+        return super().read(output, split, track)[:-1]
+
+
+def test_embeddings_not_one_per_face_frame_are_named(synthetic_tiny: Path) -> None:
+    dataset = Dataset(synthetic_tiny)
+    context = Context(dataset, "va", {"fake_video": ShortEmbeddings(dataset, "va")})
+    with pytest.raises(SpecError, match=r"'fake_video': train track .* stale .*`faces: retinaface`"):
+        DynamicKind(DynamicSettings(**FAST), "va", 0).fit(context)
+
+
 def test_dynamic_takes_one_input_and_checks_heads(synthetic_tiny: Path) -> None:
     dataset = Dataset(synthetic_tiny)
     with pytest.raises(SpecError, match="exactly one input.*found 0"):

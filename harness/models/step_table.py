@@ -78,7 +78,8 @@ def build_table(
         if len(embeddings) and len(embeddings) != len(frames):
             raise SpecError(
                 f"input spec {source.name!r}: {split.name} track {name!r} has {len(embeddings)} embeddings for "
-                f"{len(frames)} face frames; the input's outputs are stale (run it again)"
+                f"{len(frames)} face frames of the release's crops; either the input's outputs are stale (run it "
+                "again) or it embeds RetinaFace crops (`faces: retinaface`), which this kind cannot take as input yet"
             )
         if len(embeddings) == 0:
             faceless.append(name)
