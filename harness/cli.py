@@ -233,6 +233,13 @@ class ProfileName(StrEnum):
     paper = "paper"
 
 
+SystemArgument = Annotated[str, typer.Argument(help="A spec name under systems/ (or a path to a spec file).")]
+TaskOption = Annotated[TaskChoice, typer.Option(help="va, expr or both (every task the system serves).")]
+ProfileOption = Annotated[
+    ProfileName | None, typer.Option(help="smoke (tiny models) or paper (published sizes); default by dataset.")
+]
+
+
 def _tasks(choice: TaskChoice) -> list[str]:
     return ["va", "expr"] if choice == TaskChoice.both else [choice.value]
 
@@ -240,14 +247,10 @@ def _tasks(choice: TaskChoice) -> list[str]:
 @app.command("run")
 @guarded
 def run(
-    system: Annotated[str, typer.Argument(help="A spec name under systems/ (or a path to a spec file).")],
-    task: Annotated[
-        TaskChoice, typer.Option(help="va, expr or both (every task the system serves).")
-    ] = TaskChoice.both,
+    system: SystemArgument,
+    task: TaskOption = TaskChoice.both,
     data: DataOption = None,
-    profile: Annotated[
-        ProfileName | None, typer.Option(help="smoke (tiny models) or paper (published sizes); default by dataset.")
-    ] = None,
+    profile: ProfileOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Train what the store lacks, predict every frame, score on validation and record on the leaderboard.
@@ -313,14 +316,10 @@ def _summary(score: dict) -> dict:
 @app.command("submit")
 @guarded
 def submit(
-    system: Annotated[str, typer.Argument(help="A spec name under systems/ (or a path to a spec file).")],
-    task: Annotated[
-        TaskChoice, typer.Option(help="va, expr or both (every task the system serves).")
-    ] = TaskChoice.both,
+    system: SystemArgument,
+    task: TaskOption = TaskChoice.both,
     data: DataOption = None,
-    profile: Annotated[
-        ProfileName | None, typer.Option(help="smoke (tiny models) or paper (published sizes); default by dataset.")
-    ] = None,
+    profile: ProfileOption = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Folder of the packages (one subfolder per system).")] = Path(
         "submissions"
     ),
@@ -408,9 +407,7 @@ def regress(
         bool, typer.Option("--update", help="Rewrite this dataset's and profile's baselines with the scores now.")
     ] = False,
     data: DataOption = None,
-    profile: Annotated[
-        ProfileName | None, typer.Option(help="smoke (tiny models) or paper (published sizes); default by dataset.")
-    ] = None,
+    profile: ProfileOption = None,
     systems: Annotated[
         str | None, typer.Option(help="Comma-separated specs or variants to run (default: every spec in systems/).")
     ] = None,
