@@ -19,7 +19,7 @@ tasks: [va, expr]
 head: gru
 trainable_blocks: 2
 profiles:
-  smoke: {epochs: 1, batch_size: 8, min_speech: 0.2}
+  smoke: {epochs: 1, batch_size: 8, min_speech: 0.2, tiny_corpus_clips: 16, tiny_corpus_epochs: 1}
 """
 
 
@@ -56,6 +56,9 @@ def test_every_frame_is_predicted_and_the_silent_video_is_noted(audio_world) -> 
     fallback = node.read_track("pred-validation", silent.name)
     assert np.all(fallback == fallback[0])  # the train prior, constant
     assert any("no audio stream" in note for note in result.notes)
+    assert any("tiny encoder fine-tuned on 16 synthetic clips" in note for note in result.notes)
+    stored = store.keys()
+    assert [key for key in stored if key.startswith("cache-audio-tiny-pdem")]  # fine-tuned once, kept
     (row,) = board.rows(task="va")
     assert any(silent.video in note for note in row.extra["notes"])
 
@@ -163,7 +166,8 @@ def test_silence_clipping_short_tracks_and_short_audio_get_finite_predictions_fo
 
     monkeypatch.setattr(audio_module, "decode_audio", decode)
     context, caches = _context(rows)
-    settings = AudioKind.Settings(**{**AudioKind.profiles["smoke"], "epochs": 1, "min_speech": 0.0})
+    overrides = {"epochs": 1, "min_speech": 0.0, "tiny_corpus_clips": 0}  # the random tiny encoder: no fine-tuning
+    settings = AudioKind.Settings(**{**AudioKind.profiles["smoke"], **overrides})
     kind = AudioKind(settings, "va", seed=0).fit(context)
 
     assert set(asked_rates) == {16000}  # whatever the stored rate, the kind asks for 16 kHz (decoding resamples)
@@ -186,7 +190,9 @@ def test_a_saved_pdem_folder_trains_through_the_paper_code_path_offline(tmp_path
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     torch.manual_seed(7)
-    saved = PdemModel(smoke_config()).eval()
+    config = smoke_config()
+    config.feat_extract_norm = "layer"  # PDEM's conv stack (the smoke encoder uses wav2vec2-base's group norm)
+    saved = PdemModel(config).eval()
     saved.save_pretrained(tmp_path / "pdem", safe_serialization=True)
     sound = _voice(6.0, 5)
     monkeypatch.setattr(

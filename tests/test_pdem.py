@@ -23,11 +23,11 @@ WINDOW = 4 * 16000
 
 
 def tiny_config(stable: bool) -> Wav2Vec2Config:
-    """The smoke config (PDEM's stable layer norm) or its base-model variant (layer norm before the layers)."""
+    """The smoke config in PDEM's layout (stable layer norm, layer-normed conv stack) or in wav2vec2-base's (layer
+    norm before the layers, group norm on the first conv layer)."""
     config = smoke_config()
-    if not stable:
-        config.do_stable_layer_norm = False
-        config.feat_extract_norm = "group"
+    config.do_stable_layer_norm = stable
+    config.feat_extract_norm = "layer" if stable else "group"
     return config
 
 

@@ -122,7 +122,7 @@ def test_valence_effect_is_present_but_smaller_than_arousal() -> None:
 def test_brightness_follows_arousal() -> None:
     centroids = [mean_over_seeds(centroid, a, 0.0) for a in (-0.6, 0.0, 0.6)]
     assert centroids[0] < centroids[1] < centroids[2]
-    assert centroids[2] / centroids[0] > 1.3
+    assert centroids[2] / centroids[0] > 2.0
 
 
 def test_arousal_is_readable_across_random_speakers() -> None:
@@ -149,7 +149,7 @@ def test_mapping_is_monotone_and_valence_is_the_weaker_cue() -> None:
         assert np.all(np.diff(values) > 0), f"{name} must rise with valence"
     shared = ("f0_octaves", "level_db", "rate_octaves", "brightness_octaves", "f0_spread_octaves")
     ratios = np.array([getattr(VALENCE_EFFECT, field) / getattr(AROUSAL_EFFECT, field) for field in shared])
-    assert np.all(ratios < 0.6) and 0.2 < ratios.mean() < 0.45  # about a third of the arousal effect
+    assert np.all(ratios < 0.6) and 0.15 < ratios.mean() < 0.3  # about a fifth of the arousal effect
     assert ratios.max() / ratios.min() > 2.0  # not a scaled copy of arousal, so the two can be told apart
     assert VALENCE_EFFECT.formant_octaves > AROUSAL_EFFECT.formant_octaves  # the valence-specific cue
     controls = acoustic_controls(np.array([0.5]), np.array([-0.5]))

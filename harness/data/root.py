@@ -17,7 +17,10 @@ def harness_home() -> Path:
 
 
 def default_synthetic_root() -> Path:
-    return harness_home() / "data" / f"synthetic-{DEFAULT_SCALE}-seed{DEFAULT_SEED}"
+    """The default dataset's folder; its name carries the generator version, so a new generator makes a new one."""
+    from harness.data.synthetic import GENERATOR_VERSION
+
+    return harness_home() / "data" / f"synthetic-{DEFAULT_SCALE}-seed{DEFAULT_SEED}-v{GENERATOR_VERSION}"
 
 
 def resolve_root(data: Path | None) -> tuple[Path, bool]:

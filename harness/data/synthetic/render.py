@@ -50,7 +50,11 @@ def render_video(plan: VideoPlan, root: Path, seed: int) -> RenderedVideo:
     speaker = turns(n, fps, rng) if len(plan.tracks) == 2 else np.zeros(n, dtype=np.int64)
     curves = np.stack([_fit(s.audio_va, n) for s in signals.values()])  # (tracks, n, 2)
     voiced = curves[speaker, np.arange(n)]
-    waveform = synthesize_speech(voiced[:, 1], voiced[:, 0], active, voices, fps, SYNTH_RATE, rng, speaker=speaker)
+    # The voice draws from its own stream, so a change to the speech synthesis leaves every video frame as it was.
+    voice_rng = np.random.default_rng([seed, 2, plan.index])
+    waveform = synthesize_speech(
+        voiced[:, 1], voiced[:, 0], active, voices, fps, SYNTH_RATE, voice_rng, speaker=speaker
+    )
     speaking = {t.name: active & (speaker == position) for position, t in enumerate(plan.tracks)}
 
     background = make_background(plan.size[1], plan.size[0], rng)
