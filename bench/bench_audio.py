@@ -109,7 +109,8 @@ def voice_track(seconds: float, seed: int = 0) -> AudioTrack:
 def encoded_ratio(seconds: float, config: Wav2Vec2Config, trainable_blocks: int) -> dict:
     """(a) the kind's ``encoded_seconds_`` over the track's duration, after caching one track."""
     audio = voice_track(seconds)
-    settings = AudioSettings(**{**AudioKind.profiles["smoke"], "trainable_blocks": trainable_blocks})
+    overrides = {"trainable_blocks": trainable_blocks, "tiny_corpus_clips": 0}  # the encoder is replaced below
+    settings = AudioSettings(**{**AudioKind.profiles["smoke"], **overrides})
     kind = AudioKind(settings, "va", seed=0)
     caches: dict[str, _MemoryCache] = {}
     context = Context(None, "va", {}, cache=lambda name, material: caches.setdefault(name, _MemoryCache()))
