@@ -10,6 +10,9 @@ every frame still gets a prediction: overlapping windows are averaged per step a
 The frozen part of wav2vec2 (feature encoder and the frozen blocks) runs once per window and its output is cached
 in the store, shared by every spec with the same encoder and window settings; epochs run only the trainable
 blocks and the head. A video without an audio stream gives its tracks the train prior, and the run says so.
+
+Under ``smoke`` the encoder is a tiny wav2vec2 whose lower layers are first fine-tuned on a synthetic emotional speech
+corpus (:mod:`harness.data.synthetic.corpus`), as PDEM was on MSP-Podcast; the store keeps it per seed.
 """
 
 import os
@@ -50,7 +53,7 @@ class AudioSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    encoder: Literal["pdem", "tiny"] = "pdem"  # pdem: audEERING's checkpoint from a local folder; tiny: random, in code
+    encoder: Literal["pdem", "tiny"] = "pdem"  # pdem: audEERING's checkpoint from a local folder; tiny: built in code
     pdem: str | None = None  # local PDEM folder; default $ABAW_PDEM or ./weights/pdem
     tiny_corpus_clips: int = Field(400, ge=0)  # tiny encoder: synthetic emotional clips it is fine-tuned on (0: none)
     tiny_corpus_epochs: int = Field(15, ge=1)
