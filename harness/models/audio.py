@@ -140,7 +140,9 @@ class AudioKind:
         material = {"version": "1", "generator": GENERATOR_VERSION, "seed": self.seed, "seconds": s.window_s}
         material |= {"clips": s.tiny_corpus_clips, "epochs": s.tiny_corpus_epochs}
         node = context.shared_cache("audio-tiny-pdem", material)
-        if not node.has("pdem.safetensors"):
+        if node.has("pdem.safetensors"):
+            self.pdem_.load_state_dict(node.load_state("pdem.safetensors"))
+        else:
             with bar() as progress:
                 job = progress.add_task("audio: fine-tuning the tiny encoder on synthetic speech", total=None)
                 corpus = emotional_speech_corpus(s.tiny_corpus_clips, s.window_s, SAMPLE_RATE, self.seed)
@@ -153,7 +155,6 @@ class AudioKind:
                 f"tiny encoder fine-tuned on {clips} synthetic clips: loss {losses[0]:.3f} -> {losses[-1]:.3f}"
             )
             node.save_state("pdem.safetensors", self.pdem_.state_dict())
-        self.pdem_.load_state_dict(node.load_state("pdem.safetensors"))
         return {"fine_tuned": {key: material[key] for key in ("clips", "epochs")}}
 
     def _cached(self, split: Split, names: list[str]) -> None:
