@@ -76,12 +76,19 @@ class NodeResult:
 class StoreInput:
     """An input node's outputs, read from the store (the kinds' view of their inputs)."""
 
-    def __init__(self, name: str, node: Node) -> None:
+    def __init__(self, name: str, node: Node, honest: bool = False) -> None:
         self.name = name
         self.node = node
+        self.honest = honest
 
     def read(self, output: str, split: str, track: str) -> np.ndarray:
         return self.node.read_track(f"{output}-{split}", track, verify=False)
+
+
+def store_input(store: Store, plan: NodePlan) -> StoreInput:
+    """The input node of ``plan`` as its consumers read it."""
+    honest = HONEST in split_outputs(get_kind(plan.resolved.kind), "validation")
+    return StoreInput(plan.name, store.node(plan.key), honest)
 
 
 def plan_nodes(system: str, tasks: Sequence[Task], dataset: Dataset, profile: str, systems: Path | None = None):
@@ -152,7 +159,7 @@ def run_node(plan: NodePlan, dataset: Dataset, store: Store) -> NodeResult:
         return NodeResult(plan, True, times.get("train_seconds"), times.get("infer_seconds"), times.get("notes", []))
     kind = get_kind(plan.resolved.kind)
     system = kind(plan.resolved.settings, plan.task, plan.resolved.spec.seed)
-    inputs = {p.name: StoreInput(p.name, store.node(p.key)) for p in plan.inputs}
+    inputs = {p.name: store_input(store, p) for p in plan.inputs}
     context = Context(dataset, plan.task, inputs, cache=_cache_opener(store, plan.material["dataset"]))
     times = _read_times(node)
     main = distributed.is_main()
@@ -390,7 +397,8 @@ def submit_system(
     own = [r for r in results if r.score is not None]
     folder = Path(out_dir) / file_stem(system)
     files, validation, honest, test = {}, {}, {}, {}
-    for task in tasks:
+    served = [task for task in tasks if any(r.plan.task == task for r in own)]  # run_system planned only these
+    for task in served:
         scored = [r for r in own if r.plan.task == task]
         if len(scored) != 1:
             names = ", ".join(r.plan.name for r in scored)

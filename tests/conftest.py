@@ -159,6 +159,7 @@ class LabelEmbeddings:
     """A stand-in static video spec: per face frame, the frame's labels (one-hot for EXPR) plus noise, 16-d."""
 
     name = "fake_video"
+    honest = False
 
     def __init__(self, dataset: Dataset, task: str, faceless: tuple[str, ...] = (), has_emb: bool = True) -> None:
         self.dataset, self.task, self.faceless, self.has_emb = dataset, task, faceless, has_emb

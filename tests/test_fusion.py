@@ -24,9 +24,10 @@ from harness.fusion_math import (
 )
 from harness.leaderboard import Leaderboard
 from harness.metrics import expr_scores, va_scores
+from harness.models.context import HONEST, Context
 from harness.models.fusion import DWFKind, DWFSettings, RFKind, RFSettings
 from harness.models.registry import KIND_MODULES, register_kind
-from harness.runner import run_system
+from harness.runner import run_system, store_input
 from harness.store import Store
 
 # ----------------------------------------------------------------------------------------------- a toy input kind
@@ -88,11 +89,29 @@ class ToyKind:
         return self
 
 
+@register_kind("toy_fitted")
+class FittedToyKind(ToyKind):
+    """A toy that was fitted on validation: its in-sample validation predictions are the labels themselves, its
+    cross-fitted ``honest`` ones the toy's noisy guesses."""
+
+    validation_outputs = (HONEST,)
+
+    def predict(self, context, split_name, tracks):
+        split = context.split(split_name)
+        for name, outputs in super().predict(context, split_name, tracks):
+            if split_name == "validation":
+                labels = split.track(name).labels
+                exact = np.where(labels == -5, 0, labels) if self.task == "va" else np.eye(8)[np.maximum(labels, 0)]
+                outputs = {"pred": exact.astype(np.float32), HONEST: outputs["pred"]}
+            yield name, outputs
+
+
 @pytest.fixture(scope="module")
 def toy_world(synthetic_tiny: Path, tmp_path_factory: pytest.TempPathFactory):
     """Two noisy toy inputs, fusion specs over them, a store and a leaderboard on the tiny synthetic dataset."""
     patch = pytest.MonkeyPatch()
     patch.setitem(KIND_MODULES, "toy", __name__)
+    patch.setitem(KIND_MODULES, "toy_fitted", __name__)
     base = tmp_path_factory.mktemp("fusion")
     systems = base / "systems"
     systems.mkdir()
@@ -244,15 +263,23 @@ def test_rf_fuses_with_honest_scores_and_refits_identically_from_its_state(toy_w
         (fused,) = [r for r in results if r.plan.task == task and r.plan.name == "forest"]
         (row,) = board.rows(task=task, system="forest")
         assert row.honest and np.isfinite(row.rank_score) and "out-of-bag" in " ".join(row.extra["notes"])
-        from harness.models.context import Context
-        from harness.runner import StoreInput
-
-        context = Context(dataset, task, {p.name: StoreInput(p.name, store.node(p.key)) for p in fused.plan.inputs})
+        context = Context(dataset, task, {p.name: store_input(store, p) for p in fused.plan.inputs})
         state = store.node(fused.plan.key).load_state("model.safetensors")
         kind = RFKind(fused.plan.resolved.settings, task, 0).load_state(state)
         name = dataset.split(task, "test").names[0]
         ((_, outputs),) = list(kind.predict(context, "test", [name]))
         np.testing.assert_array_equal(outputs["pred"], store.node(fused.plan.key).read_track("pred-test", name))
+
+
+def test_an_input_fitted_on_validation_is_fused_through_its_honest_predictions(toy_world) -> None:
+    dataset, store, board, systems = toy_world
+    add_spec(systems, "fitted", "kind: toy_fitted\nseed: 4\nnoise: 3.0\n")  # in-sample perfect, honestly noise
+    add_spec(systems, "fuse_fitted", "kind: dwf\ninputs: [toy_a, fitted]\nsamples: 50\nfolds: 2\n")
+    results = run_system("fuse_fitted", ["va", "expr"], dataset, "smoke", store, board, systems)
+    for result in (r for r in results if r.plan.name == "fuse_fitted"):
+        weights = store.node(result.plan.key).load_state("model.safetensors")["weights"].numpy()
+        assert weights[1].max() < 0.3, (result.plan.task, weights)  # its labels-as-predictions would take it all
+        assert result.score["score"] < 0.99
 
 
 def test_single_input_degenerates_to_it_and_equal_inputs_are_fine(toy_world) -> None:
@@ -312,8 +339,6 @@ def test_fusion_setting_errors(toy_world) -> None:
 
 
 def test_kinds_refuse_empty_inputs_and_predicting_before_fitting(toy_world) -> None:
-    from harness.models.context import Context
-
     dataset = toy_world[0]
     kind = DWFKind(DWFSettings(), "va", 0)
     with pytest.raises(SpecError, match=r"dwf \(va\): key 'inputs' is empty"):

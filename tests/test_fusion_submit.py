@@ -44,6 +44,15 @@ def test_a_sweep_is_submitted_one_variant_at_a_time(toy_world, tmp_path: Path) -
     assert done.package.manifest["system"] == "toy_sweep[noise=0.7]"
 
 
+def test_both_tasks_of_a_single_task_system_submit_the_one_it_serves(toy_world, tmp_path: Path) -> None:  # noqa: F811
+    dataset, store, board, systems = toy_world
+    add_spec(systems, "toy_va_only", "kind: toy\ntasks: [va]\nseed: 5\n")
+    done = submit_system("toy_va_only", ["va", "expr"], dataset, tmp_path, "smoke", store, board, systems)
+    assert set(done.files) == {"va"} and validate_predictions(done.files["va"], "va", dataset.template("va")).ok
+    with zipfile.ZipFile(done.package.zip_path) as archive:
+        assert sorted(archive.namelist()) == sorted([SUBMISSION_FILES["va"], "manifest.json"])
+
+
 def test_a_file_failing_validation_is_never_packaged(toy_world, tmp_path: Path, monkeypatch) -> None:  # noqa: F811
     dataset, store, board, systems = toy_world
 

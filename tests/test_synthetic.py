@@ -14,7 +14,7 @@ from harness.data.affwild2 import Dataset
 from harness.data.synthetic import plan as plan_module
 from harness.errors import DataError
 
-MICRO = {"videos": 4, "pairs": 1, "seconds": (2.0, 3.0)}
+MICRO = {"videos": 4, "pairs": 1, "seconds": (2.0, 3.0), "extra_validation": (0, 0)}
 
 
 @pytest.fixture
@@ -35,6 +35,18 @@ def test_same_seed_gives_byte_identical_annotations(tmp_path: Path, micro: str) 
     first, second, other = (_text_files(tmp_path / name) for name in "abc")
     assert first and first == second
     assert first != other
+
+
+def test_extra_validation_videos_leave_the_others_as_they_were(monkeypatch: pytest.MonkeyPatch) -> None:
+    with_extra = plan_module.plan_dataset(0, "tiny")
+    extra, pairs = plan_module.SCALES["tiny"]["extra_validation"]
+    monkeypatch.setitem(plan_module.SCALES, "tiny", plan_module.SCALES["tiny"] | {"extra_validation": (0, 0)})
+    base = plan_module.plan_dataset(0, "tiny")
+    assert with_extra[: len(base)] == base and len(with_extra) == len(base) + extra
+    added = with_extra[len(base) :]
+    assert {video.split for video in added} == {"validation"} and sum(len(v.tracks) == 2 for v in added) == pairs
+    names = [track.name for video in with_extra for track in video.tracks]
+    assert len(set(names)) == len(names)
 
 
 def test_refuses_a_non_empty_output_folder(tmp_path: Path, micro: str) -> None:

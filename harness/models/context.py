@@ -14,7 +14,9 @@ threshold) opts in by putting :data:`HONEST` in ``validation_outputs`` and, for 
 validation included) repeated on the other folds of whole videos (:func:`harness.fusion_math.video_folds`), so that
 no frame of the track's video was seen. The runner scores ``pred`` (recorded as the in-sample score, marked
 ``fitted_on_validation``) and ``honest`` (``honest_score``, ``honest_ci``, with the statistics of the honest
-predictions) on one leaderboard row; rankings and paired tests use the honest score.
+predictions) on one leaderboard row; rankings and paired tests use the honest score. A kind fitted on validation on
+top of such an input (fusion) fits on the input's ``honest`` validation predictions (:attr:`InputOutputs.honest`):
+its in-sample ones look better on validation than the input will do on test.
 """
 
 from collections.abc import Callable, Mapping
@@ -44,6 +46,7 @@ class InputOutputs(Protocol):
     """Read access to one input node's per-track outputs (e.g. ``emb`` or ``pred``)."""
 
     name: str
+    honest: bool  # whether its validation predictions come with cross-fitted ``honest`` ones (it chose on validation)
 
     def read(self, output: str, split: str, track: str) -> np.ndarray: ...
 

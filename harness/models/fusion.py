@@ -10,9 +10,11 @@ whose class probabilities are too unsure (the paper gated audio this way).
 one classifier on the inputs' concatenated class probabilities with balanced class weights. Tree count and
 criterion are chosen by the out-of-bag challenge score (CCC, macro-F1); training frames are a seeded subsample.
 
-Both fit on the validation split, so their validation score is optimistic. Each also yields the ``honest`` output
-for validation (:data:`harness.models.context.HONEST`): the whole fit repeated on K folds of whole videos, each
-fold's tracks predicted by the fit that never saw them. The runner scores it beside ``pred`` and ranks by it.
+An input that was itself fitted on validation (``kelm``, another fusion) is fused through its cross-fitted validation
+predictions. Both kinds fit on the validation split, so their validation score is optimistic. Each also yields the
+``honest`` output for validation (:data:`harness.models.context.HONEST`): the whole fit repeated on K folds of whole
+videos, each fold's tracks predicted by the fit that never saw them. The runner scores it beside ``pred`` and ranks
+by it.
 """
 
 from __future__ import annotations
@@ -96,13 +98,18 @@ class _Fusion:
         return names
 
     def _track_inputs(self, context: Context, split_name: str, track: str) -> list[np.ndarray]:
-        """Each input's predictions of ``track``, ``(n_rows, K)`` float64, checked and cut to the track's rows."""
+        """Each input's predictions of ``track``, ``(n_rows, K)`` float64, checked and cut to the track's rows.
+
+        On validation an input that was itself fitted there offers its cross-fitted ``honest`` predictions, and those
+        are fused: its in-sample ones would draw the weights toward it (stacking on out-of-fold predictions)."""
         n_rows = context.split(split_name).track(track).n_rows
         width = OUTPUTS[self.task]
         arrays = []
         for name in self._inputs(context):
+            source = context.inputs[name]
+            output = HONEST if split_name == "validation" and source.honest else "pred"
             try:
-                values = np.asarray(context.inputs[name].read("pred", split_name, track), dtype=np.float64)
+                values = np.asarray(source.read(output, split_name, track), dtype=np.float64)
             except StoreError as error:
                 raise SpecError(
                     f"{self.name} ({self.task}): input spec {name!r} has no {split_name} predictions for track "
@@ -178,7 +185,7 @@ class _Fusion:
 class DWFKind(_Fusion):
     """Dirichlet-based random weighted fusion of the inputs' frame predictions, fitted on validation."""
 
-    version = "1"
+    version = "2"
     Settings = DWFSettings
     profiles: dict[str, dict] = {"paper": {}, "smoke": {}}
 
@@ -257,7 +264,7 @@ class DWFKind(_Fusion):
 class RFKind(_Fusion):
     """Random-forest fusion: per-dimension regressors (VA) or one balanced classifier (EXPR) on the inputs."""
 
-    version = "1"
+    version = "2"
     Settings = RFSettings
     profiles: dict[str, dict] = {
         "paper": {},

@@ -28,7 +28,7 @@ from harness.data.synthetic.render import FACE_COLUMNS, RenderedVideo, render_vi
 from harness.data.templates import write_template
 from harness.errors import DataError
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 ANNOTATION_FOLDER = "6th ABAW Annotations"  # with a space, as the release unpacks
 CHALLENGE = {"va": "VA_Estimation_Challenge", "expr": "EXPR_Recognition_Challenge"}
 SPLIT_FOLDER = {"train": "Train_Set", "validation": "Validation_Set", "test": "Test_Set"}

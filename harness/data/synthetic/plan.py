@@ -3,7 +3,8 @@
 The plan is drawn from the seed alone, before any pixel or sample is made, so the same seed always gives the
 same dataset. It mirrors Aff-Wild2's quirks: ``_left``/``_right`` tracks sharing one video, frame rates that the
 file name gets wrong, ``.avi`` beside ``.mp4``, a ``new_vids`` batch whose crops live in their own folder, label
-files a frame or two longer or shorter than the video, tracks whose face appears late.
+files a frame or two longer or shorter than the video, tracks whose face appears late. A scale may add videos to
+validation alone, drawn after the others from their own random stream (``extra_validation``).
 """
 
 from dataclasses import dataclass
@@ -12,9 +13,10 @@ from fractions import Fraction
 import numpy as np
 
 SCALES: dict[str, dict] = {
-    # videos, how many of them show two people, and the clip length range in seconds
-    "tiny": {"videos": 16, "pairs": 4, "seconds": (16.0, 26.0)},
-    "small": {"videos": 48, "pairs": 10, "seconds": (40.0, 90.0)},
+    # videos, how many of them show two people, the clip length range in seconds, and videos added to validation
+    # alone (fusion weights and every other choice made on validation need more than the 4 videos its share gives)
+    "tiny": {"videos": 16, "pairs": 4, "seconds": (16.0, 26.0), "extra_validation": (6, 1)},
+    "small": {"videos": 48, "pairs": 10, "seconds": (40.0, 90.0), "extra_validation": (0, 0)},
 }
 FRAME_RATES = (Fraction(30), Fraction(30000, 1001), Fraction(25), Fraction(30), Fraction(24), Fraction(30000, 1001))
 NAME_FPS = (30, 30, 30, 25, 30, 60)  # the frame rate the *name* claims, deliberately not always the real one
@@ -67,13 +69,20 @@ def plan_dataset(seed: int, scale: str) -> tuple[VideoPlan, ...]:
     n_videos = config["videos"]
     pair_at = set(rng.choice(n_videos, size=config["pairs"], replace=False).tolist())
     splits = _assign_splits(n_videos, rng)
+    extra, extra_pairs = config["extra_validation"]
+    extra_rng = np.random.default_rng([seed, 0, 1])  # their own stream: the other videos stay as they were
+    if extra:
+        pair_at |= {n_videos + int(i) for i in extra_rng.choice(extra, size=extra_pairs, replace=False)}
+    splits += ["validation"] * extra
     videos = []
-    for index in range(n_videos):
+    for index in range(n_videos + extra):
+        if index == n_videos:
+            rng = extra_rng
         fps = FRAME_RATES[index % len(FRAME_RATES)]
         seconds = rng.uniform(*config["seconds"])
         n_frames = int(round(seconds * float(fps)))
         pair = index in pair_at
-        folder, suffix = _folder_and_suffix(index, n_videos)
+        folder, suffix = _folder_and_suffix(index, n_videos + extra if index >= n_videos else n_videos)
         name = _video_name(index, pair, NAME_FPS[index % len(NAME_FPS)], PAIR_SIZE if pair else SINGLE_SIZE)
         tasks = _tasks(index)
         sides: tuple[str | None, ...] = ("left", "right") if pair else (None,)
