@@ -76,10 +76,9 @@ def plan_dataset(seed: int, scale: str) -> tuple[VideoPlan, ...]:
     splits += ["validation"] * extra
     videos = []
     for index in range(n_videos + extra):
-        if index == n_videos:
-            rng = extra_rng
+        draw = rng if index < n_videos else extra_rng
         fps = FRAME_RATES[index % len(FRAME_RATES)]
-        seconds = rng.uniform(*config["seconds"])
+        seconds = draw.uniform(*config["seconds"])
         n_frames = int(round(seconds * float(fps)))
         pair = index in pair_at
         folder, suffix = _folder_and_suffix(index, n_videos + extra if index >= n_videos else n_videos)
@@ -91,7 +90,7 @@ def plan_dataset(seed: int, scale: str) -> tuple[VideoPlan, ...]:
                 name=f"{name}_{side}" if side else name,
                 side=side,
                 tasks=tasks,
-                late_start=bool(rng.random() < 0.3),
+                late_start=bool(draw.random() < 0.3),
             )
             for side in sides
         )
@@ -103,7 +102,7 @@ def plan_dataset(seed: int, scale: str) -> tuple[VideoPlan, ...]:
                 suffix=suffix,
                 fps=fps,
                 n_frames=n_frames,
-                label_offset=int(rng.choice([0, 0, 0, -1, 1, -2, 2])),
+                label_offset=int(draw.choice([0, 0, 0, -1, 1, -2, 2])),
                 size=PAIR_SIZE if pair else SINGLE_SIZE,
                 audio_rate=44100 if suffix == ".avi" else 48000,
                 split=splits[index],
