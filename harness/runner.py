@@ -76,7 +76,7 @@ class NodeResult:
 class StoreInput:
     """An input node's outputs, read from the store (the kinds' view of their inputs)."""
 
-    def __init__(self, name: str, node: Node, honest: bool = False) -> None:
+    def __init__(self, name: str, node: Node, honest: bool) -> None:
         self.name = name
         self.node = node
         self.honest = honest
