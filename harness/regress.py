@@ -8,7 +8,7 @@ per system (a sweep's variants each by name, e.g. ``dynamic_vit_context[window_s
       "about": "...",
       "datasets": {
         "<dataset fingerprint>": {
-          "name": "synthetic-tiny-seed0-v2",
+          "name": "synthetic-tiny-seed0-v3",
           "profiles": {
             "smoke": {
               "video_b1": {
