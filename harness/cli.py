@@ -124,7 +124,14 @@ def _render_check(report: dict) -> None:
                     for key in ("tracks", "label_rows", "valid_labels", "face_images", "missing_faces")
                 ),
             )
-    out.print(f"dataset {report['root']} (fingerprint {report['fingerprint']})")
+    out.print(f"dataset {report['root']} (fingerprint {report['fingerprint']})", highlight=False)
+    release = report["release"]
+    clues = "; ".join(release["evidence"]) or "no release-specific names found"
+    out.print(f"release: {release['name']} ({clues})", highlight=False)
+    for task, material in report["test_material"].items():
+        if material["template"] or material["track_list"]:
+            found = (f"{kind.replace('_', ' ')} {material[kind] or 'not found'}" for kind in ("template", "track_list"))
+            out.print(f"{task} test material: {', '.join(found)}", highlight=False)
     out.print(table)
     videos = report["videos"]
     fps = ", ".join(f"{rate} fps × {count}" for rate, count in sorted(videos["fps"].items()))

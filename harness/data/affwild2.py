@@ -1,19 +1,24 @@
-"""The Aff-Wild2 / 6th ABAW release as the harness sees it: layout discovery, tracks, labels, crops, videos, templates.
+"""The Aff-Wild2 / ABAW release as the harness sees it: layout discovery, tracks, labels, crops, videos, templates.
 
-A dataset root is searched (a few levels deep, names as the organizers ship them, paths with spaces fine) for
+A dataset root is searched (:data:`SEARCH_DEPTH` levels deep, names as the organizers ship them, paths with spaces
+fine, folders in whatever layout an archive unpacked to) for
 - the annotation folder: any folder holding ``VA_Estimation_Challenge`` and/or ``EXPR_Recognition_Challenge``
   (5th ABAW: ``EXPR_Classification_Challenge``), each with ``Train_Set`` and ``Validation_Set``;
-- the face crops: ``cropped_aligned`` and ``cropped_aligned_new_50_vids`` (``<track>/<frame:05d>.jpg``);
+- the face crops: ``cropped_aligned`` and ``cropped_aligned_new_50_vids`` (``<track>/<frame:05d>.jpg``), also nested
+  in a folder of their own name (``cropped_aligned/cropped_aligned/``) or under a raw-video folder
+  (``batch2/cropped_aligned_new_50_vids/``);
 - the raw videos: ``batch1``, ``batch2``, ``new_vids`` (``.mp4`` and ``.avi``);
-- ``test_set/`` with the test track lists and the prediction templates;
+- the test material, wherever it lies: the test track lists and prediction templates by their file names
+  (:mod:`harness.data.releases`: 5th and 6th ABAW names, and later rounds' ``CVPR_<N>th_ABAW_*`` templates);
 - ``synthetic_test_labels/`` (only the synthetic dataset has test labels) in the annotation layout with ``Test_Set``.
 
-:class:`Split` is the one object later code asks for data of a (task, split).
+The release (5th, 6th ABAW, ...) is told from the names found. :class:`Split` is the one object later code asks for
+data of a (task, split).
 """
 
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -22,6 +27,13 @@ import numpy as np
 
 from harness.data.annotations import read_annotation, valid_mask
 from harness.data.media import VideoInfo, face_path, list_face_frames, probe_video
+from harness.data.releases import (
+    Release,
+    detect_release,
+    looked_for,
+    parse_template_name,
+    track_list_task,
+)
 from harness.data.templates import Template, read_template, read_track_list
 from harness.errors import DataError
 from harness.tasks import TASKS, Task
@@ -35,17 +47,9 @@ CHALLENGE_FOLDERS: dict[Task, tuple[str, ...]] = {
 CROP_FOLDERS = ("cropped_aligned", "cropped_aligned_new_50_vids")
 VIDEO_FOLDERS = ("batch1", "batch2", "new_vids")
 VIDEO_SUFFIXES = (".mp4", ".avi")
-TEST_SET_FOLDER = "test_set"
 TEST_LABELS_FOLDER = "synthetic_test_labels"
-TRACK_LISTS: dict[Task, str] = {
-    "va": "Valence_Arousal_Estimation_Challenge_test_set_release.txt",
-    "expr": "Expression_Recognition_Challenge_test_set_release.txt",
-}
-TEMPLATE_NAMES: dict[Task, tuple[str, ...]] = {
-    "va": ("CVPR_6th_ABAW_VA_test_set_sample.txt", "CVPR_6th_ABAW_VA_test_set_example.txt"),
-    "expr": ("CVPR_6th_ABAW_Expr_test_set_sample.txt", "CVPR_6th_ABAW_Expr_test_set_example.txt"),
-}
-SEARCH_DEPTH = 3
+SEARCH_DEPTH = 4
+_CHALLENGE_NAMES = frozenset(name for names in CHALLENGE_FOLDERS.values() for name in names)
 
 
 def video_of(track: str) -> str:
@@ -58,15 +62,32 @@ def video_of(track: str) -> str:
 
 @dataclass(frozen=True)
 class Layout:
-    """Where each part of a dataset lives; parts that are absent are None or empty."""
+    """Where each part of a dataset lives; parts that are absent are None or empty.
+
+    ``notes`` say what discovery chose between (another copy of a template, a track list taken from the template).
+    """
 
     root: Path
     annotations: Path | None
     crops: tuple[Path, ...]
     videos: dict[str, Path]
-    test_set: Path | None
+    track_lists: Mapping[Task, Path]
+    templates: Mapping[Task, Path]
     test_labels: Path | None
+    release: Release
     duplicate_videos: tuple[Path, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    @property
+    def test_files(self) -> tuple[Path, ...]:
+        """The test track lists and templates found, sorted by path."""
+        return tuple(sorted({*self.track_lists.values(), *self.templates.values()}))
+
+    @property
+    def test_set(self) -> Path | None:
+        """The folder holding all the test material found (their closest common folder), None without any."""
+        files = self.test_files
+        return Path(os.path.commonpath([path.parent for path in files])) if files else None
 
     def challenge_dir(self, task: Task, base: Path | None = None) -> Path | None:
         """The task's challenge folder under ``base`` (default: the annotation folder)."""
@@ -82,41 +103,101 @@ class Layout:
         return folder if folder is not None and folder.is_dir() else None
 
     def track_list_path(self, task: Task) -> Path | None:
-        if self.test_set is None:
-            return None
-        return _first_file(self.test_set, (TRACK_LISTS[task],))
+        return self.track_lists.get(task)
 
     def template_path(self, task: Task) -> Path | None:
-        if self.test_set is None:
-            return None
-        return _first_file(self.test_set, TEMPLATE_NAMES[task])
+        return self.templates.get(task)
 
 
-def _first_file(folder: Path, names: tuple[str, ...]) -> Path | None:
-    """First file under ``folder`` (any depth below it, names as shipped) with one of ``names``."""
-    for directory, _, files in os.walk(folder):
-        for name in names:
-            if name in files:
-                return Path(directory) / name
-    return None
+@dataclass
+class _Found:
+    """What one walk over a root saw, before choices are made."""
+
+    annotations: list[Path] = field(default_factory=list)
+    crops: list[Path] = field(default_factory=list)
+    video_dirs: list[Path] = field(default_factory=list)
+    test_files: list[Path] = field(default_factory=list)
+    test_labels: Path | None = None
 
 
-def _walk_dirs(root: Path, depth: int) -> Iterator[Path]:
-    """Folders under ``root`` up to ``depth`` levels, not descending into the large known folders."""
-    stop = {*CROP_FOLDERS, *VIDEO_FOLDERS, TEST_SET_FOLDER, TEST_LABELS_FOLDER}
-    stop.update(name for names in CHALLENGE_FOLDERS.values() for name in names)
+def _subfolders(folder: Path) -> list[Path]:
+    try:
+        return sorted(Path(entry.path) for entry in os.scandir(folder) if entry.is_dir())
+    except OSError:
+        return []
+
+
+def _crop_roots(folder: Path) -> list[Path]:
+    """The folders under a crop folder that hold track folders: itself, and crop folders nested in it (an archive
+    unpacked into a folder of its own name, ``cropped_aligned/cropped_aligned/<track>/``)."""
+    children = _subfolders(folder)
+    nested = [child for child in children if child.name in CROP_FOLDERS]
+    roots = [folder] if len(nested) < len(children) or not children else []
+    return roots + [root for child in nested for root in _crop_roots(child)]
+
+
+def _walk(root: Path, depth: int) -> _Found:
+    """One breadth-first walk of ``root`` up to ``depth`` levels; never descends into crop or challenge folders."""
+    found = _Found()
     level = [root]
     for _ in range(depth + 1):
         following: list[Path] = []
         for folder in level:
-            yield folder
-            if folder.name in stop:
+            name = folder.name
+            if name in CROP_FOLDERS:
+                found.crops.extend(_crop_roots(folder))
                 continue
+            if name == TEST_LABELS_FOLDER:
+                found.test_labels = found.test_labels or folder
+                continue
+            if name in _CHALLENGE_NAMES:
+                continue
+            if name in VIDEO_FOLDERS:
+                found.video_dirs.append(folder)
+            elif any((folder / challenge).is_dir() for challenge in _CHALLENGE_NAMES):
+                found.annotations.append(folder)
             try:
-                following.extend(sorted(Path(e.path) for e in os.scandir(folder) if e.is_dir()))
+                entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
             except OSError:
                 continue
+            for entry in entries:
+                if entry.is_dir():
+                    following.append(Path(entry.path))
+                elif track_list_task(entry.name) or parse_template_name(entry.name):
+                    found.test_files.append(Path(entry.path))
         level = following
+    return found
+
+
+def _shared_depth(a: Path, b: Path) -> int:
+    return len(os.path.commonpath([a, b]).split(os.sep))
+
+
+def _choose_test_files(files: list[Path]) -> tuple[dict[Task, Path], dict[Task, Path], list[str]]:
+    """Per task, the template of the newest round (a ``sample`` before an ``example``, then the shallowest) and the
+    track list nearest to it; other copies are named in the returned notes."""
+    templates: dict[Task, Path] = {}
+    lists: dict[Task, Path] = {}
+    notes: list[str] = []
+    for task in TASKS:
+        named = [(parse_template_name(path.name), path) for path in files]
+        candidates = [(name, path) for name, path in named if name is not None and name.task == task]
+        if candidates:
+            _, chosen = min(candidates, key=lambda c: (-c[0].round, c[0].kind != "sample", len(c[1].parts), c[1]))
+            templates[task] = chosen
+        task_lists = [path for path in files if track_list_task(path.name) == task]
+        if task_lists:
+            anchor = templates.get(task)
+            lists[task] = min(
+                task_lists,
+                key=lambda p: (-_shared_depth(p, anchor) if anchor else 0, len(p.parts), p),
+            )
+        for path in [path for _, path in candidates] + task_lists:
+            if path not in (templates.get(task), lists.get(task)):
+                notes.append(f"{task} test material: also found {path}, not used")
+        if task in templates and task not in lists:
+            notes.append(f"{task}: no test track list found; the template's tracks are the test tracks")
+    return templates, lists, notes
 
 
 def discover(root: Path) -> Layout:
@@ -124,46 +205,42 @@ def discover(root: Path) -> Layout:
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"dataset root {root} is not a folder; pass --data ROOT or set ABAW_DATA")
-    annotations, crops, video_dirs, test_set, test_labels = [], [], [], None, None
-    challenge_names = {name for names in CHALLENGE_FOLDERS.values() for name in names}
-    for folder in _walk_dirs(root, SEARCH_DEPTH):
-        name = folder.name
-        if name in CROP_FOLDERS:
-            crops.append(folder)
-        elif name in VIDEO_FOLDERS:
-            video_dirs.append(folder)
-        elif name == TEST_SET_FOLDER and test_set is None:
-            test_set = folder
-        elif name == TEST_LABELS_FOLDER:
-            test_labels = folder
-        elif name not in challenge_names and any((folder / c).is_dir() for c in challenge_names):
-            annotations.append(folder)
-    if len(annotations) > 1:
-        found = ", ".join(str(a) for a in annotations)
-        raise DataError(f"{root}: more than one annotation folder found ({found}); point --data at one release")
-    if not annotations and not test_set:
+    found = _walk(root, SEARCH_DEPTH)
+    if len(found.annotations) > 1:
+        listed = ", ".join(str(a) for a in found.annotations)
+        raise DataError(f"{root}: more than one annotation folder found ({listed}); point --data at one release")
+    if not found.annotations and not found.test_files:
         raise DataError(
             f"{root}: no Aff-Wild2 annotation folder (holding VA_Estimation_Challenge or EXPR_Recognition_Challenge) "
-            f"and no test_set/ found within {SEARCH_DEPTH} levels"
+            f"and no test material ({looked_for()}) found within {SEARCH_DEPTH} levels"
         )
-    videos, duplicates = _index_videos(video_dirs)
+    annotations = found.annotations[0] if found.annotations else None
+    templates, lists, notes = _choose_test_files(found.test_files)
+    challenges = sorted(p.name for p in _subfolders(annotations) if p.name in _CHALLENGE_NAMES) if annotations else []
+    release = detect_release(annotations, challenges, list(templates.values()))
+    videos, duplicates = _index_videos(found.video_dirs)
     return Layout(
         root=root,
-        annotations=annotations[0] if annotations else None,
-        crops=tuple(sorted(crops)),
+        annotations=annotations,
+        crops=tuple(sorted(set(found.crops))),
         videos=videos,
-        test_set=test_set,
-        test_labels=test_labels,
+        track_lists=lists,
+        templates=templates,
+        test_labels=found.test_labels,
+        release=release,
         duplicate_videos=tuple(duplicates),
+        notes=tuple(notes),
     )
 
 
 def _index_videos(folders: list[Path]) -> tuple[dict[str, Path], list[Path]]:
-    """Video name (file stem) → file, over the batch folders and one level below them."""
+    """Video name (file stem) → file, over the batch folders and any depth below them (crop folders skipped)."""
+    outermost = [f for f in sorted(folders) if not any(o != f and o in f.parents for o in folders)]
     videos: dict[str, Path] = {}
     duplicates: list[Path] = []
-    for folder in sorted(folders):
-        for directory, _, files in os.walk(folder):
+    for folder in outermost:
+        for directory, subdirs, files in os.walk(folder):
+            subdirs[:] = sorted(d for d in subdirs if d not in CROP_FOLDERS)
             for name in sorted(files):
                 path = Path(directory) / name
                 if path.suffix.lower() not in VIDEO_SUFFIXES:
@@ -286,13 +363,14 @@ class Dataset:
     def template(self, task: Task) -> Template:
         path = self.layout.template_path(task)
         if path is None:
-            raise DataError(f"{self.root}: no {task} prediction template ({' or '.join(TEMPLATE_NAMES[task])})")
+            raise DataError(f"{self.root}: no {task} prediction template found (looked for {looked_for()})")
         return read_template(path, task)
 
     def test_track_names(self, task: Task) -> tuple[str, ...]:
+        """The test track list's names; without a list, the template's tracks (a note of ``data check`` says so)."""
         path = self.layout.track_list_path(task)
         if path is None:
-            raise DataError(f"{self.root}: no {task} test track list ({TRACK_LISTS[task]}) under test_set/")
+            return self.template(task).names
         return read_track_list(path)
 
     def scan(self, task: Task, split: str, problems: list[str]) -> Split:
@@ -357,7 +435,7 @@ class Dataset:
             index: dict[str, Path] = {}
             for folder in self.layout.crops:
                 for entry in sorted(os.scandir(folder), key=lambda e: e.name):
-                    if entry.is_dir():
+                    if entry.is_dir() and entry.name not in CROP_FOLDERS:
                         index.setdefault(entry.name, Path(entry.path))
             self._crop_index = index
         return self._crop_index
@@ -365,10 +443,9 @@ class Dataset:
     def fingerprint(self) -> str:
         """A short hash of what determines results: label, list and template contents, crop counts, video sizes."""
         digest = hashlib.sha256()
-        text_files = []
-        for base in (self.layout.annotations, self.layout.test_set, self.layout.test_labels):
-            if base is not None:
-                text_files.extend(sorted(p for p in base.rglob("*.txt")))
+        text_files = sorted(self.layout.annotations.rglob("*.txt")) if self.layout.annotations else []
+        text_files += self.layout.test_files
+        text_files += sorted(self.layout.test_labels.rglob("*.txt")) if self.layout.test_labels else []
         for path in text_files:
             digest.update(str(path.relative_to(self.root)).encode())
             digest.update(hashlib.sha256(path.read_bytes()).digest())

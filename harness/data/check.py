@@ -3,7 +3,9 @@
 Problems (the check fails): unreadable or malformed annotation files, a track whose video or crop folder is missing,
 an empty crop folder, an unreadable video, template rows for a track that is not in the test track list, a test
 track without template rows, two video files with one name. Notes (normal in Aff-Wild2, reported only): label
-lines that differ from the container's frame count by a few frames, tracks whose first face comes late.
+lines that differ from the container's frame count by a few frames, tracks whose first face comes late, the test
+material found or not found, other copies of it that were not used. The report names the release (5th, 6th ABAW...)
+and where each task's test track list and template were found.
 """
 
 from collections import Counter
@@ -12,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.data.affwild2 import SPLITS, Dataset, Split
+from harness.data.affwild2 import SEARCH_DEPTH, SPLITS, Dataset, Split
 from harness.data.annotations import valid_mask
 from harness.data.media import VideoInfo, probe_video
+from harness.data.releases import looked_for
 from harness.errors import DataError
 from harness.progress import track as progress_track
 from harness.tasks import TASKS
@@ -27,7 +30,9 @@ def check_dataset(root: Path) -> dict:
     dataset = Dataset(root)
     layout = dataset.layout
     problems: list[str] = [f"{path}: a second video file named {path.stem!r}" for path in layout.duplicate_videos]
-    notes: list[str] = []
+    notes: list[str] = list(layout.notes)
+    if not layout.templates:
+        notes.append(f"no test material found within {SEARCH_DEPTH} levels (looked for {looked_for()})")
     splits: dict[str, dict[str, dict]] = {}
     loaded: list[Split] = []
     for task in TASKS:
@@ -52,6 +57,14 @@ def check_dataset(root: Path) -> dict:
             "test_set": str(layout.test_set) if layout.test_set else None,
             "test_labels": str(layout.test_labels) if layout.test_labels else None,
         },
+        "release": layout.release.to_dict(),
+        "test_material": {
+            task: {
+                "track_list": str(layout.track_lists[task]) if task in layout.track_lists else None,
+                "template": str(layout.templates[task]) if task in layout.templates else None,
+            }
+            for task in TASKS
+        },
         "splits": splits,
         "videos": videos,
         "problems": problems,
@@ -61,9 +74,10 @@ def check_dataset(root: Path) -> dict:
 
 
 def _expected(dataset: Dataset, task: str, split: str) -> bool:
-    """Whether a missing (task, split) is a problem: a release has both tasks' train/validation and both tests."""
+    """Whether a missing (task, split) is a problem: the task's train/validation where its challenge folder exists,
+    its test split where its template or track list was found."""
     if split == "test":
-        return dataset.layout.test_set is not None
+        return task in dataset.layout.templates or task in dataset.layout.track_lists
     return dataset.layout.challenge_dir(task) is not None
 
 
