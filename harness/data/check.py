@@ -31,7 +31,7 @@ def check_dataset(root: Path) -> dict:
     layout = dataset.layout
     problems: list[str] = [f"{path}: a second video file named {path.stem!r}" for path in layout.duplicate_videos]
     notes: list[str] = list(layout.notes)
-    if not layout.templates:
+    if not layout.test_files:
         notes.append(f"no test material found within {SEARCH_DEPTH} levels (looked for {looked_for()})")
     splits: dict[str, dict[str, dict]] = {}
     loaded: list[Split] = []
