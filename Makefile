@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup test lint data-check run submit leaderboard regress bench
+.PHONY: setup test lint data-check run submit leaderboard regress bench paper-check
 SYSTEM ?= video_b1
 TASK ?= both
 
@@ -44,3 +44,7 @@ regress: $(STAMP)
 # every benchmark of bench/, then the goals table of docs/benchmarks.md (about 20 minutes on 2 cores)
 bench: $(STAMP)
 	$(BIN)/python bench/report.py
+
+# the paper-size architectures (random weights) for a few steps on a subset of the small synthetic dataset
+paper-check: $(STAMP)
+	$(BIN)/python bench/paper_check.py

@@ -32,28 +32,19 @@ from harness.data.synthetic.audio import Voice, speech_activity, synthesize_spee
 from harness.models import audio as audio_module
 from harness.models.audio import AudioKind, AudioSettings
 from harness.models.context import Context
-from harness.models.pdem import AudioHeadModel, PdemModel, frozen_features, normalise_windows, smoke_config
+from harness.models.pdem import (
+    AudioHeadModel,
+    PdemModel,
+    frozen_features,
+    normalise_windows,
+    pdem_config,
+    smoke_config,
+)
 from harness.models.training import ccc_loss, device
 
 FPS = 30.0
 RATE = 16000
 WINDOW_S, HOP_S = 4.0, 2.0
-
-
-def large_config() -> Wav2Vec2Config:
-    """The shape of PDEM: wav2vec2-large-robust pruned to 12 layers (hidden 1024, 16 heads, conv 512), random."""
-    return Wav2Vec2Config(
-        hidden_size=1024,
-        num_hidden_layers=12,
-        num_attention_heads=16,
-        intermediate_size=4096,
-        conv_dim=(512,) * 7,
-        conv_bias=True,
-        do_stable_layer_norm=True,
-        feat_extract_norm="layer",
-        num_labels=3,
-        vocab_size=32,
-    )
 
 
 class _Track:
@@ -198,7 +189,7 @@ def run(
     trainable_blocks: int = 4,
     head: str = "transformer",
 ) -> list[dict]:
-    config = large_config() if config_name == "large" else smoke_config()
+    config = pdem_config() if config_name == "large" else smoke_config()
     return [
         encoded_ratio(seconds, config, trainable_blocks),
         epoch_speedup(config, n_windows, epochs, trainable_blocks, head),

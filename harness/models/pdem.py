@@ -135,6 +135,29 @@ def smoke_config() -> Wav2Vec2Config:
     )
 
 
+def pdem_config() -> Wav2Vec2Config:
+    """The published PDEM's architecture: wav2vec2-large-robust (hidden 1024, 16 heads, feed-forward 4096, 512-channel
+    layer-normed conv stack, stable layer norm) pruned to 12 layers, 3 outputs. For cost checks with random weights
+    (``make paper-check``); the real weights come from the local folder :func:`load_pdem` reads."""
+    return Wav2Vec2Config(
+        hidden_size=1024,
+        num_hidden_layers=12,
+        num_attention_heads=16,
+        intermediate_size=4096,
+        conv_dim=(512,) * 7,
+        conv_kernel=(10, 3, 3, 3, 3, 2, 2),
+        conv_stride=(5, 2, 2, 2, 2, 2, 2),
+        conv_bias=True,
+        num_conv_pos_embeddings=128,
+        num_conv_pos_embedding_groups=16,
+        do_stable_layer_norm=True,
+        feat_extract_norm="layer",
+        num_labels=3,
+        final_dropout=0.1,
+        vocab_size=32,
+    )
+
+
 def load_pdem(
     folder: Path | None, profile: str, seed: int, owner: str = "the audio spec's `pdem_folder` setting"
 ) -> PdemModel:
