@@ -197,7 +197,10 @@ def validate_predictions(
     values, parsed = parse_values(scan, task, right)
     if task == "expr" and not parsed[right].all():
         classes, whole = parse_whole_classes(scan, right & ~parsed)
-        fix = "read as class {}" if lenient_numbers else "write the integer class {} (or pass --lenient-numbers)"
+        if not lenient_numbers:
+            fix = "write the integer class {} (or pass --lenient-numbers)"
+        else:
+            fix = "write the integer class {}" if strict else "read as class {}"
 
         def float_class(row: int) -> str:
             return f"'{scan.text(row)}': " + fix.format(classes[row])

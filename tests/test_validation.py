@@ -205,6 +205,7 @@ def test_float_classes_are_a_problem_unless_read_leniently(tmp_path, templates):
 
     strict = validate_predictions(path, "expr", templates["expr"], strict=True, lenient_numbers=True)
     assert set(strict.problems) == {"float_class", "not_a_class"} and not strict.warnings
+    assert strict.problems["float_class"].examples[0][1] == "'video10_1_left/00001.jpg,4.0': write the integer class 4"
 
 
 def test_lenient_float_classes_still_need_a_class_in_range(tmp_path, templates):
