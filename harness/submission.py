@@ -5,8 +5,10 @@ one row per template row in the template's order. VA rows are ``TRACK/00001.jpg,
 6 decimals (``%.6f``: at most 5e-7 from the float64 value, far below what moves a CCC); EXPR rows are
 ``TRACK/00001.jpg,class`` with a class 0..7 and two fields only, even though the header names all 8 classes.
 Everything here works on whole columns (see :mod:`harness.data.templates`): a million rows take about a second. The
-reader's row checks (:func:`header_problem`, :func:`parse_values` and the ``*_message`` functions) are shared with the
-validator, so both word a problem the same way.
+reader's row checks (:func:`header_problem`, :func:`header_variant`, :func:`parse_values`, :func:`parse_whole_classes`
+and the ``*_message`` functions) are shared with the validator, so both word a problem the same way. The writer writes
+the exact header; the reader also takes one that differs only by CSV quoting or whitespace (a warning), and EXPR
+classes written ``4.0`` when asked to read numbers leniently.
 """
 
 import hashlib
