@@ -155,6 +155,13 @@ class SplitName(StrEnum):
 
 TaskOption = Annotated[TaskName, typer.Option("--task", help="va (valence-arousal) or expr (expressions).")]
 FileArgument = Annotated[Path, typer.Argument(metavar="FILE", help="A prediction file in the ABAW format.")]
+StrictOption = Annotated[
+    bool, typer.Option("--strict", help="Make every warning an error (a quoted or padded header, 4.0 classes).")
+]
+LenientOption = Annotated[
+    bool,
+    typer.Option("--lenient-numbers", help="Read EXPR classes written as whole floats (4.0) as integers, warning."),
+]
 
 
 @app.command("score")
@@ -166,13 +173,16 @@ def score(
     split: Annotated[
         SplitName, typer.Option(help="validation, or test where test labels exist (the synthetic dataset).")
     ] = SplitName.validation,
+    strict: StrictOption = False,
+    lenient_numbers: LenientOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Score an ABAW-format prediction file against a split's labels, as the organizers do.
 
     One pooled score over all valid frames of all tracks, with per-dimension CCC or per-class F1, the video-block
-    bootstrap 95% interval and the worst tracks. The file needs one row per label line of every track of the
-    split. Example: abaw score predictions/va_val.txt --task va --json
+    bootstrap 95% interval (marked when over fewer than 5 videos) and the worst tracks. The file needs one row per
+    label line of every track of the split; a quoted or padded header is read with a warning on stderr.
+    Example: abaw score predictions/va_val.txt --task va --json
     """
     from harness.data.affwild2 import Dataset
     from harness.data.root import resolve_root
@@ -180,19 +190,22 @@ def score(
     from harness.submission import read_predictions
 
     labels = Dataset(resolve_root(data)[0]).split(task.value, split.value)
-    predictions = read_predictions(file, task.value)
+    predictions = read_predictions(file, task.value, strict=strict, lenient_numbers=lenient_numbers)
     result = score_split(labels, file_by_track(predictions, labels))
+    for warning in predictions.warnings:
+        err.print(f"[yellow]warning:[/] {escape(f'{file}, {warning}')}", highlight=False, soft_wrap=True)
     if as_json:
-        print(json.dumps(result))
+        print(json.dumps(result | {"warnings": list(predictions.warnings)}))
         return
     _render_score(result)
 
 
 def _render_score(result: dict) -> None:
     low, high = result["ci95"]
+    note = f" — {result['ci95_note']}" if result["ci95_note"] else ""
     out.print(
-        f"{result['task']} {result['split']}: score [bold]{result['score']:.4f}[/] "
-        f"(95% video-block interval {low:.4f}–{high:.4f}) over {result['frames']:,} frames of {result['videos']} tracks"
+        f"{result['task']} {result['split']}: score [bold]{result['score']:.4f}[/] (95% video-block interval "
+        f"{low:.4f}–{high:.4f}{escape(note)}) over {result['frames']:,} frames of {result['videos']} tracks"
     )
     if result["task"] == "va":
         out.print(f"CCC valence {result['ccc_valence']:.4f}, CCC arousal {result['ccc_arousal']:.4f}")
@@ -208,19 +221,28 @@ def _render_score(result: dict) -> None:
 
 @app.command("validate")
 @guarded
-def validate(file: FileArgument, task: TaskOption, data: DataOption = None, as_json: JsonOption = False) -> None:
+def validate(
+    file: FileArgument,
+    task: TaskOption,
+    data: DataOption = None,
+    strict: StrictOption = False,
+    lenient_numbers: LenientOption = False,
+    as_json: JsonOption = False,
+) -> None:
     """Check a test-set prediction file against the test template; exit 0 only for a valid file.
 
-    Checks the exact header, the row count and order, duplicates, tracks missing or unknown, field counts, finite
-    VA values in [-1, 1] and integer classes 0..7, and lists the first problems of each kind with line numbers.
-    Example: abaw validate submissions/dwf/CVPR_6th_ABAW_VA_test_set.txt --task va
+    Checks the header, the row count and order, duplicates, tracks missing or unknown, field counts, finite VA
+    values in [-1, 1] and integer classes 0..7, and lists the first problems of each kind with line numbers. A
+    header that differs only by quoting or whitespace is a warning (exit 0), as are 4.0 classes with
+    --lenient-numbers; --strict makes every warning an error.
+    Example: abaw validate submissions/dwf/CVPR_6th_ABAW_VA_test_set.txt --task va --strict
     """
     from harness.data.affwild2 import Dataset
     from harness.data.root import resolve_root
     from harness.validation import validate_predictions
 
     template = Dataset(resolve_root(data)[0]).template(task.value)
-    report = validate_predictions(file, task.value, template)
+    report = validate_predictions(file, task.value, template, strict=strict, lenient_numbers=lenient_numbers)
     if as_json:
         print(json.dumps(report.to_dict()))
     else:
@@ -292,14 +314,14 @@ def run(
         return
     table = Table("system", "task", "store", "train s", "score (95% CI)", title=f"abaw run {system}")
     for row in rows:
-        score = f"{row['score']:.4f} ({row['ci95'][0]:.3f}–{row['ci95'][1]:.3f})" if "score" in row else ""
         table.add_row(
             escape(row["system"]),
             row["task"],
             "hit" if row["store_hit"] else "computed",
             str(row["train_seconds"]),
-            score,
+            _score_cell(row if "score" in row else None),
         )
+    table.caption = _few_videos_caption(rows)
     out.print(table)
 
 
@@ -316,7 +338,7 @@ def _shared_dataset(data: Path | None):
 
 
 def _summary(score: dict) -> dict:
-    keys = ("score", "ci95", "ccc_valence", "ccc_arousal", "f1_per_class", "frames", "videos")
+    keys = ("score", "ci95", "ci95_note", "ccc_valence", "ccc_arousal", "f1_per_class", "frames", "videos")
     return {key: score[key] for key in keys if key in score}
 
 
@@ -366,12 +388,28 @@ def submit(
     for name, entry in summary["tasks"].items():
         cells = [_score_cell(entry[key]) for key in ("validation", "honest", "test")]
         table.add_row(name, entry["file"], *cells)
+    scores = [entry[key] for entry in summary["tasks"].values() for key in ("validation", "honest", "test")]
+    table.caption = _few_videos_caption([score for score in scores if score])
     out.print(table)
     out.print(f"valid files packaged in {done.package.zip_path} with {done.package.manifest_path}", highlight=False)
 
 
 def _score_cell(score: dict | None) -> str:
-    return "" if score is None else f"{score['score']:.4f} ({score['ci95'][0]:.3f}–{score['ci95'][1]:.3f})"
+    """``score (low–high)``, the interval marked when :func:`harness.resampling.ci_note` says it is not meaningful."""
+    if score is None:
+        return ""
+    from harness.report import FEW_VIDEOS
+
+    mark = f" {FEW_VIDEOS}" if score.get("ci95_note") else ""
+    return f"{score['score']:.4f} ({score['ci95'][0]:.3f}–{score['ci95'][1]:.3f}{mark})"
+
+
+def _few_videos_caption(scores: list[dict]) -> str | None:
+    """The footnote of the intervals :func:`_score_cell` marks, one line per distinct note."""
+    from harness.report import FEW_VIDEOS
+
+    notes = sorted({score["ci95_note"] for score in scores if score.get("ci95_note")})
+    return "\n".join(f"{FEW_VIDEOS} 95% interval {escape(note)}" for note in notes) or None
 
 
 @app.command("leaderboard")

@@ -104,12 +104,14 @@ def ccc_from_moments(
 
 
 def _ccc_core(mx, my, vx, vy, cxy, tol: float) -> np.ndarray:
+    """CCC from moments, clipped to [-1, 1]: |CCC| <= 1 exactly, but float rounding lands a perfect (or perfectly
+    anti-correlated) prediction a few ulps outside (1.0000000000000047); the clip moves nothing inside the range."""
     with np.errstate(divide="ignore", invalid="ignore"):
         zero_x = vx <= tol * (vx + mx * mx)
         zero_y = vy <= tol * (vy + my * my)
         cov = np.where(zero_x | zero_y, 0.0, cxy)
         denom = np.where(zero_x, 0.0, vx) + np.where(zero_y, 0.0, vy) + (mx - my) ** 2
-        return np.where(denom > 0, 2.0 * cov / denom, 0.0)
+        return np.clip(np.where(denom > 0, 2.0 * cov / denom, 0.0), -1.0, 1.0)
 
 
 def _ccc_centred(x: np.ndarray, y: np.ndarray) -> np.ndarray:

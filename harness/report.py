@@ -21,11 +21,13 @@ from rich.text import Text
 
 from harness.atomic import write_atomically
 from harness.leaderboard import Leaderboard, RankedEntry
+from harness.resampling import MIN_CI_VIDEOS, ci_note
 from harness.run_record import RunRecord
 from harness.tasks import EXPR_CLASSES, TASKS
 
 BELOW = "▼"
 HONEST = "†"
+FEW_VIDEOS = "‡"  # marks a 95% interval over too few videos to mean anything (harness.resampling.ci_note)
 TASK_TITLES = {"va": "Valence-arousal (mean CCC)", "expr": "Expression (macro-F1)"}
 
 
@@ -55,7 +57,8 @@ def ranking_json(entries: Sequence[RankedEntry]) -> dict:
     """One JSON-serialisable object: ``{"tasks": [...], "entries": [...]}``, one entry per ranked run.
 
     Each entry holds the challenge metric under ``score`` (with ``ccc_valence``/``ccc_arousal`` or ``f1_per_class``,
-    ``frames``, ``videos`` and ``ci95``), ``rank_score`` (the honest score when there is one), and the paired
+    ``frames``, ``videos``, ``ci95`` and ``ci95_note``: ``None``, or why the interval (and ``rank_ci95``) over so few
+    videos is not meaningful), ``rank_score`` (the honest score when there is one), and the paired
     comparison with the best: ``difference_vs_best``, ``difference_ci95``, ``p_value``, ``significantly_below_best``
     and ``comparison_note`` (why there is no comparison, when there is none).
     """
@@ -72,6 +75,7 @@ def ranking_json(entries: Sequence[RankedEntry]) -> dict:
             "dataset_fingerprint": run.dataset_fingerprint,
             "score": run.score,
             "ci95": None if run.ci_low is None else [run.ci_low, run.ci_high],
+            "ci95_note": ci_note(run.videos),
             **{key: value for key, value in run.details.items()},
             "rank_score": run.rank_score,
             "rank_ci95": None if run.rank_ci is None else list(run.rank_ci),
@@ -126,6 +130,8 @@ def write_html(
         body="\n".join(sections),
         below=BELOW,
         honest=HONEST,
+        few=FEW_VIDEOS,
+        min_videos=MIN_CI_VIDEOS,
     )
     target = Path(path)
     write_atomically(target, page.encode("utf-8"))
@@ -152,7 +158,7 @@ def _groups(entries: Sequence[RankedEntry]) -> list[list[RankedEntry]]:
 
 def _score_text(run: RunRecord) -> str:
     ci = run.rank_ci
-    interval = f" [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else ""
+    interval = f" [{ci[0]:.4f}, {ci[1]:.4f}]{' ' + FEW_VIDEOS if ci_note(run.videos) else ''}" if ci else ""
     return f"{run.rank_score:.4f}{HONEST if run.honest else ''}{interval}"
 
 
@@ -185,6 +191,8 @@ def _footnotes(entries: Sequence[RankedEntry]) -> list[str]:
         notes.append(f"{BELOW} significantly below the best: the paired video-block 95% interval of Δ is below 0")
     if any(e.run.honest for e in entries):
         notes.append(f"{HONEST} fitted on validation: ranked by the honest cross-fitted score")
+    few = sorted({note for e in entries if e.run.rank_ci and (note := ci_note(e.run.videos))})
+    notes += [f"{FEW_VIDEOS} 95% interval {note}" for note in few]
     notes += [f"n/a {e.run.system}: {e.note}" for e in entries if e.note]
     return notes
 
@@ -342,7 +350,8 @@ figure {{ margin: 1em 0; }}
 <h1>ABAW leaderboard</h1>
 <p class="note">{head}. Scores are pooled over all valid frames of the split; intervals resample whole videos.
 Δ is each system minus the best of its data, from a paired video-block bootstrap; {below} marks a system whose
-interval of Δ lies below 0; {honest} marks a system fitted on validation, ranked by its cross-fitted score.</p>
+interval of Δ lies below 0; {honest} marks a system fitted on validation, ranked by its cross-fitted score;
+{few} marks an interval over fewer than {min_videos} videos, kept but not meaningful.</p>
 {body}
 </body></html>
 """

@@ -3,7 +3,8 @@
 Frames of one video are strongly autocorrelated, so the uncertainty of a pooled ABAW score is estimated by resampling
 whole tracks, never frames. :func:`track_statistics` reduces each track once to additive sufficient statistics; a
 resample is then a vector of track counts (:func:`resample_counts`) and :func:`scores_from_counts` scores many at once.
-:func:`bootstrap_ci` gives the percentile interval of one system; :func:`paired_from_statistics` compares two systems
+:func:`bootstrap_ci` gives the percentile interval of one system (:func:`ci_note` says when it is over too few videos
+to mean anything); :func:`paired_from_statistics` compares two systems
 from their per-track statistics alone (the leaderboard stores them), and :func:`paired_bootstrap` is the same from raw
 predictions. The point metrics themselves live in :mod:`harness.metrics`.
 """
@@ -24,6 +25,9 @@ _VA_STATS = 11  # n, then (sum_x, sum_y, sum_xx, sum_yy, sum_xy) for valence and
 _EXPR_STATS = NUM_EXPR_CLASSES * NUM_EXPR_CLASSES  # a flattened confusion matrix, rows = true class
 _CHUNK = 2048  # bootstrap resamples drawn and scored per block, to bound memory ...
 _CHUNK_CELLS = 1 << 23  # ... and at most this many (resample, track) counts per block
+# A video-block interval over fewer videos is not meaningful: with 2 videos there are 3 distinct resamples, and the
+# percentiles of so few values say nothing about a test set's spread. Intervals below this are kept but marked.
+MIN_CI_VIDEOS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +161,21 @@ def bootstrap_ci(
     keep = _drawn_tracks(task, stats)
     boot = _bootstrap(task, [stats[keep]], n_resamples, np.random.default_rng(seed))[0]
     return _interval(boot, level)
+
+
+def ci_note(videos: int) -> str | None:
+    """Why a video-block interval over ``videos`` videos is not meaningful; ``None`` from :data:`MIN_CI_VIDEOS` on.
+
+    The one rule behind every ``ci95_note`` (``abaw score``, ``run``, ``submit``, ``leaderboard`` and the HTML report).
+
+    >>> ci_note(2)
+    'over 2 videos: not meaningful (fewer than 5)'
+    >>> ci_note(5) is None
+    True
+    """
+    if videos >= MIN_CI_VIDEOS:
+        return None
+    return f"over {videos} video{'' if videos == 1 else 's'}: not meaningful (fewer than {MIN_CI_VIDEOS})"
 
 
 def paired_from_statistics(

@@ -380,9 +380,9 @@ def submit_system(
 
     Files go to ``out_dir/<system>/`` (:data:`harness.submission.SUBMISSION_FILES`) with ``manifest.json`` and
     ``<system>.zip`` (a sweep's variant is named by :func:`harness.submission.file_stem`; a whole sweep is refused).
-    A file the validator rejects is an error, never packaged. Where the test split has labels, each written file is
-    also scored the way ``abaw score --split test`` scores it. Under ``torchrun`` only rank 0 writes and packages;
-    the other ranks help compute the nodes and get None.
+    A file the validator rejects or warns about is an error, never packaged. Where the test split has labels, each
+    written file is also scored the way ``abaw score --split test`` scores it. Under ``torchrun`` only rank 0 writes
+    and packages; the other ranks help compute the nodes and get None.
     """
     from harness.store import default_store_root
 
@@ -408,7 +408,7 @@ def submit_system(
         predictions = node_predictions(store.node(result.plan.key), dataset, task, "test")
         path = write_predictions(folder / SUBMISSION_FILES[task], task, template, predictions)
         report = validate_predictions(path, task, template)
-        if not report.ok:
+        if not report.ok or report.warnings:  # our own writer writes the exact header: a warning is a bug here
             raise SubmissionError(f"{path}: the written file fails validation ({template.path}):\n{report.render()}")
         files[task], validation[task], honest[task] = path, result.score, result.honest
         split = dataset.split(task, "test")

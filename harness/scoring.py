@@ -11,7 +11,7 @@ import numpy as np
 from harness.data.affwild2 import Split
 from harness.errors import SubmissionError
 from harness.metrics import task_scores
-from harness.resampling import bootstrap_ci, per_track_scores
+from harness.resampling import bootstrap_ci, ci_note, per_track_scores
 from harness.submission import PredictionFile
 
 WORST_SHOWN = 5
@@ -83,7 +83,8 @@ def score_split(split: Split, predictions: Mapping[str, np.ndarray], n_resamples
 
     ``predictions[track]`` has one row per label line (VA ``(n, 2)`` values, EXPR ``(n,)`` classes). The result
     holds ``score``, ``ccc_valence``/``ccc_arousal`` or ``f1_per_class``, ``frames`` (valid frames scored),
-    ``videos`` (tracks with a valid frame), ``ci95`` (video-block bootstrap), ``per_track`` and ``worst_tracks``.
+    ``videos`` (tracks with a valid frame), ``ci95`` (video-block bootstrap), ``ci95_note`` (``None``, or why the
+    interval is not meaningful: :func:`harness.resampling.ci_note`), ``per_track`` and ``worst_tracks``.
     """
     task = split.task
     pred = np.concatenate([np.asarray(predictions[name]) for name in split.names])
@@ -102,6 +103,7 @@ def score_split(split: Split, predictions: Mapping[str, np.ndarray], n_resamples
         frames=scores.frames,
         videos=len(scored),
         ci95=[low, high],
+        ci95_note=ci_note(len(scored)),
         per_track=[{"track": t.track, "score": t.score, "frames": t.frames} for t in tracks],
         worst_tracks=[t.track for t in sorted(scored, key=lambda t: t.score)[:WORST_SHOWN]],
     )

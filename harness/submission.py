@@ -5,8 +5,10 @@ one row per template row in the template's order. VA rows are ``TRACK/00001.jpg,
 6 decimals (``%.6f``: at most 5e-7 from the float64 value, far below what moves a CCC); EXPR rows are
 ``TRACK/00001.jpg,class`` with a class 0..7 and two fields only, even though the header names all 8 classes.
 Everything here works on whole columns (see :mod:`harness.data.templates`): a million rows take about a second. The
-reader's row checks (:func:`header_problem`, :func:`parse_values` and the ``*_message`` functions) are shared with the
-validator, so both word a problem the same way.
+reader's row checks (:func:`header_problem`, :func:`header_variant`, :func:`parse_values`, :func:`parse_whole_classes`
+and the ``*_message`` functions) are shared with the validator, so both word a problem the same way. The writer writes
+the exact header; the reader also takes one that differs only by CSV quoting or whitespace (a warning), and EXPR
+classes written ``4.0`` when asked to read numbers leniently.
 """
 
 import hashlib
@@ -122,12 +124,13 @@ def _template_rows(path: Path, task: Task, track: TemplateTrack, array: np.ndarr
 
 
 def header_problem(header: str, task: Task) -> str:
-    """Why ``header`` is not exactly the ``task`` prediction header (``''`` when it is)."""
+    """Why ``header`` is not the ``task`` prediction header (``''`` when it is, exactly or as a
+    :func:`header_variant`)."""
     expected = PREDICTION_HEADER[task]
-    if header == expected:
+    if header == expected or header_variant(header, task):
         return ""
     if header.replace('"', "").replace("'", "").strip() == expected:
-        hint = "it is quoted or padded with spaces; write it unquoted"
+        hint = "it is quoted in a way CSV readers do not undo (single quotes, or unbalanced); write it unquoted"
     elif any(header.strip() == PREDICTION_HEADER[other] for other in TASKS):
         hint = "that is the header of the other task"
     elif ".jpg" in header:
@@ -137,11 +140,59 @@ def header_problem(header: str, task: Task) -> str:
     return f"expected the header '{expected}', found '{header}' ({hint})"
 
 
+_HEADER_GROUP = re.compile(r'(?P<space>\s*)(?:"(?P<quoted>[^"]*)"|(?P<plain>[^",]*?))(?P<after>\s*)(?P<end>,|\Z)')
+
+
+def header_variant(header: str, task: Task) -> str:
+    """How ``header`` differs from the ``task`` header when it differs ONLY by CSV quoting (of single names or of a
+    group of names, as pandas writes the SUN team's class list) or by whitespace around the names; ``''`` otherwise.
+
+    Such a header reads as the expected one with any CSV reader; it is a warning, not an error (see the README on
+    what the organizers are known to accept).
+    """
+    expected = PREDICTION_HEADER[task]
+    if header == expected:
+        return ""
+    groups, position = [], 0
+    while True:
+        match = _HEADER_GROUP.match(header, position)
+        if match is None:
+            return ""
+        groups.append(match)
+        if not match["end"]:
+            break
+        position = match.end()
+    quoted = [group["quoted"] for group in groups if group["quoted"] is not None]
+    names = [
+        name.strip()
+        for group in groups
+        for name in ([group["plain"]] if group["quoted"] is None else group["quoted"].split(","))
+    ]
+    if names != expected.split(","):
+        return ""
+    differences = []
+    if quoted:
+        shown = [
+            f'"{text}"' + (f" ({text.count(',') + 1} names in one field)" if "," in text else "") for text in quoted
+        ]
+        differences.append("quotes around " + ", ".join(shown))
+    ends = [
+        (where, text) for where, text in (("leading", groups[0]["space"]), ("trailing", groups[-1]["after"])) if text
+    ]
+    if ends:
+        differences.append(" and ".join(f"{where} whitespace {text!r}" for where, text in ends))
+    inner = [group["space"] for group in groups[1:]] + [group["after"] for group in groups[:-1]]
+    if any(inner) or any(name != name.strip() for text in quoted for name in text.split(",")):
+        differences.append("spaces around names")
+    return f"found '{header}', which differs from '{expected}' only by {'; '.join(differences)}: read as that header"
+
+
 @dataclass(frozen=True, eq=False)
 class PredictionFile:
     """A prediction file's rows: row ``k`` is track ``track_names[track_index[k]]``, frame ``frames[k]``.
 
-    ``values`` are ``(n, 2)`` float64 for VA and ``(n,)`` int64 for EXPR; ``line_numbers`` are 1-based file lines.
+    ``values`` are ``(n, 2)`` float64 for VA and ``(n,)`` int64 for EXPR; ``line_numbers`` are 1-based file lines;
+    ``warnings`` say what was read leniently (``'line 1: header ...'``).
     """
 
     task: Task
@@ -151,6 +202,7 @@ class PredictionFile:
     frames: np.ndarray
     values: np.ndarray
     line_numbers: np.ndarray
+    warnings: tuple[str, ...] = ()
 
     @property
     def n_rows(self) -> int:
@@ -178,11 +230,16 @@ class PredictionFile:
         return {t.name: self.values[bounds[i] : bounds[i + 1]] for i, t in enumerate(template.tracks)}
 
 
-def read_predictions(path: Path | str, task: Task) -> PredictionFile:
-    """Read a prediction file strictly: exact header, field count, well-formed locations, numbers that parse.
+def read_predictions(
+    path: Path | str, task: Task, *, strict: bool = False, lenient_numbers: bool = False
+) -> PredictionFile:
+    """Read a prediction file strictly: the header, field count, well-formed locations, numbers that parse.
 
-    Windows line endings and trailing blank lines are accepted. Whether the rows match a template, and whether
-    values are in range, is :func:`harness.validation.validate_predictions`' job.
+    Windows line endings and trailing blank lines are accepted. A :func:`header_variant` (quoted or padded header)
+    is read as the header with a warning in ``warnings``; with ``lenient_numbers`` EXPR classes written as whole
+    floats (``4.0``) are read as integers with a warning (else they are an error). ``strict`` makes every warning an
+    error. Whether the rows match a template, and whether values are in range, is
+    :func:`harness.validation.validate_predictions`' job.
     """
     check_task(task)
     scan = scan_rows(path, SubmissionError)
@@ -194,6 +251,10 @@ def read_predictions(path: Path | str, task: Task) -> PredictionFile:
     problem = header_problem(scan.header, task)
     if problem:
         raise SubmissionError(f"{path}, line 1: {problem}")
+    notes = []
+    variant = header_variant(scan.header, task)
+    if variant:
+        notes.append(_warn(path, "line 1", variant, strict))
     if n == 0:
         raise SubmissionError(f"{path}: the header is not followed by any row; expected rows {ROW_FORM[task]}")
     wrong = np.flatnonzero(scan.field_counts != FIELDS[task])
@@ -204,6 +265,12 @@ def read_predictions(path: Path | str, task: Task) -> PredictionFile:
         row = int(np.argmin(locations.valid))
         raise SubmissionError(f"{path}, line {row + 2}: {location_message(scan, row)}")
     values, parsed = parse_values(scan, task, np.ones(n, bool))
+    if task == "expr" and lenient_numbers and not parsed.all():
+        classes, whole = parse_whole_classes(scan, ~parsed)
+        if whole.any():
+            rows = np.flatnonzero(whole)
+            notes.append(_warn(path, f"line {rows[0] + 2}", whole_classes_message(scan, rows), strict))
+            values[whole], parsed = classes[whole], parsed | whole
     if not parsed.all():
         row = int(np.argmin(parsed))
         raise SubmissionError(f"{path}, line {row + 2}: {value_message(scan, task, row)}")
@@ -212,7 +279,15 @@ def read_predictions(path: Path | str, task: Task) -> PredictionFile:
     segment_ids = np.array([ids.setdefault(name, len(ids)) for name in names], np.int32)
     track_index = np.repeat(segment_ids, np.diff(np.append(starts, n)))
     lines = np.arange(2, n + 2, dtype=np.int64)
-    return PredictionFile(task, path, tuple(ids), track_index, locations.frames.astype(np.int32), values, lines)
+    frames = locations.frames.astype(np.int32)
+    return PredictionFile(task, path, tuple(ids), track_index, frames, values, lines, tuple(notes))
+
+
+def _warn(path: Path, where: str, message: str, strict: bool) -> str:
+    """``where: message`` as a warning, or a :class:`SubmissionError` when ``strict``."""
+    if strict:
+        raise SubmissionError(f"{path}, {where}: {message} (strict: every warning is an error)")
+    return f"{where}: {message}"
 
 
 def parse_values(scan: RowScan, task: Task, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -221,8 +296,37 @@ def parse_values(scan: RowScan, task: Task, rows: np.ndarray) -> tuple[np.ndarra
     Returns the values (VA ``(n, 2)`` float64, NaN where unparsed; EXPR ``(n,)`` int64, -1 where unparsed) and the
     mask of rows that parsed. Numbers follow Python's ``float`` / ``int`` syntax; one vectorised pass when all parse.
     """
-    width, dtype = FIELDS[task] - 1, (np.float64 if task == "va" else np.int64)
-    out = np.full((scan.n_rows, width), np.nan if task == "va" else -1, dtype)
+    if task == "va":
+        return _parse_fields(scan, rows, 2, np.float64, float)
+    values, parsed = _parse_fields(scan, rows, 1, np.int64, int)
+    return values[:, 0], parsed
+
+
+def parse_whole_classes(scan: RowScan, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """EXPR classes written as whole-number floats (``4.0``, ``4.``, ``4e0``) in the rows of mask ``rows``.
+
+    Returns the classes (int64, -1 elsewhere) and the mask of rows holding one; a fraction (``4.5``) or a non-finite
+    number is not a whole class. The rows must have two fields.
+    """
+    values, parsed = _parse_fields(scan, rows, 1, np.float64, float)
+    values = values[:, 0]
+    with np.errstate(invalid="ignore"):
+        whole = parsed & np.isfinite(values) & (values == np.round(values)) & (np.abs(values) < 2.0**62)
+    return np.where(whole, values, -1).astype(np.int64), whole
+
+
+def whole_classes_message(scan: RowScan, rows: np.ndarray) -> str:
+    """The warning for EXPR rows ``rows`` whose classes are written as whole floats, with the first one."""
+    return (
+        f"{len(rows)} EXPR class(es) written as whole-number floats, first '{scan.text(int(rows[0]))}'; "
+        "read as integer classes (write integers to be safe)"
+    )
+
+
+def _parse_fields(scan: RowScan, rows: np.ndarray, width: int, dtype, convert) -> tuple[np.ndarray, np.ndarray]:
+    """The ``width`` fields after the location of the rows in mask ``rows``, parsed as ``dtype`` (``convert`` per
+    row when the vectorised pass fails); unparsed rows hold NaN (float) or -1 (int) and are False in the mask."""
+    out = np.full((scan.n_rows, width), np.nan if dtype == np.float64 else -1, dtype)
     parsed, chosen = rows.copy(), np.flatnonzero(rows).tolist()
     body = scan.data.tobytes()
     lines = body.split(b"\n") if len(chosen) < scan.n_rows else None
@@ -238,13 +342,13 @@ def parse_values(scan: RowScan, task: Task, rows: np.ndarray) -> tuple[np.ndarra
     if block is not None and block.shape == (len(chosen), width):
         out[chosen] = block
     elif chosen:
-        convert, lines = (float if task == "va" else int), lines or body.split(b"\n")
+        lines = lines or body.split(b"\n")
         for row in chosen:
             try:
                 out[row] = [convert(value) for value in lines[row].split(b",")[1:]]
             except (ValueError, OverflowError):
                 parsed[row] = False
-    return (out if task == "va" else out[:, 0]), parsed
+    return out, parsed
 
 
 def field_count_message(scan: RowScan, task: Task, row: int) -> str:
@@ -263,9 +367,17 @@ def location_message(scan: RowScan, row: int) -> str:
 
 
 def value_message(scan: RowScan, task: Task, row: int) -> str:
-    """What row ``row`` should hold after its location, and what it holds."""
+    """What row ``row`` should hold after its location, and what it holds (and a hint for a class like ``4.0``)."""
     expected = "two numbers" if task == "va" else "an integer class"
-    return f"expected {expected} after the location, found '{scan.text(row)}'"
+    hint = ""
+    if task == "expr" and FIELDS[task] == int(scan.field_counts[row]):
+        single = np.zeros(scan.n_rows, bool)
+        single[row] = True
+        if parse_whole_classes(scan, single)[1][row]:
+            hint = (
+                " (a whole number written as a float: write the integer, or read it leniently with --lenient-numbers)"
+            )
+    return f"expected {expected} after the location, found '{scan.text(row)}'{hint}"
 
 
 # -------------------------------------------------------------------------------------------------------- packaging

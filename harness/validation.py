@@ -3,7 +3,8 @@
 :func:`validate_predictions` reads the file leniently (where :func:`harness.submission.read_predictions` stops at the
 first problem) and reports each kind in :data:`KINDS` with its count and the first :data:`MAX_EXAMPLES` examples: the
 header, field counts, locations, tracks and rows missing, unknown, extra, duplicated or out of the template's order,
-and values that are not finite VA numbers in [-1, 1] or EXPR classes 0..7.
+and values that are not finite VA numbers in [-1, 1] or EXPR classes 0..7. Differences that any CSV reader undoes (a
+quoted or padded header, :data:`WARNING_KINDS`) are warnings, grouped the same way; strict mode makes them problems.
 """
 
 from collections.abc import Callable
@@ -19,8 +20,10 @@ from harness.submission import (
     check_task,
     field_count_message,
     header_problem,
+    header_variant,
     location_message,
     parse_values,
+    parse_whole_classes,
     value_message,
 )
 from harness.tasks import NUM_EXPR_CLASSES, PREDICTION_HEADER, Task
@@ -30,7 +33,8 @@ _FRAME_KEY = np.int64(1) << 32  # track * _FRAME_KEY + frame: one sortable key p
 
 KINDS: dict[str, str] = {
     "empty": "the file is empty",
-    "header": "the header is not exactly the expected one",
+    "header": "the header is not the expected one",
+    "header_format": "the header differs from the expected one only by quoting or whitespace",
     "row_count": "the number of rows differs from the template's",
     "field_count": "rows with the wrong number of fields",
     "location": "malformed image locations",
@@ -44,8 +48,11 @@ KINDS: dict[str, str] = {
     "non_finite": "VA values that are NaN or infinite",
     "out_of_range": "VA values outside [-1, 1]",
     "not_a_class": "EXPR values that are not integers",
+    "float_class": "EXPR classes written as whole-number floats (4.0)",
     "class_out_of_range": f"EXPR classes outside 0..{NUM_EXPR_CLASSES - 1}",
 }
+# Kinds that are warnings unless strict ("float_class" only when numbers are read leniently, else a problem).
+WARNING_KINDS = ("header_format", "float_class")
 
 
 @dataclass
@@ -63,7 +70,8 @@ class ProblemGroup:
 
 @dataclass
 class ValidationReport:
-    """What :func:`validate_predictions` found; ``ok`` when nothing. Render with ``str()``, store with ``to_dict()``."""
+    """What :func:`validate_predictions` found; ``ok`` when no problem (warnings allowed). Render with ``str()``, store
+    with ``to_dict()``. With ``strict`` every warning is recorded as a problem."""
 
     path: Path
     task: Task
@@ -71,35 +79,43 @@ class ValidationReport:
     rows: int
     expected_rows: int
     problems: dict[str, ProblemGroup] = field(default_factory=dict)
+    warnings: dict[str, ProblemGroup] = field(default_factory=dict)
+    strict: bool = False
+    lenient_numbers: bool = False
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
-    def add(self, kind: str, line: int | None, message: str, count: int = 1) -> None:
-        group = self.problems.setdefault(kind, ProblemGroup(kind))
+    def add(self, kind: str, line: int | None, message: str, count: int = 1, warning: bool = False) -> None:
+        """Record a problem, or a warning when ``warning`` and not strict."""
+        group = self._groups(warning).setdefault(kind, ProblemGroup(kind))
         group.count += count
         if len(group.examples) < MAX_EXAMPLES:
             group.examples.append((line, message))
 
-    def add_rows(self, kind: str, rows: np.ndarray, message: Callable[[int], str]) -> None:
-        """Record one problem per row in ``rows`` (row ``k`` is line ``k + 2``), building only the shown messages."""
+    def add_rows(self, kind: str, rows: np.ndarray, message: Callable[[int], str], warning: bool = False) -> None:
+        """Record one problem (or warning) per row in ``rows`` (row ``k`` is line ``k + 2``), building only the shown
+        messages."""
         for row in rows[:MAX_EXAMPLES].tolist():
-            self.add(kind, row + 2, message(row))
+            self.add(kind, row + 2, message(row), warning=warning)
         if len(rows) > MAX_EXAMPLES:
-            self.problems[kind].count += len(rows) - MAX_EXAMPLES
+            self._groups(warning)[kind].count += len(rows) - MAX_EXAMPLES
+
+    def _groups(self, warning: bool) -> dict[str, ProblemGroup]:
+        return self.warnings if warning and not self.strict else self.problems
 
     def render(self) -> str:
         head = f"{self.path}: {self.task} predictions, {self.rows} rows (template: {self.expected_rows})"
+        warned = _count(self.warnings)
+        with_warnings = f", with {warned} warnings of {len(self.warnings)} kinds" if warned else ""
         if self.ok:
-            return f"{head}: valid"
-        total = sum(group.count for group in self.problems.values())
-        lines = [f"{head}: INVALID, {total} problems of {len(self.problems)} kinds"]
-        for group in sorted(self.problems.values(), key=lambda group: list(KINDS).index(group.kind)):
-            lines.append(f"  {group.kind} ({group.count}): {group.description}")
-            lines.extend(f"    {'line ' + str(line) if line else '-'}: {text}" for line, text in group.examples)
-            if group.count > len(group.examples):
-                lines.append(f"    ... and {group.count - len(group.examples)} more")
+            return "\n".join([f"{head}: valid{with_warnings}", *_render_groups(self.warnings, "warning ")])
+        total = _count(self.problems)
+        lines = [f"{head}: INVALID, {total} problems of {len(self.problems)} kinds{with_warnings}"]
+        lines += _render_groups(self.problems, "") + _render_groups(self.warnings, "warning ")
+        if self.strict and any(kind in WARNING_KINDS for kind in self.problems):
+            lines.append("  (strict: every warning is a problem)")
         return "\n".join(lines)
 
     __str__ = render
@@ -110,37 +126,67 @@ class ValidationReport:
             "task": self.task,
             "template": str(self.template),
             "ok": self.ok,
+            "strict": self.strict,
+            "lenient_numbers": self.lenient_numbers,
             "rows": self.rows,
             "expected_rows": self.expected_rows,
-            "problems": {
-                kind: {
-                    "description": group.description,
-                    "count": group.count,
-                    "examples": [{"line": line, "message": text} for line, text in group.examples],
-                }
-                for kind, group in self.problems.items()
-            },
+            "problems": _groups_dict(self.problems),
+            "warnings": _groups_dict(self.warnings),
         }
 
 
-def validate_predictions(path: Path | str, task: Task, template: Template) -> ValidationReport:
+def _count(groups: dict[str, ProblemGroup]) -> int:
+    return sum(group.count for group in groups.values())
+
+
+def _render_groups(groups: dict[str, ProblemGroup], label: str) -> list[str]:
+    lines = []
+    for group in sorted(groups.values(), key=lambda group: list(KINDS).index(group.kind)):
+        lines.append(f"  {label}{group.kind} ({group.count}): {group.description}")
+        lines.extend(f"    {'line ' + str(line) if line else '-'}: {text}" for line, text in group.examples)
+        if group.count > len(group.examples):
+            lines.append(f"    ... and {group.count - len(group.examples)} more")
+    return lines
+
+
+def _groups_dict(groups: dict[str, ProblemGroup]) -> dict:
+    return {
+        kind: {
+            "description": group.description,
+            "count": group.count,
+            "examples": [{"line": line, "message": text} for line, text in group.examples],
+        }
+        for kind, group in groups.items()
+    }
+
+
+def validate_predictions(
+    path: Path | str, task: Task, template: Template, *, strict: bool = False, lenient_numbers: bool = False
+) -> ValidationReport:
     """Check a prediction file against the template and list every problem; raises only if it cannot be read.
 
     Checks: header, row count, field count (VA 3, EXPR 2), locations, tracks missing or unknown, rows missing, extra,
     duplicated or out of the template's order (row ``k`` must be template row ``k``), finite VA values in [-1, 1],
-    EXPR integer classes 0..7.
+    EXPR integer classes 0..7. A header that differs only by CSV quoting or whitespace is a warning; EXPR classes
+    written as whole floats (``4.0``) are a problem, or a warning with ``lenient_numbers``. ``strict`` makes every
+    warning a problem.
     """
     check_task(task)
     if template.task != task:
         raise SubmissionError(f"{path}: cannot validate {task} predictions with the {template.task} template")
     scan = scan_rows(path, SubmissionError)
-    report = ValidationReport(scan.path, task, template.path, scan.n_rows, template.n_rows)
+    report = ValidationReport(
+        scan.path, task, template.path, scan.n_rows, template.n_rows, strict=strict, lenient_numbers=lenient_numbers
+    )
     if scan.header is None:
         report.add("empty", None, f"expected the header '{PREDICTION_HEADER[task]}' and {template.n_rows} rows")
         return report
     problem = header_problem(scan.header, task)
     if problem:
         report.add("header", 1, problem)
+    variant = header_variant(scan.header, task)
+    if variant:
+        report.add("header_format", 1, variant, warning=True)
     if scan.n_rows != template.n_rows:
         report.add("row_count", None, f"{scan.n_rows} rows, expected {template.n_rows} (one per template row)")
     right = scan.field_counts == FIELDS[task]
@@ -149,6 +195,18 @@ def validate_predictions(path: Path | str, task: Task, template: Template) -> Va
     report.add_rows("location", np.flatnonzero(~locations.valid), lambda row: location_message(scan, row))
     _check_rows(report, scan, locations, template)
     values, parsed = parse_values(scan, task, right)
+    if task == "expr" and not parsed[right].all():
+        classes, whole = parse_whole_classes(scan, right & ~parsed)
+        if not lenient_numbers:
+            fix = "write the integer class {} (or pass --lenient-numbers)"
+        else:
+            fix = "write the integer class {}" if strict else "read as class {}"
+
+        def float_class(row: int) -> str:
+            return f"'{scan.text(row)}': " + fix.format(classes[row])
+
+        report.add_rows("float_class", np.flatnonzero(whole), float_class, warning=lenient_numbers)
+        values[whole], parsed = classes[whole], parsed | whole
     kind = "not_a_number" if task == "va" else "not_a_class"
     report.add_rows(kind, np.flatnonzero(right & ~parsed), lambda row: value_message(scan, task, row))
 

@@ -39,6 +39,7 @@ def test_score_a_hand_written_file_like_the_organizers(handmade_root: Path, tmp_
     assert report["ccc_arousal"] == pytest.approx(_ccc(pred[:, 1], labels[:, 1]), abs=1e-9)
     assert report["score"] == pytest.approx((report["ccc_valence"] + report["ccc_arousal"]) / 2, abs=1e-12)
     assert report["frames"] == 4 and report["videos"] == 2 and len(report["ci95"]) == 2
+    assert report["ci95_note"] == "over 2 videos: not meaningful (fewer than 5)" and report["warnings"] == []
 
 
 def test_score_expr_and_human_output(handmade_root: Path, tmp_path: Path) -> None:
@@ -50,6 +51,11 @@ def test_score_expr_and_human_output(handmade_root: Path, tmp_path: Path) -> Non
     assert result.exit_code == 0, result.output
     # labels 4,4,5,1 → Happiness F1 2/3, Sadness 2/3, Anger 1; the other 5 classes 0
     assert "score 0.2917" in result.stdout and "Anger 1.000" in result.stdout
+    interval = re.search(
+        r"\(95% video-block interval (\S+)–(\S+) — (.*?)\) over 4 frames", result.stdout.replace("\n", "")
+    )
+    assert interval and interval[3] == "over 1 video: not meaningful (fewer than 5)", result.stdout
+    assert interval[1] == interval[2] == "0.2917"  # one video: every resample is that video; the number is kept
 
 
 @pytest.mark.parametrize(
@@ -66,7 +72,7 @@ def test_score_expr_and_human_output(handmade_root: Path, tmp_path: Path) -> Non
         (VA_FILE + "ghost/00001.jpg,0,0\n", "track 'ghost' is not in the va validation split"),
         (VA_FILE.replace("0.2,0.7", "nan,0.7"), r"line 2: track '10-60-1280x720_right': expected finite values"),
         (VA_FILE.replace("0.2,0.7", "0.2,1.7"), r"line 2: .*expected finite values in \[-1, 1\]"),
-        (VA_FILE.replace("image_location,valence,arousal", '"image_location","valence","arousal"'), "line 1: expected"),
+        (VA_FILE.replace("image_location,valence,arousal", "'image_location','valence','arousal'"), "line 1: expected"),
         ("", "empty file"),
     ],
 )
@@ -133,3 +139,86 @@ def test_light_commands_never_import_torch(handmade_root: Path, tmp_path: Path) 
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+SUN_EXPR_HEADER = 'image_location,"Neutral,Anger,Disgust,Fear,Happiness,Sadness,Surprise,Other"'
+
+
+def _expr_file(tmp_path: Path, header: str, classes: list[str], track: str = "118-30-640x480") -> Path:
+    rows = [f"{track}/{i:05d}.jpg,{c}" for i, c in enumerate(classes, 1)]
+    return write_text(tmp_path / "expr.txt", "\n".join([header, *rows]) + "\n")
+
+
+def test_score_reads_the_sun_teams_quoted_header_with_a_warning_and_strict_refuses_it(handmade_root, tmp_path):
+    path = _expr_file(tmp_path, SUN_EXPR_HEADER, ["4", "5", "5", "1"])
+    base = ["score", str(path), "--task", "expr", "--data", str(handmade_root)]
+    result = runner.invoke(app, base)
+    assert result.exit_code == 0, result.output
+    assert "score 0.2917" in result.stdout
+    warning = result.stderr.replace("\n", "")
+    assert warning.startswith(f"warning: {path}, line 1: found '{SUN_EXPR_HEADER}', which differs"), warning
+    assert 'only by quotes around "Neutral,Anger,Disgust,Fear,Happiness,Sadness,Surprise,Other" (8 names' in warning
+    report = json.loads(runner.invoke(app, [*base, "--json"]).stdout)
+    assert report["score"] == pytest.approx(0.2917, abs=1e-4) and len(report["warnings"]) == 1
+    assert report["warnings"][0].startswith("line 1: found")
+    strict = runner.invoke(app, [*base, "--strict"])
+    assert strict.exit_code == 2 and "Traceback" not in strict.output
+    assert re.search(
+        r"^error: .*expr\.txt, line 1: found .*\(strict: every warning is an error\)$", strict.stderr.replace("\n", "")
+    )
+
+
+def test_score_reads_float_classes_only_with_lenient_numbers(handmade_root, tmp_path):
+    path = _expr_file(tmp_path, "image_location," + EXPR_HEADER, ["4.0", "5", "5.0", "1"])
+    base = ["score", str(path), "--task", "expr", "--data", str(handmade_root)]
+    refused = runner.invoke(app, base)
+    assert refused.exit_code == 2 and "line 2: expected an integer class" in refused.stderr.replace("\n", "")
+    assert "--lenient-numbers" in refused.stderr.replace("\n", "")
+    result = runner.invoke(app, [*base, "--lenient-numbers"])
+    assert result.exit_code == 0 and "score 0.2917" in result.stdout
+    assert "warning:" in result.stderr and "2 EXPR class(es) written as whole-number floats" in result.stderr
+
+
+def test_validate_warns_on_the_sun_teams_header_and_strict_makes_it_an_error(handmade_root, tmp_path):
+    path = _expr_file(tmp_path, SUN_EXPR_HEADER, ["4", "0"], track="test1")
+    base = ["validate", str(path), "--task", "expr", "--data", str(handmade_root)]
+    result = runner.invoke(app, base)
+    assert result.exit_code == 0, result.output
+    assert "valid, with 1 warnings of 1 kinds" in result.stdout.replace(
+        "\n", ""
+    ) and "warning header_format (1)" in result.stdout.replace("\n", "")
+    report = json.loads(runner.invoke(app, [*base, "--json"]).stdout)
+    assert report["ok"] is True and report["problems"] == {} and list(report["warnings"]) == ["header_format"]
+    strict = runner.invoke(app, [*base, "--strict"])
+    assert strict.exit_code == 1 and "INVALID, 1 problems of 1 kinds" in strict.stdout.replace("\n", "")
+    assert "(strict: every warning is a problem)" in strict.stdout.replace("\n", "")
+    report = json.loads(runner.invoke(app, [*base, "--strict", "--json"]).stdout)
+    assert report["ok"] is False and list(report["problems"]) == ["header_format"] and report["warnings"] == {}
+
+
+def test_validate_float_classes_with_and_without_lenient_numbers(handmade_root, tmp_path):
+    path = _expr_file(tmp_path, "image_location," + EXPR_HEADER, ["4.0", "0"], track="test1")
+    base = ["validate", str(path), "--task", "expr", "--data", str(handmade_root)]
+    result = runner.invoke(app, base)
+    assert (
+        result.exit_code == 1
+        and "float_class (1): EXPR classes written as whole-number floats" in result.stdout.replace("\n", "")
+    )
+    assert "'test1/00001.jpg,4.0': write the integer class 4 (or pass --lenient-numbers)" in result.stdout.replace(
+        "\n", ""
+    )
+    lenient = runner.invoke(app, [*base, "--lenient-numbers"])
+    assert lenient.exit_code == 0 and "warning float_class (1)" in lenient.stdout.replace("\n", "")
+    assert "'test1/00001.jpg,4.0': read as class 4" in lenient.stdout.replace("\n", "")
+    assert runner.invoke(app, [*base, "--lenient-numbers", "--strict"]).exit_code == 1
+
+
+def test_run_and_submit_tables_mark_an_interval_over_few_videos() -> None:
+    from harness.cli import _few_videos_caption, _score_cell
+
+    few = {"score": 0.53471, "ci95": [0.5347, 0.5347], "ci95_note": "over 2 videos: not meaningful (fewer than 5)"}
+    many = {"score": 0.5, "ci95": [0.4, 0.6], "ci95_note": None}
+    assert _score_cell(few) == "0.5347 (0.535–0.535 ‡)" and _score_cell(many) == "0.5000 (0.400–0.600)"
+    assert _score_cell(None) == ""
+    assert _few_videos_caption([few, many, few]) == "‡ 95% interval over 2 videos: not meaningful (fewer than 5)"
+    assert _few_videos_caption([many]) is None

@@ -3,6 +3,7 @@
 import base64
 import dataclasses
 import json
+import re
 import sqlite3
 import subprocess
 import sys
@@ -332,6 +333,26 @@ def test_write_html_embeds_tables_and_plots(board: Leaderboard, va_split: Split,
     assert [p.name for p in out.parent.iterdir()] == ["index.html"]  # no temporary file left behind
     empty = write_html(tmp_path / "empty.html", Leaderboard(tmp_path / "none.sqlite"), task="expr")
     assert "No runs recorded yet" in empty.read_text(encoding="utf-8")
+
+
+def test_an_interval_over_few_videos_is_marked_in_json_table_and_html(board: Leaderboard, tmp_path: Path) -> None:
+    two = make_split("va", n_tracks=2, seed=4)
+    board.record(make_run(two, predict(two, 0.9, 0), "two_videos"))
+    entries = board.ranking("va", n_resamples=300)
+    (entry,) = ranking_json(entries)["entries"]
+    assert entry["videos"] == 2 and len(entry["ci95"]) == 2
+    assert entry["ci95_note"] == "over 2 videos: not meaningful (fewer than 5)"
+    console = Console(record=True, width=250)
+    console.print(ranking_table(entries))
+    text = console.export_text()
+    assert re.search(r"\[0\.\d{4}, 0\.\d{4}\] ‡", text) and "‡ 95% interval over 2 videos: not meaningful" in text
+    page = write_html(tmp_path / "few.html", board, task="va").read_text(encoding="utf-8")
+    assert re.search(r"<td>0\.\d{4} \[0\.\d{4}, 0\.\d{4}\] ‡</td>", page)
+    assert "<li>‡ 95% interval over 2 videos: not meaningful (fewer than 5)</li>" in page
+    many = make_split("va", n_tracks=5, seed=4)
+    board.record(make_run(many, predict(many, 0.9, 0), "five_videos", fingerprint="f00dfeedcafe0002"))
+    (five,) = [e for e in ranking_json(board.ranking("va", n_resamples=300))["entries"] if e["videos"] == 5]
+    assert five["ci95_note"] is None
 
 
 def test_renderings_are_reachable_lazily_and_import_nothing_heavy() -> None:

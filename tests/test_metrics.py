@@ -64,6 +64,31 @@ def test_ccc_edge_cases():
     assert ccc([0.5], [0.2]) == 0.0  # a single frame has no variance
 
 
+def test_ccc_is_clipped_to_minus_one_one_after_rounding():
+    # Perfectly anti-correlated series (y mirrors x about its mean): float rounding lands some a few ulps below -1
+    # (seed 11 gives -1.0000000000000002 unclipped); a perfect fusion of copies of the label lands some above 1.
+    from harness.fusion_math import va_candidate_scores, va_moments
+
+    anti, perfect = [], []
+    for seed in range(100):
+        rng = np.random.default_rng(seed)
+        x = rng.uniform(-1, 1, 50)
+        y = 2 * x.mean() - x
+        n, sums = x.size, (x.sum(), y.sum(), (x * x).sum(), (y * y).sum(), (x * y).sum())
+        anti += [ccc(x, y), float(ccc_from_moments(n, *sums))]
+        labels = rng.uniform(-1, 1, (40, 2))
+        weights = rng.dirichlet(np.ones(3), size=(1, 2)).transpose(0, 2, 1)
+        perfect.append(float(va_candidate_scores(weights, va_moments(np.stack([labels] * 3), labels))[0]))
+        perfect.append(va_scores(labels, labels).score)
+    assert min(anti) == -1.0 and max(anti) < -1.0 + 1e-12
+    assert max(perfect) == 1.0 and min(perfect) > 1.0 - 1e-12
+    assert ccc_from_central_moments(0.2, 0.2, 1.0, 1.0, 1.0000000000000047) == 1.0
+    assert ccc_from_central_moments([0.2, 0.0], [0.2, 0.0], 1.0, 1.0, [-1.0000000000000047, 0.5]).tolist() == [
+        -1.0,
+        0.5,
+    ]
+
+
 def test_ccc_rejects_bad_input():
     with pytest.raises(ValueError, match="same length"):
         ccc([1.0, 2.0], [1.0])

@@ -6,7 +6,9 @@ from conftest import expr_data, va_data
 
 from harness.metrics import expr_scores, task_scores, va_scores
 from harness.resampling import (
+    MIN_CI_VIDEOS,
     bootstrap_ci,
+    ci_note,
     paired_bootstrap,
     paired_from_statistics,
     per_track_scores,
@@ -122,6 +124,13 @@ def test_bootstrap_ci_contains_estimate_and_is_deterministic():
     point = expr_scores(epred, elabels).score
     low, high = bootstrap_ci("expr", epred, elabels, track_index, n_resamples=3000)  # > one chunk of resamples
     assert low < point < high
+
+
+def test_ci_note_marks_intervals_over_fewer_than_five_videos():
+    assert MIN_CI_VIDEOS == 5
+    assert ci_note(1) == "over 1 video: not meaningful (fewer than 5)"
+    assert ci_note(4) == "over 4 videos: not meaningful (fewer than 5)"
+    assert ci_note(5) is None and ci_note(200) is None
 
 
 def test_track_bootstrap_is_wider_than_frame_bootstrap_on_autocorrelated_data():

@@ -111,8 +111,8 @@ def test_read_accepts_windows_line_endings_and_a_trailing_blank_line(tmp_path):
     ("task", "text", "message"),
     [
         ("va", "", r"pred\.txt: empty file; expected the header 'image_location,valence,arousal'"),
-        ("va", '"image_location","valence","arousal"\nv/00001.jpg,0,0\n',
-         r"line 1: expected the header 'image_location,valence,arousal', found '\"image_location\",.*it is quoted"),
+        ("va", "'image_location','valence','arousal'\nv/00001.jpg,0,0\n",
+         r"line 1: expected the header 'image_location,valence,arousal', found ''image_location',.*it is quoted"),
         ("va", "image_location,valence,arrousal\nv/00001.jpg,0,0\n",
          r"line 1: expected the header .*found 'image_location,valence,arrousal' \(check the spelling"),
         ("va", f"{EXPR_HEADER}\nv/00001.jpg,0,0\n", r"line 1: .*that is the header of the other task"),
@@ -127,12 +127,56 @@ def test_read_accepts_windows_line_endings_and_a_trailing_blank_line(tmp_path):
         ("expr", f"{EXPR_HEADER}\nv/00001.jpg,0.1,0.1,0.1,0.1,0.1,0.1,0.2,0.2\n",
          r"line 2: 9 fields, expected 2 'TRACK/00001\.jpg,class' \(class probabilities\?"),
         ("expr", f"{EXPR_HEADER}\nv/00001.jpg,4\nv/00002.jpg,4.0\n",
-         r"line 3: expected an integer class .*'v/00002\.jpg,4\.0'"),
+         r"line 3: expected an integer class .*'v/00002\.jpg,4\.0' \(a whole number written as a float: write the "
+         r"integer, or read it leniently with --lenient-numbers\)"),
+        ("expr", f"{EXPR_HEADER}\nv/00001.jpg,4.5\n",
+         r"line 2: expected an integer class after the location, found 'v/00001\.jpg,4\.5'$"),
     ],
 )  # fmt: skip
 def test_read_rejects(tmp_path, task, text, message):
     with pytest.raises(SubmissionError, match=message):
         read_predictions(write(tmp_path, text), task)
+
+
+def test_read_accepts_the_sun_teams_quoted_header_with_a_warning(tmp_path):
+    sun_header = 'image_location,"Neutral,Anger,Disgust,Fear,Happiness,Sadness,Surprise,Other"'
+    path = write(tmp_path, EXPR_GOOD.replace(EXPR_HEADER, sun_header))
+    read = read_predictions(path, "expr")
+    assert read.values.tolist() == [4, 0, 7, 6, 1]
+    (warning,) = read.warnings
+    assert warning.startswith(f"line 1: found '{sun_header}', which differs from '{EXPR_HEADER}' only by quotes around")
+    assert read_predictions(write(tmp_path, EXPR_GOOD), "expr").warnings == ()
+    with pytest.raises(SubmissionError, match=r"pred\.txt, line 1: found .* only by quotes .*\(strict: every warning"):
+        read_predictions(write(tmp_path, EXPR_GOOD.replace(EXPR_HEADER, sun_header)), "expr", strict=True)
+
+
+def test_read_float_classes_only_leniently(tmp_path):
+    text = EXPR_GOOD.replace(",4\n", ",4.0\n").replace(",7\n", ",7.\n")
+    with pytest.raises(
+        SubmissionError,
+        match=r"line 2: expected an integer class after the location, found 'video10_1_left/00001\.jpg,4\.0'",
+    ):
+        read_predictions(write(tmp_path, text), "expr")
+    read = read_predictions(write(tmp_path, text), "expr", lenient_numbers=True)
+    assert read.values.dtype == np.int64 and read.values.tolist() == [4, 0, 7, 6, 1]
+    assert read.warnings == (
+        "line 2: 2 EXPR class(es) written as whole-number floats, first 'video10_1_left/00001.jpg,4.0'; "
+        "read as integer classes (write integers to be safe)",
+    )
+    with pytest.raises(SubmissionError, match=r"line 2: 2 EXPR class\(es\) written as .*\(strict: every warning"):
+        read_predictions(write(tmp_path, text), "expr", strict=True, lenient_numbers=True)
+    with pytest.raises(
+        SubmissionError, match=r"line 3: expected an integer class after the location, found .*00002\.jpg,0\.5'"
+    ):
+        read_predictions(write(tmp_path, text.replace(",0\n", ",0.5\n")), "expr", lenient_numbers=True)
+
+
+def test_the_writer_writes_the_exact_header_so_strict_validation_passes(tmp_path, templates):
+    predictions = {"video10_1_left": np.array([4, 0, 7]), "118-30-640x480": np.array([6, 1, 3])}
+    path = write_predictions(tmp_path / "expr.txt", "expr", templates["expr"], predictions)
+    assert path.read_text().splitlines()[0] == EXPR_HEADER
+    report = validate_predictions(path, "expr", templates["expr"], strict=True)
+    assert report.ok and not report.warnings and read_predictions(path, "expr", strict=True).warnings == ()
 
 
 def test_read_keeps_nan_and_out_of_range_for_the_validator(tmp_path):

@@ -12,6 +12,8 @@ from harness.validation import validate_predictions
 
 VA_HEADER = "image_location,valence,arousal"
 EXPR_HEADER = "image_location,Neutral,Anger,Disgust,Fear,Happiness,Sadness,Surprise,Other"
+# The SUN team's EXPR header as their pandas writer wrote it (class list quoted); the organizers scored that file.
+SUN_EXPR_HEADER = 'image_location,"Neutral,Anger,Disgust,Fear,Happiness,Sadness,Surprise,Other"'
 
 
 def rows_text(header: str, rows: list[str]) -> str:
@@ -46,7 +48,7 @@ def test_validate_non_finite_and_out_of_range(tmp_path, templates):
 @pytest.mark.parametrize(
     ("header", "hint"),
     [
-        ('"image_location","valence","arousal"', "it is quoted"),
+        ("'image_location','valence','arousal'", "it is quoted in a way CSV readers do not undo"),
         ("image_location,valence,arrousal", "check the spelling"),
     ],
 )
@@ -94,7 +96,7 @@ def test_validate_missing_and_unknown_tracks_and_extra_rows(tmp_path, templates)
 
 def test_validate_expr_nine_fields_and_bad_classes(tmp_path, templates):
     probabilities = ",".join(["0.125"] * 8)
-    values = ["4", probabilities, "4.0", "8", "-1"]
+    values = ["4", probabilities, "4.5", "8", "-1"]
     report = validate_predictions(va_file(tmp_path, values, header=EXPR_HEADER), "expr", templates["expr"])
     assert set(report.problems) == {"field_count", "not_a_class", "class_out_of_range"}
     assert lines_of(report, "field_count") == [3]
@@ -137,3 +139,77 @@ def test_validate_unreadable_file_or_wrong_template_raises(tmp_path, templates):
         validate_predictions(tmp_path / "missing.txt", "va", templates["va"])
     with pytest.raises(SubmissionError, match=r"cannot validate va predictions with the expr template"):
         validate_predictions(write(tmp_path, VA_GOOD), "va", templates["expr"])
+
+
+@pytest.mark.parametrize(
+    ("task", "header", "difference"),
+    [
+        (
+            "expr",
+            SUN_EXPR_HEADER,
+            'quotes around "Neutral,Anger,Disgust,Fear,Happiness,Sadness,Surprise,Other" (8 names',
+        ),
+        ("va", '"image_location","valence","arousal"', 'quotes around "image_location", "valence", "arousal"'),
+        ("va", VA_HEADER + " ", "trailing whitespace ' '"),
+        ("va", " image_location, valence ,arousal", "leading whitespace ' '; spaces around names"),
+    ],
+)
+def test_a_header_differing_only_by_quoting_or_whitespace_is_a_warning(tmp_path, templates, task, header, difference):
+    values = ["4", "0", "7", "6", "1"] if task == "expr" else ["0,0"] * 5
+    path = va_file(tmp_path, values, header=header)
+    report = validate_predictions(path, task, templates[task])
+    assert report.ok and not report.problems, report.render()
+    assert list(report.warnings) == ["header_format"]
+    ((line, message),) = report.warnings["header_format"].examples
+    assert line == 1 and f"found '{header}'" in message and difference in message
+    text = report.render()
+    assert text.splitlines()[0].endswith("valid, with 1 warnings of 1 kinds")
+    assert "  warning header_format (1): the header differs from the expected one only by quoting" in text
+    as_dict = json.loads(json.dumps(report.to_dict()))
+    assert as_dict["ok"] is True and as_dict["problems"] == {} and as_dict["strict"] is False
+    assert as_dict["warnings"]["header_format"]["count"] == 1
+    assert as_dict["warnings"]["header_format"]["examples"] == [{"line": 1, "message": message}]
+
+    strict = validate_predictions(path, task, templates[task], strict=True)
+    assert not strict.ok and list(strict.problems) == ["header_format"] and not strict.warnings
+    assert strict.problems["header_format"].examples == [(1, message)]
+    assert "INVALID, 1 problems of 1 kinds" in strict.render()
+    assert "(strict: every warning is a problem)" in strict.render()
+    assert strict.to_dict()["ok"] is False and strict.to_dict()["strict"] is True
+
+
+def test_warnings_are_listed_beside_problems(tmp_path, templates):
+    report = validate_predictions(
+        va_file(tmp_path, ["nan,0"] + ["0,0"] * 4, header=VA_HEADER + " "), "va", templates["va"]
+    )
+    assert not report.ok and list(report.problems) == ["non_finite"] and list(report.warnings) == ["header_format"]
+    lines = report.render().splitlines()
+    assert lines[0].endswith("INVALID, 1 problems of 1 kinds, with 1 warnings of 1 kinds")
+    assert lines[1].startswith("  non_finite (1)") and lines[3].startswith("  warning header_format (1)")
+
+
+def test_float_classes_are_a_problem_unless_read_leniently(tmp_path, templates):
+    path = va_file(tmp_path, ["4.0", "0", "7.", "6e0", "1.5"], header=EXPR_HEADER)
+    report = validate_predictions(path, "expr", templates["expr"])
+    assert set(report.problems) == {"float_class", "not_a_class"} and not report.warnings
+    assert lines_of(report, "float_class") == [2, 4, 5] and lines_of(report, "not_a_class") == [6]
+    first = report.problems["float_class"].examples[0][1]
+    assert first == "'video10_1_left/00001.jpg,4.0': write the integer class 4 (or pass --lenient-numbers)"
+    assert "(a whole number written as a float" not in report.problems["not_a_class"].examples[0][1]
+
+    lenient = validate_predictions(path, "expr", templates["expr"], lenient_numbers=True)
+    assert list(lenient.problems) == ["not_a_class"] and list(lenient.warnings) == ["float_class"]
+    assert lenient.warnings["float_class"].count == 3
+    assert lenient.warnings["float_class"].examples[2] == (5, "'118-30-640x480/00001.jpg,6e0': read as class 6")
+    assert lenient.to_dict()["lenient_numbers"] is True
+
+    strict = validate_predictions(path, "expr", templates["expr"], strict=True, lenient_numbers=True)
+    assert set(strict.problems) == {"float_class", "not_a_class"} and not strict.warnings
+    assert strict.problems["float_class"].examples[0][1] == "'video10_1_left/00001.jpg,4.0': write the integer class 4"
+
+
+def test_lenient_float_classes_still_need_a_class_in_range(tmp_path, templates):
+    path = va_file(tmp_path, ["4.0", "0", "9.0", "6", "1"], header=EXPR_HEADER)
+    report = validate_predictions(path, "expr", templates["expr"], lenient_numbers=True)
+    assert list(report.problems) == ["class_out_of_range"] and lines_of(report, "class_out_of_range") == [4]
+    assert report.warnings["float_class"].count == 2
