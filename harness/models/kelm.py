@@ -43,7 +43,9 @@ class KelmSettings(BaseModel):
     gamma: float | None = Field(None, gt=0)  # None: 1 / number of features
     degree: int = Field(3, ge=1)
     coef0: float = 1.0
-    c_grid: list[Annotated[float, Field(gt=0)]] = Field(default_factory=lambda: [0.01, 0.1, 1.0, 10.0, 100.0], min_length=1)
+    c_grid: list[Annotated[float, Field(gt=0)]] = Field(
+        default_factory=lambda: [0.01, 0.1, 1.0, 10.0, 100.0], min_length=1
+    )
     class_weighted: bool = True  # EXPR: the weighted ELM, W = inverse class frequency
     nystrom_landmarks: int | None = Field(None, ge=1)  # None: exact solve (refused above max_exact_rows)
     max_exact_rows: int = Field(kernel_elm.MAX_EXACT_ROWS, ge=1)
