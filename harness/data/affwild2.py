@@ -306,9 +306,12 @@ class Dataset:
                 f"{self.root}: no {task} {split} annotations "
                 f"({' or '.join(CHALLENGE_FOLDERS[task])}/{SPLIT_FOLDERS[split]})"
             )
-        files = sorted(folder.glob("*.txt"))
+        files = sorted(path for path in folder.glob("*.txt") if path.is_file())
         if not files:
             raise DataError(f"{folder}: no annotation files (*.txt)")
+        if problems is not None:  # a folder named like an annotation file is not one
+            folders = sorted(path for path in folder.glob("*.txt") if path.is_dir())
+            problems += [f"{path}: a folder named like an annotation file, not one; move it away" for path in folders]
         tracks = []
         for path in files:
             try:
@@ -368,7 +371,7 @@ class Dataset:
         text_files = []
         for base in (self.layout.annotations, self.layout.test_set, self.layout.test_labels):
             if base is not None:
-                text_files.extend(sorted(p for p in base.rglob("*.txt")))
+                text_files.extend(sorted(p for p in base.rglob("*.txt") if p.is_file()))
         for path in text_files:
             digest.update(str(path.relative_to(self.root)).encode())
             digest.update(hashlib.sha256(path.read_bytes()).digest())
