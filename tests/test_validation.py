@@ -137,3 +137,12 @@ def test_validate_unreadable_file_or_wrong_template_raises(tmp_path, templates):
         validate_predictions(tmp_path / "missing.txt", "va", templates["va"])
     with pytest.raises(SubmissionError, match=r"cannot validate va predictions with the expr template"):
         validate_predictions(write(tmp_path, VA_GOOD), "va", templates["expr"])
+
+
+def test_validate_escapes_control_characters_in_messages(tmp_path, templates):
+    path = va_file(tmp_path, ["0,0", "\x1b[2J,0", "0,0\x07", "0,0", "0,0"], header=VA_HEADER + "\x1b]0;pwned\x07")
+    report = validate_predictions(path, "va", templates["va"])
+    text = str(report) + json.dumps(report.to_dict())
+    assert "\x1b" not in text and "\x07" not in text
+    assert "found 'image_location,valence,arousal\\x1b]0;pwned\\x07'" in report.problems["header"].examples[0][1]
+    assert "'video10_1_left/00002.jpg,\\x1b[2J,0'" in report.problems["not_a_number"].examples[0][1]
