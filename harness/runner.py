@@ -339,6 +339,8 @@ def run_system(
     distributed.init()
     profile = profile or default_profile(dataset)
     store = store or Store(default_store_root())
+    if distributed.is_main():
+        store.sweep()  # temporary files of killed runs (a live writer's are kept)
     plans = plan_nodes(system, tasks, dataset, profile, systems)
     results = [run_node(plan, dataset, store) for plan in plans]
     if not distributed.is_main():
