@@ -7,14 +7,14 @@ hashes everything that determines its output (:func:`node_key`). Same key -> reu
   temporary name unique per process (``.<file>.tmp-<pid>-<random>``), fsynced and renamed over its final name; only
   then is its sidecar written the same way. A file is trusted only when its sidecar exists and matches, so a kill
   at any point, a truncated copy or a file dropped in by hand reads as untrusted: ``has`` says False and ``read_*``
-  raise :class:`~harness.errors.StoreError`, which the runner answers by recomputing. A killed writer's temporary
-  files are deleted by :meth:`Store.sweep` (each run calls it) once its pid is no live process here. Every stored
-  file gets the mode a plain ``open`` gives (0644 under the usual umask). Reads verify by default
+  raise :class:`~harness.errors.StoreError`, which the runner answers by recomputing. Reads verify by default
   (sha256 over the bytes, streamed: about 1.3 GB/s from the page cache) and parse the very file they hashed.
 - per-track groups ``<group>/<track>.npy`` for resumable extraction: ``missing_tracks`` says what is left to do, and
   ranks writing different tracks of a group never clash.
 - ``node.json``, written last by :meth:`Node.complete`: the key, provenance and every artifact's checksum. Any
   write or :meth:`Node.discard` removes it first, and so does a read that finds a listed artifact bad.
+- hygiene: :meth:`Store.sweep` (each run calls it) deletes a killed writer's temporary files once its pid is no
+  live process here; every stored file gets the mode a plain ``open`` gives (0644 under the usual umask).
 
 Names are file names with their suffix (``embeddings.npy``, ``metrics.json``, ``model.safetensors``): letters,
 digits, ``.``, ``_``, ``-``, ``+``, not starting with ``.``; ``has`` and ``discard`` also take ``group/track.npy``.
