@@ -20,7 +20,6 @@ Cross-fitting (:func:`video_folds`) assigns validation tracks to folds by video,
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from harness.cpu import cpu_budget
 from harness.data.affwild2 import video_of
 from harness.metrics import ccc_from_central_moments, f1_from_confusion
 from harness.tasks import NUM_EXPR_CLASSES
@@ -177,7 +177,7 @@ def expr_candidate_confusions(
             stop = min(start + _BLOCK_FRAMES, len(frames))
             work.append((classes, block[:, :, start:stop], np.ascontiguousarray(onehot[:, frames[start:stop]])))
     by_class = np.ascontiguousarray(w.transpose(2, 0, 1))  # (K, S, M)
-    threads = max(1, workers or min(2, os.cpu_count() or 1))
+    threads = max(1, workers or min(2, cpu_budget().cores))
     # the products are tiny: BLAS's own threads would only spin against ours (10x slower on a busy machine)
     with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(threads) as pool:
         for first in range(0, n_candidates, _BLOCK_CANDIDATES):

@@ -84,7 +84,9 @@ class RankedEntry:
 class Leaderboard:
     """The SQLite leaderboard at ``path`` (default ``leaderboard/leaderboard.sqlite`` under the current folder).
 
-    The file and its schema are created on first use; every write is one transaction.
+    The file and its schema are created on the first write; every write is one transaction. Reading opens the file
+    read-only and writes nothing, so a read-only leaderboard can be viewed; a failed write is one
+    :class:`LeaderboardError` line.
     """
 
     def __init__(self, path: str | os.PathLike | None = None) -> None:
@@ -162,7 +164,11 @@ class Leaderboard:
     # ------------------------------------------------------------------------------------------- database
 
     def _select(self, where: str, params: Sequence) -> list[RunRecord]:
+        if not self.path.exists():
+            return []  # nothing recorded yet; viewing creates nothing
         with self._connection() as db:
+            if not self._schema(db):
+                return []
             cursor = db.execute(f"SELECT {', '.join(_COLUMNS)} FROM runs WHERE {where} ORDER BY created_at, id", params)
             return [self._from_row(row) for row in cursor.fetchall()]
 
@@ -174,60 +180,99 @@ class Leaderboard:
             raise LeaderboardError(f"{self.path}: run {values['id']} is unreadable ({exc}); delete the row") from exc
 
     @contextmanager
-    def _connection(self) -> Iterator[sqlite3.Connection]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+    def _connection(self, write: bool = False) -> Iterator[sqlite3.Connection]:
+        """A connection: read-only (URI ``mode=ro``, so viewing needs no write access) unless ``write``."""
         try:
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        except sqlite3.Error as exc:
+            if write:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            else:
+                uri = f"{self.path.resolve().as_uri()}?mode=ro"
+                db = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None)
+        except (sqlite3.Error, OSError) as exc:
             raise LeaderboardError(f"cannot open the leaderboard {self.path}: {exc}") from exc
         try:
-            if not self._ready:
-                self._ensure_schema(db)
             yield db
+        except sqlite3.OperationalError as exc:
+            if write:
+                raise self._write_error(exc) from exc
+            raise LeaderboardError(f"leaderboard {self.path}: {exc}") from exc
         except sqlite3.DatabaseError as exc:
             raise LeaderboardError(f"leaderboard {self.path}: {exc}") from exc
         finally:
             db.close()
 
+    def _unreadable(self, exc: sqlite3.Error) -> LeaderboardError:
+        return LeaderboardError(
+            f"{self.path} is not a readable SQLite leaderboard ({exc}); move it away or pass another path"
+        )
+
+    def _write_error(self, exc: sqlite3.Error) -> LeaderboardError:
+        return LeaderboardError(
+            f"cannot write to the leaderboard {self.path} ({exc}); make the file and its folder writable or free disk "
+            "space, or set $ABAW_LEADERBOARD to another file"
+        )
+
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._connection() as db:
+        """One write transaction, schema created first; rolled back on error (SQLite may have done it already)."""
+        with self._connection(write=True) as db:
+            if not self._ready:
+                self._ensure_schema(db)
             db.execute("BEGIN IMMEDIATE")
             try:
                 yield db
+                db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                if db.in_transaction:  # a full disk or an I/O error rolls back by itself
+                    db.execute("ROLLBACK")
                 raise
-            db.execute("COMMIT")
 
-    def _ensure_schema(self, db: sqlite3.Connection) -> None:
-        try:
-            db.execute("BEGIN IMMEDIATE")
-        except sqlite3.DatabaseError as exc:
-            raise LeaderboardError(
-                f"{self.path} is not a readable SQLite leaderboard ({exc}); move it away or pass another path"
-            ) from exc
+    def _schema(self, db: sqlite3.Connection) -> bool:
+        """Whether the file holds a leaderboard of this schema version (False: an empty file); raises otherwise."""
         try:
             tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            if "meta" not in tables and tables - {"sqlite_sequence"}:
+        except sqlite3.OperationalError:
+            raise  # locked, or an I/O error: not a question of the file's content
+        except sqlite3.DatabaseError as exc:
+            raise self._unreadable(exc) from exc
+        if "meta" not in tables:
+            if tables - {"sqlite_sequence"}:
                 raise LeaderboardError(
                     f"{self.path} is an SQLite file of something else (tables: {', '.join(sorted(tables))}), not a "
                     "harness leaderboard; pass another path"
                 )
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    db.execute(statement)
-            db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            (version,) = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            if version != str(SCHEMA_VERSION):
-                raise LeaderboardError(
-                    f"{self.path} has leaderboard schema version {version}; this harness reads version "
-                    f"{SCHEMA_VERSION}. Use the harness version that wrote it, or start a new file"
-                )
-        except BaseException:
-            db.execute("ROLLBACK")
+            return False
+        found = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        version = found[0] if found else None
+        if version != str(SCHEMA_VERSION):
+            raise LeaderboardError(
+                f"{self.path} has leaderboard schema version {version}; this harness reads version "
+                f"{SCHEMA_VERSION}. Use the harness version that wrote it, or start a new file"
+            )
+        return "runs" in tables
+
+    def _ensure_schema(self, db: sqlite3.Connection) -> None:
+        """Create the tables on first write (one transaction); an existing file is checked first."""
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:
             raise
-        db.execute("COMMIT")
+        except sqlite3.DatabaseError as exc:
+            raise self._unreadable(exc) from exc
+        try:
+            if not self._schema(db):
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(
+                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+                )
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
         self._ready = True
 
 

@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from harness.atomic import write_atomically
+from harness.errors import LeaderboardError
 from harness.leaderboard import Leaderboard, RankedEntry
 from harness.resampling import MIN_CI_VIDEOS, ci_note
 from harness.run_record import RunRecord
@@ -134,7 +135,10 @@ def write_html(
         min_videos=MIN_CI_VIDEOS,
     )
     target = Path(path)
-    write_atomically(target, page.encode("utf-8"))
+    try:
+        write_atomically(target, page.encode("utf-8"))
+    except OSError as exc:
+        raise LeaderboardError(f"cannot write the HTML report {target}: {exc.strerror or exc}") from exc
     return target
 
 

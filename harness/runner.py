@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from harness import distributed
+from harness.cpu import budget_note, cpu_budget, limit_torch_threads
 from harness.data.affwild2 import SPLITS, Dataset
 from harness.errors import SpecError, StoreError, SubmissionError
 from harness.leaderboard import Leaderboard
@@ -158,6 +159,8 @@ def run_node(plan: NodePlan, dataset: Dataset, store: Store) -> NodeResult:
         times = node.read_json(TIMES_FILE)
         return NodeResult(plan, True, times.get("train_seconds"), times.get("infer_seconds"), times.get("notes", []))
     kind = get_kind(plan.resolved.kind)
+    budget = cpu_budget()
+    cpu_note = budget_note(budget, limit_torch_threads(budget))  # the kind's module has imported torch if it uses it
     system = kind(plan.resolved.settings, plan.task, plan.resolved.spec.seed)
     inputs = {p.name: store_input(store, p) for p in plan.inputs}
     context = Context(dataset, plan.task, inputs, cache=_cache_opener(store, plan.material["dataset"]))
@@ -186,7 +189,7 @@ def run_node(plan: NodePlan, dataset: Dataset, store: Store) -> NodeResult:
     _predict_missing(plan, system, context, node)
     notes = set().union(*distributed.all_gather(sorted(getattr(system, "notes_", []))))  # waits for every rank
     times["infer_seconds"] = round(times.get("infer_seconds", 0.0) + time.perf_counter() - started, 2)
-    times["notes"] = sorted(set(times.get("notes", [])) | notes)
+    times["notes"] = sorted(set(times.get("notes", [])) | notes | {cpu_note})
     if main:
         node.write_json(TIMES_FILE, times)
         node.complete({**plan.material, "system": plan.name, "git_commit": git_commit()})
@@ -339,6 +342,8 @@ def run_system(
     distributed.init()
     profile = profile or default_profile(dataset)
     store = store or Store(default_store_root())
+    if distributed.is_main():
+        store.sweep()  # temporary files of killed runs (a live writer's are kept)
     plans = plan_nodes(system, tasks, dataset, profile, systems)
     results = [run_node(plan, dataset, store) for plan in plans]
     if not distributed.is_main():

@@ -93,12 +93,24 @@ def available_specs(systems: Path | None = None) -> list[str]:
     return sorted(path.stem for path in folder.glob("*.yaml")) if folder.is_dir() else []
 
 
+def is_path_like(name: str) -> bool:
+    """Whether ``name`` reads as a file path rather than a spec name (a separator, ``.``/``..``, a YAML suffix)."""
+    return "/" in name or "\\" in name or name in (".", "..") or name.endswith((".yaml", ".yml"))
+
+
 def spec_path(name: str, systems: Path | None = None) -> Path:
-    """The file of spec ``name`` (or ``name`` itself when it is a path to a YAML file)."""
+    """The file of spec ``name`` (or ``name`` itself when it is a path to a YAML file).
+
+    Any other path-like name is refused: ``../elsewhere/video_b1`` must not reach outside the systems folder."""
     candidate = Path(name)
     if candidate.suffix in (".yaml", ".yml") and candidate.is_file():
         return candidate
     folder = systems or systems_dir()
+    if is_path_like(name):
+        raise SpecError(
+            f"{name!r} is neither a spec name under {folder}/ nor an existing spec file (a path ending in .yaml); "
+            "give the spec's name (e.g. video_b1) or the path of its .yaml file"
+        )
     path = folder / f"{name}.yaml"
     if not path.is_file():
         known = available_specs(folder)
@@ -108,15 +120,33 @@ def spec_path(name: str, systems: Path | None = None) -> Path:
     return path
 
 
+def spec_name(path: Path, systems: Path | None = None) -> str:
+    """The system name of spec file ``path``: its stem when it lies in the systems folder, else its absolute path.
+
+    A spec given by a path elsewhere (``abaw run ../elsewhere/video_b1.yaml``) is thus recorded under a name that
+    no spec of the systems folder can take (a file stem holds no ``/``), so it never borrows another's identity."""
+    folder = (systems or systems_dir()).resolve()
+    resolved = path.resolve()
+    return path.stem if resolved.parent == folder else resolved.as_posix()
+
+
 def load_spec(name: str, systems: Path | None = None) -> Spec:
     """Read and check the structure of a spec file (kind known, tasks valid, keys well-typed)."""
     path = spec_path(name, systems)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.safe_load(path.read_bytes().decode("utf-8"))
+    except OSError as error:
+        raise SpecError(f"{path}: cannot read the spec file ({error.strerror or error})") from None
+    except UnicodeDecodeError as error:
+        raise SpecError(
+            f"{path}: not UTF-8 text (byte {error.object[error.start]:#04x} at offset {error.start}); save it as UTF-8"
+        ) from None
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark
         where = f", line {mark.line + 1}" if mark is not None else ""
         raise SpecError(f"{path}{where}: not valid YAML ({error.problem})") from None
+    except yaml.YAMLError as error:  # e.g. a NUL or another control character (yaml's ReaderError)
+        raise SpecError(f"{path}: not valid YAML ({_one_line(str(error))})") from None
     if not isinstance(raw, dict):
         raise SpecError(
             f"{path}: a spec is a mapping of keys (kind, tasks, inputs, settings…), found {type(raw).__name__}"
@@ -124,11 +154,20 @@ def load_spec(name: str, systems: Path | None = None) -> Spec:
     if "kind" not in raw:
         raise SpecError(f"{path}: key 'kind' is missing; it names the system kind (e.g. kind: video)")
     kind = str(raw["kind"])
-    get_kind(kind)  # unknown kinds fail here with a did-you-mean
+    try:
+        get_kind(kind)  # unknown kinds fail here with a did-you-mean
+    except SpecError as error:
+        raise SpecError(f"{path}: key 'kind': {error}") from None
     tasks = _tasks(path, raw.get("tasks", list(TASKS)))
     inputs = raw.get("inputs") or []
     if not isinstance(inputs, list) or not all(isinstance(i, str) for i in inputs):
         raise SpecError(f"{path}: key 'inputs' must be a list of spec names, found {inputs!r}")
+    paths = [i for i in inputs if is_path_like(split_variant(i)[0])]
+    if paths:
+        raise SpecError(
+            f"{path}: key 'inputs': {paths[0]!r} is a path; an input names a spec of the systems folder "
+            "(e.g. video_b1), so that every system has one name"
+        )
     seed = raw.get("seed", 0)
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise SpecError(f"{path}: key 'seed' must be an integer, found {seed!r}")
@@ -143,7 +182,7 @@ def load_spec(name: str, systems: Path | None = None) -> Spec:
             )
     settings = {key: value for key, value in raw.items() if key not in RESERVED}
     return Spec(
-        name=path.stem,
+        name=spec_name(path, systems),
         path=path,
         kind=kind,
         tasks=tasks,
@@ -153,6 +192,10 @@ def load_spec(name: str, systems: Path | None = None) -> Spec:
         settings=settings,
         profiles=profiles,
     )
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def _tasks(path: Path, value: Any) -> tuple[Task, ...]:
@@ -249,7 +292,7 @@ def load_graph(name: str, profile: str, systems: Path | None = None) -> list[Res
         base, wanted = split_variant(current)
         if base in path:
             cycle = " → ".join((*path[path.index(base) :], base))
-            raise SpecError(f"cycle between specs: {cycle}")
+            raise SpecError(f"{owner.path if owner else base}: key 'inputs': cycle between specs: {cycle}")
         if current in done:
             return
         try:
@@ -261,7 +304,7 @@ def load_graph(name: str, profile: str, systems: Path | None = None) -> list[Res
         for dependency in spec.inputs:
             visit(dependency, (*path, base), spec)
         variants = resolve_variants(spec, profile)
-        chosen = [v for v in variants if wanted is None or v.name == wanted]
+        chosen = [v for v in variants if wanted is None or variant_suffix(v.variant) == wanted[len(base) :]]
         names = ", ".join(v.name for v in variants)
         if not chosen:
             where = f"{owner.path}: key 'inputs': " if owner else ""

@@ -13,6 +13,8 @@ hashes everything that determines its output (:func:`node_key`). Same key -> reu
   ranks writing different tracks of a group never clash.
 - ``node.json``, written last by :meth:`Node.complete`: the key, provenance and every artifact's checksum. Any
   write or :meth:`Node.discard` removes it first, and so does a read that finds a listed artifact bad.
+- hygiene: :meth:`Store.sweep` (each run calls it) deletes a killed writer's temporary files once its pid is no
+  live process here; every stored file gets the mode a plain ``open`` gives (0644 under the usual umask).
 
 Names are file names with their suffix (``embeddings.npy``, ``metrics.json``, ``model.safetensors``): letters,
 digits, ``.``, ``_``, ``-``, ``+``, not starting with ``.``; ``has`` and ``discard`` also take ``group/track.npy``.
@@ -42,6 +44,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from harness import __version__
+from harness.atomic import public_mode
 from harness.errors import StoreError
 
 __all__ = ["Node", "Store", "default_store_root", "key_material", "node_key"]
@@ -50,6 +53,8 @@ KEY_SCHEMA = 1  # bump when the key material changes shape: every key changes wi
 MARKER = "node.json"
 SIDECAR = ".sha256"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,199}")
+STALE_AFTER_S = 600.0  # a temporary file of a writer that is not alive here is left alone this long (see _stale)
+_WRITER = re.compile(r"-(\d+)-[0-9a-f]+$")  # the pid in .<file>.tmp-<pid>-<random> and .trash-<key>-<pid>-<random>
 
 
 class _Untrusted(Exception):
@@ -158,6 +163,7 @@ def _atomic(path: Path, fill: Callable[[Path], None]) -> tuple[str, int]:
     temp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
     try:
         fill(temp)
+        public_mode(temp)  # one mode for every stored file, whatever library wrote it (safetensors writes 0600)
         with open(temp, "r+b") as file:
             os.fsync(file.fileno())
             digest = hashlib.file_digest(file, "sha256").hexdigest()
@@ -440,16 +446,36 @@ class Node:
             ) from exc
 
     def sweep(self, max_age_s: float = 3600.0) -> int:
-        """Delete temporary files left by killed writers, older than ``max_age_s`` (a live writer's are fresh)."""
-        removed, now = 0, time.time()
+        """Delete temporary files left by killed writers (see :func:`_stale`); returns how many."""
+        removed = 0
         for temp in [*self.path.glob(".*.tmp-*"), *self.path.glob("*/.*.tmp-*")]:
             try:
-                if now - temp.stat().st_mtime > max_age_s:
+                if temp.is_file() and _stale(temp, max_age_s):
                     temp.unlink()
                     removed += 1
-            except FileNotFoundError:
+            except OSError:  # gone meanwhile (its writer renamed it), or not ours to delete
                 pass
         return removed
+
+
+def _stale(path: Path, max_age_s: float) -> bool:
+    """Whether a temporary file or trash folder is a killed writer's: its name carries the writer's pid, and that
+    process is not alive on this machine while the file is older than :data:`STALE_AFTER_S` (the margin covers a
+    writer on another machine sharing the store, whose pid means nothing here); or it is older than ``max_age_s``
+    whoever wrote it (the pid was reused: a writer renames its file within seconds)."""
+    age = time.time() - path.lstat().st_mtime
+    if age > max_age_s:
+        return True
+    match = _WRITER.search(path.name)
+    if age <= STALE_AFTER_S or match is None:
+        return False
+    try:
+        os.kill(int(match[1]), 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError, ValueError):
+        return False  # alive (another user's), or not a pid
+    return False
 
 
 class Store:
@@ -470,6 +496,23 @@ class Store:
         if not self.root.is_dir():
             return []
         return sorted(p.name for p in self.root.iterdir() if p.is_dir() and _NAME.fullmatch(p.name))
+
+    def sweep(self, max_age_s: float = 3600.0) -> int:
+        """Delete what killed runs left (:func:`_stale`): temporary files in every node, and node folders that a
+        :meth:`remove` renamed away but did not finish deleting (``.trash-*``). Returns how many went."""
+        if not self.root.is_dir():
+            return 0
+        removed = 0
+        for entry in self.root.iterdir():
+            try:
+                if entry.name.startswith(".trash-") and entry.is_dir() and _stale(entry, max_age_s):
+                    shutil.rmtree(entry, ignore_errors=True)
+                    removed += 1
+                elif _NAME.fullmatch(entry.name) and entry.is_dir():
+                    removed += Node(entry, entry.name).sweep(max_age_s)
+            except OSError:
+                continue
+        return removed
 
     def remove(self, key: str) -> bool:
         """Delete a node; it is renamed away first so that no reader sees it half-deleted. False when absent."""

@@ -37,6 +37,7 @@ from harness.data.templates import (
     TemplateTrack,
     location_problem,
     parse_locations,
+    printable,
     scan_rows,
 )
 from harness.errors import SubmissionError
@@ -137,7 +138,7 @@ def header_problem(header: str, task: Task) -> str:
         hint = "the first line is a data row: the header is missing"
     else:
         hint = "check the spelling and the order of the columns"
-    return f"expected the header '{expected}', found '{header}' ({hint})"
+    return f"expected the header '{expected}', found '{printable(header)}' ({hint})"
 
 
 _HEADER_GROUP = re.compile(r'(?P<space>\s*)(?:"(?P<quoted>[^"]*)"|(?P<plain>[^",]*?))(?P<after>\s*)(?P<end>,|\Z)')

@@ -35,6 +35,8 @@ def test_expr_rows_and_windows_line_endings_and_trailing_blank_lines(tmp_path: P
         ("va", "arousal,valence\n0,0\n", r"line 1: wrong header; expected 'valence,arousal', found 'arousal,valence'"),
         ("va", "0.1,0.2\n", r"line 1: the header is missing; expected 'valence,arousal'"),
         ("va", "", r"empty annotation file"),
+        ("va", f"{VA_HEADER}\r\n\n", r"a\.txt: the header alone, no label lines"),
+        ("expr", f"{EXPR_HEADER}\n", r"a\.txt: the header alone, no label lines"),
         ("expr", f"{EXPR_HEADER}\n4.0\n", r"line 2: expected one integer class 0..7 \(or -1\), found '4.0'"),
         ("expr", f"{EXPR_HEADER}\n3\n8\n", r"line 3: expression class must be 0..7 or -1, found '8'"),
         ("expr", f"{VA_HEADER}\n1\n", r"wrong header; expected 'Neutral,Anger"),

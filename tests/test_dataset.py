@@ -83,6 +83,15 @@ def test_check_reports_each_problem_without_stopping(handmade_root: Path) -> Non
     assert "empty face-crop folder for track '10-60-1280x720_right'" in problems
 
 
+def test_check_reports_a_folder_named_like_an_annotation_file_and_a_header_only_file(handmade_root: Path) -> None:
+    train = handmade_root / "6th ABAW Annotations/VA_Estimation_Challenge/Train_Set"
+    (train / "17-30-320x240.txt").mkdir()
+    write_text(train / "video1.txt", "valence,arousal\n")
+    problems = "\n".join(check_dataset(handmade_root)["problems"])
+    assert "17-30-320x240.txt: a folder named like an annotation file, not one" in problems
+    assert "video1.txt: the header alone, no label lines" in problems
+
+
 def test_truncated_video_is_a_clear_problem(handmade_root: Path) -> None:
     video = handmade_root / "batch1/video1.mp4"
     video.write_bytes(video.read_bytes()[: video.stat().st_size // 3])

@@ -148,7 +148,7 @@ def test_default_path_is_under_the_current_folder(tmp_path: Path, monkeypatch: p
     monkeypatch.chdir(tmp_path)
     assert Leaderboard().path == tmp_path / "leaderboard" / "leaderboard.sqlite"
     assert Leaderboard().rows() == []
-    assert (tmp_path / "leaderboard" / "leaderboard.sqlite").is_file()
+    assert not (tmp_path / "leaderboard").exists()  # viewing creates nothing; the first record creates the file
 
 
 def test_pretty_created_at_is_normalised_to_utc(board: Leaderboard, va_split: Split) -> None:
@@ -470,11 +470,74 @@ def test_unreadable_files_and_rows_are_reported(board: Leaderboard, va_split: Sp
         Leaderboard(foreign).rows()
 
     newer = tmp_path / "newer.sqlite"
-    Leaderboard(newer).rows()
+    Leaderboard(newer).record(make_run(va_split, predict(va_split, 0.5, 0), "a"))
     with sqlite3.connect(newer) as db:
         db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
     with pytest.raises(LeaderboardError, match=f"schema version 99; this harness reads version {SCHEMA_VERSION}"):
         Leaderboard(newer).rows()
+
+
+def _read_only_sqlite(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every connection the leaderboard opens is read-only, as on a read-only file or mount (root ignores chmod)."""
+    connect = sqlite3.connect
+
+    def read_only(target, *args, uri: bool = False, **kwargs):
+        if not uri:
+            target, uri = f"{Path(target).resolve().as_uri()}?mode=ro", True
+        return connect(target, *args, uri=True, **kwargs)
+
+    monkeypatch.setattr(leaderboard_module.sqlite3, "connect", read_only)
+
+
+def test_a_read_only_leaderboard_is_viewed_and_refuses_writes_in_one_line(
+    board: Leaderboard, va_split: Split, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    board.record(make_run(va_split, predict(va_split, 0.5, 0), "a"))
+    before = board.path.read_bytes()
+    _read_only_sqlite(monkeypatch)
+    viewer = Leaderboard(board.path)  # a fresh process: the schema is not known to be there
+    assert [r.system for r in viewer.rows()] == ["a"] and len(viewer.ranking("va")) == 1
+    write_html(tmp_path / "report.html", viewer)
+    with pytest.raises(LeaderboardError, match=r"cannot write to the leaderboard .*board\.sqlite \(attempt to write"):
+        viewer.record(make_run(va_split, predict(va_split, 0.5, 1), "b"))
+    assert board.path.read_bytes() == before
+
+
+def test_a_full_disk_under_the_leaderboard_is_one_line(
+    board: Leaderboard, va_split: Split, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    board.record(make_run(va_split, predict(va_split, 0.5, 0), "a"))
+    connect = sqlite3.connect
+
+    def full(*args, **kwargs):  # the file may not grow by a page: SQLite's own "database or disk is full"
+        db = connect(*args, **kwargs)
+        (pages,) = db.execute("PRAGMA page_count").fetchone()
+        db.execute(f"PRAGMA max_page_count = {pages}")
+        return db
+
+    monkeypatch.setattr(leaderboard_module.sqlite3, "connect", full)
+    big = make_run(make_split("va", n_tracks=400, seed=3), predict(make_split("va", 400, 3), 0.5, 0), "big")
+    with pytest.raises(LeaderboardError, match=r"cannot write to the leaderboard .*database or disk is full"):
+        board.record(big)
+    monkeypatch.undo()
+    assert [r.system for r in board.rows()] == ["a"]
+
+
+@pytest.mark.parametrize(
+    "failure", [PermissionError(13, "Permission denied"), OSError(28, "No space left on device")], ids=str
+)
+def test_html_report_write_failure_is_one_line(
+    board: Leaderboard, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: OSError
+) -> None:
+    import harness.atomic
+
+    def fail(*args, **kwargs):
+        raise failure
+
+    monkeypatch.setattr(harness.atomic.os, "fsync", fail)
+    with pytest.raises(LeaderboardError, match=rf"cannot write the HTML report .*report\.html: {failure.strerror}"):
+        write_html(tmp_path / "report.html", board)
+    assert list(tmp_path.iterdir()) == []  # no temporary file is left behind
 
 
 def test_a_failed_write_leaves_no_row(board: Leaderboard, va_split: Split) -> None:

@@ -55,7 +55,7 @@ def test_spec_hash_follows_settings(tmp_path: Path) -> None:
             r"key 'profiles\.smoke\.epoch': unknown setting.*did you mean 'epochs'",
         ),
         ("kind: video\nprofiles:\n  smok: {}\n", r"key 'profiles\.smok': unknown profile; did you mean 'smoke'"),
-        ("kind: vidoe\n", r"unknown kind 'vidoe'; did you mean 'video'\?"),
+        ("kind: vidoe\n", r"v\.yaml: key 'kind': unknown kind 'vidoe'; did you mean 'video'\?"),
         ("kind: video\nepochs: ten\n", r"key 'epochs' \(profile smoke\): .*integer.*found 'ten'"),
         ("kind: video\ntasks: [va, emotion]\n", r"key 'tasks' must list tasks among va, expr"),
         ("kind: video\nseed: 1.5\n", r"key 'seed' must be an integer"),
@@ -83,7 +83,7 @@ def test_cycle_between_specs_is_named(tmp_path: Path) -> None:
     write(tmp_path, "a", "kind: video\ninputs: [b]\n")
     write(tmp_path, "b", "kind: video\ninputs: [c]\n")
     write(tmp_path, "c", "kind: video\ninputs: [a]\n")
-    with pytest.raises(SpecError, match="cycle between specs: a → b → c → a"):
+    with pytest.raises(SpecError, match=r"c\.yaml: key 'inputs': cycle between specs: a → b → c → a"):
         load_graph("a", "smoke", tmp_path)
 
 
@@ -97,3 +97,74 @@ def test_unknown_profile(tmp_path: Path) -> None:
     write(tmp_path, "v", "kind: video\n")
     with pytest.raises(SpecError, match="unknown profile 'smok'; did you mean 'smoke'"):
         resolve(load_spec("v", tmp_path), "smok")
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"kind: video\nepochs: 3\x00\n", r"v\.yaml: not valid YAML \(.*#x0000"),
+        (b"kind: video\ndescription: caf\xe9\n", r"v\.yaml: not UTF-8 text \(byte 0xe9 at offset 28\)"),
+    ],
+)
+def test_unreadable_spec_bytes_are_one_line(tmp_path: Path, data: bytes, message: str) -> None:
+    (tmp_path / "v.yaml").write_bytes(data)
+    with pytest.raises(SpecError, match=message):
+        load_spec("v", tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("batch_size: 0", r"key 'batch_size' \(profile smoke\): Input should be greater than or equal to 1; found 0"),
+        ("frame_step: [0]", r"key 'frame_step' \(profile smoke\): Input should be greater than or equal to 1"),
+        ("dropout: 1.5", r"key 'dropout' \(profile smoke\): Input should be less than 1"),
+        ("workers: -1", r"key 'workers' \(profile smoke\): Input should be greater than or equal to 0"),
+    ],
+)
+def test_settings_out_of_range_name_the_key(tmp_path: Path, setting: str, message: str) -> None:
+    write(tmp_path, "v", f"kind: video\n{setting}\n")
+    with pytest.raises(SpecError, match=r"v\.yaml: " + message):
+        resolve_variants(load_spec("v", tmp_path), "smoke")
+
+
+@pytest.mark.parametrize(
+    ("kind", "setting"),
+    [
+        ("audio", "window_s: 0"),
+        ("audio", "min_speech: 2"),
+        ("dynamic", "heads: 0"),
+        ("dynamic", "rate: 0"),
+        ("kelm", "c_grid: [1.0, -1.0]"),
+        ("kelm", "honest_folds: 1"),
+        ("dwf", "folds: 1"),
+    ],
+)
+def test_every_kind_bounds_its_settings(tmp_path: Path, kind: str, setting: str) -> None:
+    write(tmp_path, "s", f"kind: {kind}\n{setting}\n")
+    with pytest.raises(SpecError, match=rf"s\.yaml: key '{setting.split(':')[0]}[.0-9]*' \(profile smoke\)"):
+        resolve_variants(load_spec("s", tmp_path), "smoke")
+
+
+def test_path_like_input_is_refused_with_file_and_key(tmp_path: Path) -> None:
+    write(tmp_path / "elsewhere", "x", "kind: video\n")
+    write(tmp_path / "systems", "uses", "kind: kelm\ninputs: [../elsewhere/x]\n")
+    with pytest.raises(SpecError, match=r"uses\.yaml: key 'inputs': '\.\./elsewhere/x' is a path"):
+        load_graph("uses", "smoke", tmp_path / "systems")
+
+
+def test_spec_outside_systems_cannot_take_a_systems_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    systems = tmp_path / "systems"
+    write(systems, "video_b1", "kind: video\n")
+    outside = write(tmp_path / "elsewhere", "video_b1", "kind: video\nepochs: 2\n")
+    monkeypatch.chdir(systems)
+    with pytest.raises(SpecError, match=r"'\.\./elsewhere/video_b1' is neither a spec name under .* nor an existing"):
+        load_graph("../elsewhere/video_b1", "smoke", systems)
+    (resolved,) = load_graph("../elsewhere/video_b1.yaml", "smoke", systems)
+    assert resolved.name == outside.resolve().as_posix() != "video_b1"
+    assert [r.name for r in load_graph("video_b1.yaml", "smoke", systems)] == ["video_b1"]  # the very file: its name
+
+
+def test_spec_given_by_path_takes_a_variant(tmp_path: Path) -> None:
+    path = write(tmp_path / "elsewhere", "k", "kind: kelm\nwindow_s: [2, 4]\n")
+    (resolved,) = load_graph(f"{path}[window_s=4]", "smoke", tmp_path / "systems")
+    assert resolved.name == f"{path.resolve().as_posix()}[window_s=4]"

@@ -387,3 +387,56 @@ def test_store_keys_and_remove(tmp_path):
     assert store.keys() == ["a-2", "b-1"]
     assert store.remove("a-2") and not store.remove("a-2")
     assert store.keys() == ["b-1"] and not list(store.root.glob(".trash-*"))
+
+
+def _dead_pid() -> int:
+    """The pid of a process that has exited (and been reaped)."""
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def _leftover(path: Path, age_s: float = 0.0, folder: bool = False) -> Path:
+    """A temporary file (or folder) written ``age_s`` seconds ago."""
+    path.mkdir(parents=True) if folder else path.write_bytes(b"x")
+    then = path.stat().st_mtime - age_s
+    os.utime(path, (then, then))
+    return path
+
+
+def test_opening_a_store_for_a_run_sweeps_what_killed_writers_left(tmp_path: Path, handmade_root: Path) -> None:
+    from harness.data.affwild2 import Dataset
+    from harness.leaderboard import Leaderboard
+    from harness.runner import run_system
+
+    store = Store(tmp_path / "store")
+    node = store.node("video-abc")
+    node.write_array("emb.npy", np.zeros(3))
+    (node.path / "pred-test").mkdir()
+    dead, late = _dead_pid(), store_module.STALE_AFTER_S + 60
+    killed = _leftover(node.path / f".emb.npy.tmp-{dead}-0badc0de", late)
+    killed_track = _leftover(node.path / "pred-test" / f".t1.npy.tmp-{dead}-0badc0de", late)
+    trash = _leftover(store.root / f".trash-video-old-{dead}-0badc0de", late, folder=True)
+    just_killed = _leftover(node.path / f".emb.npy.tmp-{dead}-feedf00d")  # within the margin: another machine's?
+    live = _leftover(node.path / f".emb.npy.tmp-{os.getpid()}-cafe0001", late)  # a live writer's (this process)
+    with pytest.raises(HarnessError, match="no spec named 'nothing_here'"):
+        run_system("nothing_here", ["va"], Dataset(handmade_root), "smoke", store, Leaderboard(tmp_path / "lb.sqlite"),
+                   tmp_path / "systems")  # fmt: skip
+    assert not killed.exists() and not killed_track.exists() and not trash.exists()
+    assert just_killed.exists() and live.exists() and node.has("emb.npy")
+    assert store.sweep(max_age_s=-1) == 2  # past the hour whoever wrote it (pids are reused)
+
+
+def test_every_stored_file_has_one_mode(node: Node) -> None:
+    import torch
+
+    node.save_state("model.safetensors", {"w": torch.zeros(2)})
+    node.write_json("run.json", {"a": 1})
+    node.write_array("emb.npy", np.zeros(2))
+    plain = node.path / "plain"
+    plain.write_bytes(b"")  # what a plain open gives under this umask
+    modes = {path.name: path.stat().st_mode & 0o777 for path in node.path.iterdir()}
+    assert set(modes.values()) == {modes["plain"]}, modes

@@ -213,3 +213,12 @@ def test_lenient_float_classes_still_need_a_class_in_range(tmp_path, templates):
     report = validate_predictions(path, "expr", templates["expr"], lenient_numbers=True)
     assert list(report.problems) == ["class_out_of_range"] and lines_of(report, "class_out_of_range") == [4]
     assert report.warnings["float_class"].count == 2
+
+
+def test_validate_escapes_control_characters_in_messages(tmp_path, templates):
+    path = va_file(tmp_path, ["0,0", "\x1b[2J,0", "0,0\x07", "0,0", "0,0"], header=VA_HEADER + "\x1b]0;pwned\x07")
+    report = validate_predictions(path, "va", templates["va"])
+    text = str(report) + json.dumps(report.to_dict())
+    assert "\x1b" not in text and "\x07" not in text
+    assert "found 'image_location,valence,arousal\\x1b]0;pwned\\x07'" in report.problems["header"].examples[0][1]
+    assert "'video10_1_left/00002.jpg,\\x1b[2J,0'" in report.problems["not_a_number"].examples[0][1]

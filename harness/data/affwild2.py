@@ -252,6 +252,11 @@ def _index_videos(folders: list[Path]) -> tuple[dict[str, Path], list[Path]]:
     return videos, duplicates
 
 
+def _text_files(folder: Path | None) -> list[Path]:
+    """The ``.txt`` files under ``folder`` (none without one), sorted; a folder named like one is not a file."""
+    return sorted(path for path in folder.rglob("*.txt") if path.is_file()) if folder is not None else []
+
+
 @dataclass(frozen=True)
 class Track:
     """One track of a split: its labels (None for an unlabelled test track) and where its media live."""
@@ -384,9 +389,12 @@ class Dataset:
                 f"{self.root}: no {task} {split} annotations "
                 f"({' or '.join(CHALLENGE_FOLDERS[task])}/{SPLIT_FOLDERS[split]})"
             )
-        files = sorted(folder.glob("*.txt"))
+        files = sorted(path for path in folder.glob("*.txt") if path.is_file())
         if not files:
             raise DataError(f"{folder}: no annotation files (*.txt)")
+        if problems is not None:  # a folder named like an annotation file is not one
+            folders = sorted(path for path in folder.glob("*.txt") if path.is_dir())
+            problems += [f"{path}: a folder named like an annotation file, not one; move it away" for path in folders]
         tracks = []
         for path in files:
             try:
@@ -443,9 +451,8 @@ class Dataset:
     def fingerprint(self) -> str:
         """A short hash of what determines results: label, list and template contents, crop counts, video sizes."""
         digest = hashlib.sha256()
-        text_files = sorted(self.layout.annotations.rglob("*.txt")) if self.layout.annotations else []
-        text_files += self.layout.test_files
-        text_files += sorted(self.layout.test_labels.rglob("*.txt")) if self.layout.test_labels else []
+        layout = self.layout
+        text_files = [*_text_files(layout.annotations), *layout.test_files, *_text_files(layout.test_labels)]
         for path in text_files:
             digest.update(str(path.relative_to(self.root)).encode())
             digest.update(hashlib.sha256(path.read_bytes()).digest())

@@ -50,6 +50,8 @@ def read_annotation(path: Path, task: Task) -> np.ndarray:
         )
     check_header(path, lines[0], ANNOTATION_HEADER[task])
     body = lines[1:]
+    if not body:
+        raise DataError(f"{path}: the header alone, no label lines; expected one label line per video frame after it")
     return _parse_va(path, body) if task == "va" else _parse_expr(path, body)
 
 

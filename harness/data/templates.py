@@ -111,6 +111,17 @@ class Template:
         return out
 
 
+def printable(text: str) -> str:
+    """``text`` safe to echo on a terminal: control and other non-printable characters as ``\\x1b``-style escapes.
+
+    >>> printable("a\\x1b[2Jb\\tc")
+    'a\\\\x1b[2Jb\\\\tc'
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 @dataclass(frozen=True, eq=False)
 class RowScan:
     """The body rows of an ``image_location,...`` file as byte offsets into ``data`` (row ``k`` is line ``k + 2``)."""
@@ -126,9 +137,9 @@ class RowScan:
         return len(self.starts)
 
     def text(self, row: int, limit: int = 120) -> str:
-        """Row ``row`` as text, shortened to ``limit`` characters for messages."""
+        """Row ``row`` as text for messages: shortened to ``limit`` characters, control characters escaped."""
         text = self.data[self.starts[row] : self.ends[row]].tobytes().decode("utf-8", "replace")
-        return text if len(text) <= limit else text[: limit - 3] + "..."
+        return printable(text if len(text) <= limit else text[: limit - 3] + "...")
 
     @cached_property
     def field_counts(self) -> np.ndarray:
@@ -286,7 +297,8 @@ def read_template(path: Path | str, task: Task) -> Template:
     if scan.header is None:
         raise DataError(f"{path}: empty template; expected the header '{expected}' and one row per frame")
     if scan.header.strip() != expected:
-        raise DataError(f"{path}, line 1: wrong {task} template header; expected '{expected}', found '{scan.header}'")
+        found = printable(scan.header)
+        raise DataError(f"{path}, line 1: wrong {task} template header; expected '{expected}', found '{found}'")
     if scan.n_rows == 0:
         raise DataError(f"{path}: the template has a header but no rows; expected rows such as 'track/00001.jpg,...'")
     locations = parse_locations(scan)

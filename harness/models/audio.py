@@ -58,16 +58,16 @@ class AudioSettings(BaseModel):
     tiny_corpus_clips: int = Field(400, ge=0)  # tiny encoder: synthetic emotional clips it is fine-tuned on (0: none)
     tiny_corpus_epochs: int = Field(15, ge=1)
     head: Literal["gru", "transformer"] = "transformer"
-    trainable_blocks: int = 2
-    window_s: float = 4.0
-    hop_s: float = 2.0
-    min_speech: float = 0.5  # drop training windows whose mean speech probability is below this
-    epochs: int = 20
-    batch_size: int = 16
-    learning_rate: float = 1e-4
-    restart_epochs: int = 5
-    label_smoothing: float = 0.1
-    patience: int = 5
+    trainable_blocks: int = Field(2, ge=0)
+    window_s: float = Field(4.0, gt=0)
+    hop_s: float = Field(2.0, gt=0)
+    min_speech: float = Field(0.5, ge=0, le=1)  # drop training windows whose mean speech probability is below this
+    epochs: int = Field(20, ge=1)
+    batch_size: int = Field(16, ge=1)
+    learning_rate: float = Field(1e-4, gt=0)
+    restart_epochs: int = Field(5, ge=1)
+    label_smoothing: float = Field(0.1, ge=0, lt=1)
+    patience: int = Field(5, ge=1)
 
 
 @register_kind("audio")

@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
+from harness.cpu import decoding_workers
 from harness.errors import DataError
 
 
@@ -84,7 +85,9 @@ def loader(
     batches: list[list[int]] | None = None,
 ) -> DataLoader:
     """A DataLoader decoding in ``workers`` processes (0: in the main process), seeded when shuffling;
-    ``batches`` (lists of indices) replaces ``batch_size`` batching when given."""
+    ``batches`` (lists of indices) replaces ``batch_size`` batching when given. ``workers`` is capped at the CPU
+    budget (:mod:`harness.cpu`) unless the dataset flips at random, where the number of workers decides the draws."""
+    workers = decoding_workers(workers, random=dataset.flip)
     sizes = {"batch_sampler": batches} if batches is not None else {"batch_size": batch_size, "drop_last": drop_last}
     return DataLoader(
         dataset,

@@ -66,7 +66,9 @@ class RFSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    trees: list[int] = Field(default_factory=lambda: [50, 100, 200], min_length=1)  # chosen by out-of-bag score
+    trees: list[Annotated[int, Field(ge=1)]] = Field(  # chosen by out-of-bag score
+        default_factory=lambda: [50, 100, 200], min_length=1
+    )
     criteria: list[str] | None = None  # default: squared_error (VA; absolute_error is slow); gini, entropy (EXPR)
     min_samples_leaf: int = Field(10, ge=1)
     max_rows: int = Field(100_000, ge=100)  # validation frames a forest trains on (a seeded subsample)

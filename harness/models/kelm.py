@@ -11,7 +11,7 @@ Window outputs are averaged per step and interpolated to every frame; EXPR score
 """
 
 from collections.abc import Iterator
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 import torch
@@ -36,18 +36,20 @@ class KelmSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    window_s: float = 4.0
-    rate: float = 5.0  # steps a second
-    functionals: list[Functional] = Field(default_factory=lambda: ["mean", "max", "min"])
+    window_s: float = Field(4.0, gt=0)
+    rate: float = Field(5.0, gt=0)  # steps a second
+    functionals: list[Functional] = Field(default_factory=lambda: ["mean", "max", "min"], min_length=1)
     kernel: Literal["rbf", "linear", "poly", "sigmoid"] = "rbf"
-    gamma: float | None = None  # None: 1 / number of features
-    degree: int = 3
+    gamma: float | None = Field(None, gt=0)  # None: 1 / number of features
+    degree: int = Field(3, ge=1)
     coef0: float = 1.0
-    c_grid: list[float] = Field(default_factory=lambda: [0.01, 0.1, 1.0, 10.0, 100.0])
+    c_grid: list[Annotated[float, Field(gt=0)]] = Field(
+        default_factory=lambda: [0.01, 0.1, 1.0, 10.0, 100.0], min_length=1
+    )
     class_weighted: bool = True  # EXPR: the weighted ELM, W = inverse class frequency
-    nystrom_landmarks: int | None = None  # None: exact solve (refused above max_exact_rows)
-    max_exact_rows: int = kernel_elm.MAX_EXACT_ROWS
-    honest_folds: int = 5
+    nystrom_landmarks: int | None = Field(None, ge=1)  # None: exact solve (refused above max_exact_rows)
+    max_exact_rows: int = Field(kernel_elm.MAX_EXACT_ROWS, ge=1)
+    honest_folds: int = Field(5, ge=2)
 
 
 @register_kind("kelm")

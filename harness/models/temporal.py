@@ -16,7 +16,7 @@ from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from harness import distributed
@@ -43,19 +43,19 @@ class DynamicSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    window_s: float = 4.0
-    rate: float = 5.0  # steps a second
+    window_s: float = Field(4.0, gt=0)
+    rate: float = Field(5.0, gt=0)  # steps a second
     normalisation: Literal["minmax", "track"] = "minmax"
     temporal: Literal["transformer", "gru"] = "transformer"
-    layers: int = 3
-    heads: int = 8
-    dropout: float = 0.1
-    epochs: int = 100
-    batch_size: int = 32
-    learning_rate: float = 5e-4
-    weight_decay: float = 1e-4
-    patience: int = 10
-    focal_gamma: float = 2.0
+    layers: int = Field(3, ge=1)
+    heads: int = Field(8, ge=1)
+    dropout: float = Field(0.1, ge=0, lt=1)
+    epochs: int = Field(100, ge=1)
+    batch_size: int = Field(32, ge=1)
+    learning_rate: float = Field(5e-4, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    patience: int = Field(10, ge=1)
+    focal_gamma: float = Field(2.0, ge=0)
 
 
 @register_kind("dynamic")

@@ -18,7 +18,7 @@ from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, model_serializer
+from pydantic import BaseModel, ConfigDict, Field, model_serializer
 from torch import nn
 
 from harness import distributed
@@ -52,25 +52,25 @@ class VideoSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     backbone: str = "efficientnet_b1"
-    image_size: int = 224
+    image_size: int = Field(224, ge=1)
     pretrained: bool = True
     weights: str | None = None  # a local checkpoint file; default: $ABAW_WEIGHTS/<backbone>.safetensors
-    embedding_dim: int = 256
-    dropout: float = 0.1
-    frame_step: int = 5
-    eval_step: int = 5
-    epochs: int = 30
-    batch_size: int = 64
-    learning_rate: float = 5e-3
-    warmup_start_lr: float = 1e-5
-    warmup_epochs: float = 1.0
-    weight_decay: float = 1e-4
-    patience: int = 10
+    embedding_dim: int = Field(256, ge=1)
+    dropout: float = Field(0.1, ge=0, lt=1)
+    frame_step: int = Field(5, ge=1)
+    eval_step: int = Field(5, ge=1)
+    epochs: int = Field(30, ge=1)
+    batch_size: int = Field(64, ge=1)
+    learning_rate: float = Field(5e-3, gt=0)
+    warmup_start_lr: float = Field(1e-5, ge=0)
+    warmup_epochs: float = Field(1.0, ge=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    patience: int = Field(10, ge=1)
     va_loss: Literal["rmse", "ccc"] = "rmse"
-    focal_gamma: float = 2.0
+    focal_gamma: float = Field(2.0, ge=0)
     flip: bool = True
-    smoothing_frames: int = 0
-    workers: int = 2
+    smoothing_frames: int = Field(0, ge=0)
+    workers: int = Field(2, ge=0)  # DataLoader decoding processes (0: in the main one); see harness.cpu
     faces: Literal["organizers", "retinaface"] = "organizers"  # which crops: the release's, or harness.faces'
 
     @model_serializer(mode="wrap")

@@ -9,7 +9,6 @@ half-written dataset that a later run would trust.
 """
 
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.atomic import public_mode
+from harness.cpu import cpu_budget
 from harness.data.annotations import write_annotation
 from harness.data.synthetic import signals as signal_settings
 from harness.data.synthetic.oracle import OracleTrack, oracle_scores
@@ -58,7 +58,7 @@ def generate(
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        rendered = _render_all(plans, staging, seed, workers or min(2, os.cpu_count() or 1), progress)
+        rendered = _render_all(plans, staging, seed, workers or min(2, cpu_budget().cores), progress)
         _write_labels(staging, rendered)
         _write_faces(staging, rendered)
         metadata = _metadata(plans, rendered, seed, scale)
