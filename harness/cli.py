@@ -18,6 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from harness.errors import HarnessError
+from harness.tables import Col, dropped_note, fitted_table
 from harness.tasks import EXPR_CLASSES
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="ABAW challenge harness for Aff-Wild2.")
@@ -283,17 +284,32 @@ def run(
     if as_json:
         print(json.dumps({"system": system, "nodes": rows}))
         return
-    table = Table("system", "task", "store", "train s", "score (95% CI)", title=f"abaw run {system}")
-    for row in rows:
-        score = f"{row['score']:.4f} ({row['ci95'][0]:.3f}–{row['ci95'][1]:.3f})" if "score" in row else ""
-        table.add_row(
+    _render_run(system, rows)
+
+
+def _render_run(system: str, rows: list[dict]) -> None:
+    """One line per node; in a narrow terminal the train seconds, then the store column, give way to the names."""
+    columns = [
+        Col("system", whole=True),
+        Col("task"),
+        Col("store", drop=2),
+        Col("train s", drop=1),
+        Col("score (95% CI)"),
+    ]
+    cells = [
+        [
             escape(row["system"]),
             row["task"],
             "hit" if row["store_hit"] else "computed",
             str(row["train_seconds"]),
-            score,
-        )
+            f"{row['score']:.4f} ({row['ci95'][0]:.3f}–{row['ci95'][1]:.3f})" if "score" in row else "",
+        ]
+        for row in rows
+    ]
+    table, dropped = fitted_table(columns, cells, out.width, title=escape(f"abaw run {system}"))
     out.print(table)
+    if dropped:
+        out.print(dropped_note(dropped), highlight=False)
 
 
 def _shared_dataset(data: Path | None):
@@ -355,12 +371,24 @@ def submit(
     if as_json:
         print(json.dumps(summary))
         return
-    table = Table("task", "file", "validation", "honest (cross-fitted)", "test", title=f"abaw submit {system}")
-    for name, entry in summary["tasks"].items():
-        cells = [_score_cell(entry[key]) for key in ("validation", "honest", "test")]
-        table.add_row(name, entry["file"], *cells)
+    _render_submit(summary)
+
+
+def _render_submit(summary: dict) -> None:
+    """The scores as a table, then each written path on a line of its own, never cut or folded by rich (a terminal
+    narrower than a path wraps it, and it still copies as one piece)."""
+    columns = [Col("task"), Col("validation"), Col("honest (cross-fitted)"), Col("test")]
+    rows = [
+        [name, *(_score_cell(entry[key]) for key in ("validation", "honest", "test"))]
+        for name, entry in summary["tasks"].items()
+    ]
+    table, _ = fitted_table(columns, rows, out.width, title=escape(f"abaw submit {summary['system']}"))
     out.print(table)
-    out.print(f"valid files packaged in {done.package.zip_path} with {done.package.manifest_path}", highlight=False)
+    for name, entry in summary["tasks"].items():
+        out.print(f"{name}: {entry['file']}", highlight=False, markup=False, soft_wrap=True)
+    out.print("valid files packaged in", highlight=False)
+    for path in (summary["zip"], summary["manifest"]):
+        out.print(f"  {path}", highlight=False, markup=False, soft_wrap=True)
 
 
 def _score_cell(score: dict | None) -> str:
@@ -390,7 +418,9 @@ def leaderboard(
     else:
         for name, entries in rankings.items():
             out.print(
-                ranking_table(entries, title=f"{name} validation") if entries else f"{name}: no runs recorded yet"
+                ranking_table(entries, title=f"{name} validation", width=out.width)
+                if entries
+                else f"{name}: no runs recorded yet"
             )
     if html is not None:
         write_html(html, board, task=task.value if task else None)
@@ -455,13 +485,20 @@ def _render_regress(report) -> None:
         return "" if value is None else f"{value:+.4f}" if signed else f"{value:.4f}"
 
     if report.rows:
-        table = Table("system", "task", "baseline", "now", "change", "", title=f"abaw regress ({report.profile})")
         styles = {"ok": "green", "FAIL": "bold red", "error": "bold red", "new": "yellow"}
-        for row in report.rows:
-            now = number(row.now) + ("†" if row.ranked_by == "honest_score" else "")
-            status = f"[{styles[row.status]}]{row.status}[/]"
-            table.add_row(escape(row.system), row.task, number(row.baseline), now, number(row.change, True), status)
-        out.print(table)
+        columns = [Col("system", whole=True), Col("task"), Col("baseline"), Col("now"), Col("change", drop=1), Col("")]
+        cells = [
+            [
+                escape(row.system),
+                row.task,
+                number(row.baseline),
+                number(row.now) + ("†" if row.ranked_by == "honest_score" else ""),
+                number(row.change, True),
+                f"[{styles[row.status]}]{row.status}[/]",
+            ]
+            for row in report.rows
+        ]
+        out.print(fitted_table(columns, cells, out.width, title=f"abaw regress ({report.profile})")[0])
         if any(row.ranked_by == "honest_score" for row in report.rows):
             out.print("† the honest (cross-fitted) score of a system fitted on validation, as the leaderboard ranks it")
     for row in report.rows:
@@ -469,11 +506,19 @@ def _render_regress(report) -> None:
             err.print(f"{escape(row.system)} {row.task}: {escape(row.message)}", highlight=False)
     drift = report.drift
     if drift.findings:
-        table = Table("system", "task", "value", "recorded", "re-scored now", "where", title="metric drift")
-        for finding in drift.findings:
-            cells = ("" if v is None else repr(v) for v in (finding.recorded, finding.now))
-            table.add_row(escape(finding.system), finding.task, escape(finding.field), *cells, escape(finding.source))
-        out.print(table)
+        columns = [Col("system", whole=True), Col("task"), Col("value"), Col("recorded"), Col("re-scored now")]
+        columns += [Col("where", drop=1)]
+        cells = [
+            [
+                escape(finding.system),
+                finding.task,
+                escape(finding.field),
+                *("" if v is None else repr(v) for v in (finding.recorded, finding.now)),
+                escape(finding.source),
+            ]
+            for finding in drift.findings
+        ]
+        out.print(fitted_table(columns, cells, out.width, title="metric drift")[0])
     for note in [*drift.notes, *report.notes]:
         err.print(f"note: {escape(note)}", highlight=False)
     summary = f"drift: {drift.checked} recorded run(s) re-scored, {len(drift.findings)} value(s) drifted"
