@@ -245,6 +245,110 @@ def _tasks(choice: TaskChoice) -> list[str]:
     return ["va", "expr"] if choice == TaskChoice.both else [choice.value]
 
 
+@app.command("systems")
+@guarded
+def systems(
+    profile: Annotated[
+        ProfileName, typer.Option(help="The profile whose settings resolve the specs (and their sweeps).")
+    ] = ProfileName.paper,
+    as_json: JsonOption = False,
+) -> None:
+    """List what can be run: every spec under systems/ (or $ABAW_SYSTEMS) with its kind, tasks, inputs, sweep
+    variants and the latest recorded validation score of each task.
+
+    Nothing is trained or computed. A score is the latest leaderboard row of the system on any dataset and profile
+    (the honest cross-fitted one, marked †, for a system fitted on validation; for a sweep, the best variant's).
+    Example: abaw systems --json
+    """
+    from harness.catalog import list_systems
+    from harness.leaderboard import Leaderboard
+    from harness.runner import leaderboard_path
+
+    entries = list_systems(profile.value, Leaderboard(leaderboard_path()))
+    if as_json:
+        print(json.dumps({"profile": profile.value, "systems": [entry.to_dict() for entry in entries]}))
+        return
+    columns = [Col("system", whole=True), Col("kind", drop=3), Col("tasks"), Col("inputs", drop=1)]
+    columns += [Col("sweep", drop=2), Col("va"), Col("expr")]
+    rows = [
+        [
+            escape(entry.name),
+            entry.kind,
+            ",".join(entry.tasks),
+            escape("\n".join(entry.inputs)),
+            f"{len(entry.variants)} × {', '.join(entry.swept)}" if entry.swept else "",
+            *(_latest_cell(entry, task) for task in ("va", "expr")),
+        ]
+        for entry in entries
+    ]
+    caption = "va, expr: latest validation score († honest, cross-fitted) and its profile; abaw show SYSTEM for more"
+    table, dropped = fitted_table(
+        columns, rows, out.width, title=f"systems ({profile.value})", caption=caption, caption_justify="left"
+    )
+    out.print(table)
+    if dropped:
+        out.print(dropped_note(dropped), highlight=False)
+
+
+def _latest_cell(entry, task: str) -> str:
+    run = entry.best(task)
+    if run is None:
+        return "" if task in entry.tasks else "-"
+    variant = run.system[len(entry.name) :]
+    return escape(f"{run.rank_score:.4f}{'†' if run.honest else ''} {run.profile}{' ' + variant if variant else ''}")
+
+
+@app.command("show")
+@guarded
+def show(
+    system: SystemArgument,
+    task: TaskOption = TaskChoice.both,
+    data: DataOption = None,
+    profile: ProfileOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show how a system resolves, without running it: its settings after profile merging, the input DAG in the
+    order a run computes it, each node's store key and whether the store holds it.
+
+    Nothing is trained or computed; the dataset is resolved and fingerprinted as abaw run does (the key includes the
+    fingerprint). A node is "in store" (a run reuses it), "partial" (a killed run's files, resumed) or "missing".
+    Example: abaw show dwf --profile smoke --task va
+    """
+    from harness.catalog import describe_system
+    from harness.data.affwild2 import Dataset
+    from harness.data.root import resolve_root
+    from harness.runner import default_profile
+    from harness.store import Store, default_store_root
+
+    dataset = Dataset(resolve_root(data)[0])
+    resolved_profile = profile.value if profile else default_profile(dataset)
+    plan = describe_system(system, _tasks(task), dataset, resolved_profile, Store(default_store_root()))
+    if as_json:
+        print(json.dumps(plan.to_dict()))
+        return
+    _render_plan(plan)
+
+
+def _render_plan(plan) -> None:
+    """Settings of the system's own nodes (a value that differs between its variants or tasks lists each one), then
+    one line per node, inputs first: names, keys and paths are never cut (the terminal wraps a long line)."""
+    line = functools.partial(out.print, highlight=False, soft_wrap=True)
+    line(escape(f"{plan.system}: profile {plan.profile}, dataset {plan.dataset_root} ({plan.dataset_fingerprint})"))
+    own = [node for node in plan.nodes if node.own]
+    line(f"settings ({escape(', '.join(dict.fromkeys(node.name for node in own)))}):")
+    for key in own[-1].settings:
+        values = list(dict.fromkeys(json.dumps(node.settings.get(key)) for node in own))
+        line(escape(f"  {key} = {' | '.join(values)}"))
+    line(escape(f"nodes, inputs first (store {plan.store_root}):"))
+    colours = {"in store": "green", "partial": "yellow", "missing": "red"}
+    for node in plan.nodes:
+        inputs = f" ← {', '.join(map(str, node.inputs))}" if node.inputs else ""
+        status = f"[{colours[node.status]}]{node.status:<8}[/]"
+        line(
+            f"  {node.position:>2}  {status}  " + escape(f"{node.name} ({node.task}, {node.kind}){inputs}  {node.key}")
+        )
+
+
 @app.command("run")
 @guarded
 def run(
