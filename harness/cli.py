@@ -335,7 +335,11 @@ def _render_plan(plan) -> None:
     line = functools.partial(out.print, highlight=False, soft_wrap=True)
     line(escape(f"{plan.system}: profile {plan.profile}, dataset {plan.dataset_root} ({plan.dataset_fingerprint})"))
     own = [node for node in plan.nodes if node.own]
-    line(f"settings ({escape(', '.join(dict.fromkeys(node.name for node in own)))}):")
+    variants = len(dict.fromkeys(node.name for node in own))
+    line(
+        "settings"
+        + (f" ({variants} variants; a value that differs lists each, in node order):" if variants > 1 else ":")
+    )
     for key in own[-1].settings:
         values = list(dict.fromkeys(json.dumps(node.settings.get(key)) for node in own))
         line(escape(f"  {key} = {' | '.join(values)}"))
@@ -590,7 +594,8 @@ def _render_regress(report) -> None:
 
     if report.rows:
         styles = {"ok": "green", "FAIL": "bold red", "error": "bold red", "new": "yellow"}
-        columns = [Col("system", whole=True), Col("task"), Col("baseline"), Col("now"), Col("change", drop=1), Col("")]
+        columns = [Col("system", whole=True), Col("task"), Col("baseline", drop=2), Col("now")]
+        columns += [Col("change", drop=1), Col("")]
         cells = [
             [
                 escape(row.system),
