@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.data.affwild2 import Dataset
 from harness.leaderboard import Leaderboard
 from harness.run_record import RunRecord
 from harness.spec import available_specs, load_spec, resolve_variants, systems_dir
@@ -158,7 +159,7 @@ class SystemPlan:
         }
 
 
-def describe_system(system: str, tasks: Sequence[Task], dataset, profile: str, store: Store) -> SystemPlan:
+def describe_system(system: str, tasks: Sequence[Task], dataset: Dataset, profile: str, store: Store) -> SystemPlan:
     """The plan of ``system`` for ``tasks`` (inputs first, positions from 1) with each node's store status:
     ``in store`` (complete, a run would reuse it), ``partial`` (a killed run's files, a run resumes them) or
     ``missing``. Nothing is computed: the dataset is only fingerprinted, as ``abaw run`` does before planning."""
