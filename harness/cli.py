@@ -253,12 +253,11 @@ def systems(
     ] = ProfileName.paper,
     as_json: JsonOption = False,
 ) -> None:
-    """List what can be run: every spec under systems/ (or $ABAW_SYSTEMS) with its kind, tasks, inputs, sweep
-    variants and the latest recorded validation score of each task.
+    """List what can be run: every spec with its kind, tasks, inputs, sweep and latest scores.
 
-    Nothing is trained or computed. A score is the latest leaderboard row of the system on any dataset and profile
-    (the honest cross-fitted one, marked †, for a system fitted on validation; for a sweep, the best variant's).
-    Example: abaw systems --json
+    One row per spec under systems/ (or $ABAW_SYSTEMS); nothing is trained or computed. A score is the latest
+    leaderboard row of the system on any dataset and profile (the honest cross-fitted one, marked †, for a system
+    fitted on validation; for a sweep, the best variant's). Example: abaw systems --json
     """
     from harness.catalog import list_systems
     from harness.leaderboard import Leaderboard
@@ -307,11 +306,12 @@ def show(
     profile: ProfileOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Show how a system resolves, without running it: its settings after profile merging, the input DAG in the
-    order a run computes it, each node's store key and whether the store holds it.
+    """Show how a system resolves, without running it: settings, input DAG, store keys and status.
 
-    Nothing is trained or computed; the dataset is resolved and fingerprinted as abaw run does (the key includes the
-    fingerprint). A node is "in store" (a run reuses it), "partial" (a killed run's files, resumed) or "missing".
+    Prints the settings after profile merging, then the nodes in the order abaw run computes them, inputs first,
+    each with its store key and whether the store holds it. Nothing is trained or computed; the dataset is resolved
+    and fingerprinted as abaw run does (the key includes the fingerprint, and a pretrained spec's weights hash). A
+    node is "in store" (a run reuses it), "partial" (a killed run's files, resumed) or "missing".
     Example: abaw show dwf --profile smoke --task va
     """
     from harness.catalog import describe_system
