@@ -267,6 +267,11 @@ def systems(
     if as_json:
         print(json.dumps({"profile": profile.value, "systems": [entry.to_dict() for entry in entries]}))
         return
+    _render_systems(entries, profile.value)
+
+
+def _render_systems(entries: list, profile: str) -> None:
+    """One row per spec; in a narrow terminal the inputs, the sweep, then the kind give way to the names."""
     columns = [Col("system", whole=True), Col("kind", drop=3), Col("tasks"), Col("inputs", drop=1)]
     columns += [Col("sweep", drop=2), Col("va"), Col("expr")]
     rows = [
@@ -282,7 +287,7 @@ def systems(
     ]
     caption = "va, expr: latest validation score († honest, cross-fitted) and its profile; abaw show SYSTEM for more"
     table, dropped = fitted_table(
-        columns, rows, out.width, title=f"systems ({profile.value})", caption=caption, caption_justify="left"
+        columns, rows, out.width, title=f"systems ({profile})", caption=caption, caption_justify="left"
     )
     out.print(table)
     if dropped:
