@@ -284,3 +284,13 @@ def test_regress_keeps_system_names_whole(monkeypatch: pytest.MonkeyPatch, capsy
     # the drift table needs its four value columns; below 73 columns its names fold onto the next line instead
     assert (f"│ {SWEEP} │ expr │ score │" in text) == (width == 80)
     assert_lines_fit(text, width)
+
+
+def test_a_terminal_too_narrow_for_any_table_folds_names_never_cuts_them(monkeypatch, capsys) -> None:
+    narrow(monkeypatch, 30)
+    cli._render_run("x", [{"system": SWEEP, "task": "expr", "store_hit": True, "train_seconds": 1.0}])
+    text = capsys.readouterr().out
+    assert "…" not in text, text
+    assert "too narrow for: store, train s" in " ".join(text.split())
+    first_cells = [line.split("│")[1].strip() for line in text.splitlines() if line.startswith("│")]
+    assert "".join(first_cells) == SWEEP  # folded over several lines, every character kept in order
