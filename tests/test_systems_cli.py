@@ -252,7 +252,7 @@ def test_leaderboard_keeps_system_names_whole(board: Leaderboard, monkeypatch, w
     assert result.exit_code == 0, result.output
     for name in ("video_b1", SWEEP, "dwf_av"):
         assert f"│ {name} " in result.stdout, name
-    assert "date (UTC)" in result.stdout.replace("\n", " ") and "too narrow for:" in result.stdout
+    assert "date (UTC)" in " ".join(result.stdout.split()) and "too narrow for:" in result.stdout
     assert_lines_fit(result.stdout, width)
 
 
