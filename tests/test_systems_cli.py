@@ -5,7 +5,6 @@ import json
 from pathlib import Path
 
 import pytest
-from pydantic import BaseModel, ConfigDict
 from rich.console import Console
 from test_leaderboard import make_honest_run, make_run, make_split, predict
 from typer.testing import CliRunner
@@ -15,10 +14,10 @@ from harness.data.affwild2 import Dataset
 from harness.drift import Drift, DriftReport
 from harness.errors import SpecError
 from harness.leaderboard import Leaderboard
-from harness.models.registry import KIND_MODULES, get_kind, kind_settings, list_kinds, register_kind
+from harness.models.registry import get_kind, kind_settings, list_kinds
 from harness.regress import RegressReport, Row
 from harness.runner import plan_nodes
-from harness.spec import available_specs, load_spec, resolve_variants
+from harness.spec import available_specs
 from harness.store import Store
 
 runner = CliRunner()
@@ -106,29 +105,6 @@ def test_systems_names_a_broken_spec(tmp_path: Path, monkeypatch: pytest.MonkeyP
 def test_specs_resolve_against_the_kinds_own_settings(name: str) -> None:
     kind = get_kind(name)
     assert kind_settings(name) == (kind.Settings, kind.profiles)
-
-
-class OwnSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    depth: int = 3
-
-
-@register_kind("own_kind")
-class OwnKind:
-    """A kind that keeps its settings on its class, as a kind of one's own may."""
-
-    version = "1"
-    Settings = OwnSettings
-    profiles = {"paper": {}, "smoke": {"depth": 1}}
-
-
-def test_a_kind_may_keep_its_settings_on_its_class(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(KIND_MODULES, "own_kind", __name__)
-    assert kind_settings("own_kind") == (OwnSettings, OwnKind.profiles)
-    (tmp_path / "mine.yaml").write_text("kind: own_kind\ndepth: [4, 5]\nprofiles:\n  smoke: {}\n", encoding="utf-8")
-    variants = resolve_variants(load_spec("mine", tmp_path), "smoke")
-    assert [(v.name, v.settings.depth) for v in variants] == [("mine[depth=4]", 4), ("mine[depth=5]", 5)]
 
 
 def test_kind_settings_names_an_unknown_kind() -> None:

@@ -2,10 +2,9 @@
 
 Kind modules are imported only when a kind is asked for, so commands that never train (``abaw score``,
 ``abaw validate``, ``abaw systems``, ``abaw --help``) never import torch: specs resolve against
-:func:`kind_settings`, which reads the built-in kinds' settings from :mod:`harness.models.settings` (torch-free).
-Adding a kind = one module, one line in ``KIND_MODULES``, one YAML under ``systems/``; its settings model and
-profile defaults go in :mod:`harness.models.settings` (or stay on its class, at the cost of importing its module
-whenever a spec of that kind is read).
+:func:`kind_settings` (:mod:`harness.models.settings`, torch-free). Adding a kind = one module, one line in
+``KIND_MODULES``, its settings model and profile defaults in :mod:`harness.models.settings`, one YAML under
+``systems/``.
 """
 
 import difflib
@@ -74,13 +73,9 @@ def get_kind(name: str) -> type:
 
 
 def kind_settings(name: str) -> tuple[type[BaseModel], dict[str, dict[str, Any]]]:
-    """The settings model of kind ``name`` and its per-profile defaults (the kind class's ``Settings`` and
-    ``profiles``): from :mod:`harness.models.settings` without importing the kind's module (nor torch), else, for a
-    kind that keeps them in its own module (a test's toy kind, a kind of one's own), from its class."""
+    """The settings model of kind ``name`` and its per-profile defaults, without importing the kind's module (nor
+    torch); the kind class holds the very same (``Settings``, ``profiles``)."""
     from harness.models.settings import PROFILES, SETTINGS
 
     _check_known(name)
-    if name in SETTINGS:
-        return SETTINGS[name], PROFILES[name]
-    kind = get_kind(name)
-    return kind.Settings, kind.profiles
+    return SETTINGS[name], PROFILES[name]
