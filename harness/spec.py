@@ -27,7 +27,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from harness.errors import SpecError
-from harness.models.registry import did_you_mean, kind_settings
+from harness.models.registry import did_you_mean, get_kind
 from harness.tasks import TASKS, Task
 
 PROFILES = ("smoke", "paper")
@@ -124,7 +124,7 @@ def load_spec(name: str, systems: Path | None = None) -> Spec:
     if "kind" not in raw:
         raise SpecError(f"{path}: key 'kind' is missing; it names the system kind (e.g. kind: video)")
     kind = str(raw["kind"])
-    kind_settings(kind)  # unknown kinds fail here with a did-you-mean
+    get_kind(kind)  # unknown kinds fail here with a did-you-mean
     tasks = _tasks(path, raw.get("tasks", list(TASKS)))
     inputs = raw.get("inputs") or []
     if not isinstance(inputs, list) or not all(isinstance(i, str) for i in inputs):
@@ -187,8 +187,8 @@ def resolve_variants(spec: Spec, profile: str) -> list[ResolvedSpec]:
     """Every variant of ``spec`` for ``profile``: one per combination of its swept settings (one when none)."""
     if profile not in PROFILES:
         raise SpecError(f"unknown profile {profile!r}{did_you_mean(profile, list(PROFILES))} (profiles: smoke, paper)")
-    model, defaults = kind_settings(spec.kind)
-    known = list(model.model_fields)
+    kind = get_kind(spec.kind)
+    known = list(kind.Settings.model_fields)
     layers = [("", spec.settings), (f"profiles.{profile}.", spec.profiles.get(profile, {}))]
     for prefix, values in layers:
         for key in values:
@@ -197,9 +197,9 @@ def resolve_variants(spec: Spec, profile: str) -> list[ResolvedSpec]:
                     f"{spec.path}: key '{prefix}{key}': unknown setting of kind {spec.kind!r}"
                     f"{did_you_mean(key, known + list(RESERVED))} (settings: {', '.join(known)})"
                 )
-    merged = {**defaults.get(profile, {}), **spec.settings, **spec.profiles.get(profile, {})}
+    merged = {**kind.profiles.get(profile, {}), **spec.settings, **spec.profiles.get(profile, {})}
     swept = [  # in the order of the kind's settings, so a variant's name does not depend on where a key is written
-        key for key in known if isinstance(merged.get(key), list) and not _takes_list(model, key)
+        key for key in known if isinstance(merged.get(key), list) and not _takes_list(kind.Settings, key)
     ]
     for key in swept:
         if not merged[key]:
@@ -221,7 +221,7 @@ def _takes_list(model: type[BaseModel], key: str) -> bool:
 
 def _settings(spec: Spec, profile: str, merged: dict[str, Any]) -> BaseModel:
     try:
-        return kind_settings(spec.kind)[0](**merged)
+        return get_kind(spec.kind).Settings(**merged)
     except ValidationError as error:
         first = error.errors()[0]
         key = ".".join(str(part) for part in first["loc"])

@@ -12,9 +12,7 @@ from typer.testing import CliRunner
 import harness.cli as cli
 from harness.data.affwild2 import Dataset
 from harness.drift import Drift, DriftReport
-from harness.errors import SpecError
 from harness.leaderboard import Leaderboard
-from harness.models.registry import get_kind, kind_settings, list_kinds
 from harness.regress import RegressReport, Row
 from harness.runner import plan_nodes
 from harness.spec import available_specs
@@ -99,17 +97,6 @@ def test_systems_names_a_broken_spec(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "broken.yaml: key 'epochz': unknown setting of kind 'video'; did you mean 'epochs'?" in result.stderr
     assert not (tmp_path / "none.sqlite").exists()  # listing never creates a leaderboard
-
-
-@pytest.mark.parametrize("name", list_kinds())
-def test_specs_resolve_against_the_kinds_own_settings(name: str) -> None:
-    kind = get_kind(name)
-    assert kind_settings(name) == (kind.Settings, kind.profiles)
-
-
-def test_kind_settings_names_an_unknown_kind() -> None:
-    with pytest.raises(SpecError, match=r"unknown kind 'vidoe'; did you mean 'video'\? \(known: audio, dwf"):
-        kind_settings("vidoe")
 
 
 # ----------------------------------------------------------------------------------------------- abaw show

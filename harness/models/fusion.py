@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator, Mapping
+from typing import Annotated
 
 import numpy as np
 import torch
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from harness.errors import SpecError, StoreError
 from harness.fusion_math import (
@@ -41,10 +42,36 @@ from harness.fusion_math import (
 from harness.metrics import ccc, expr_scores
 from harness.models.context import HONEST, Context
 from harness.models.registry import register_kind
-from harness.models.settings import PROFILES, DWFSettings, RFSettings
 from harness.tasks import NUM_EXPR_CLASSES, Task
 
 OUTPUTS: dict[str, int] = {"va": 2, "expr": NUM_EXPR_CLASSES}
+
+
+class DWFSettings(BaseModel):
+    """Settings of Dirichlet-based random weighted fusion."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    samples: int | None = Field(None, ge=1)  # random candidates; default 1000 for 2 inputs, 2000 for 3 or more
+    alpha: float = Field(1.0, gt=0)  # Dirichlet concentration: 1 = uniform over the simplex
+    corners: bool = True  # also try each input alone and the plain average
+    entropy_gate: dict[str, Annotated[float, Field(ge=0, le=1)]] = Field(default_factory=dict)  # EXPR only:
+    # input spec → threshold on its rows' entropy / log 8; rows above it are zeroed before fusing
+    folds: int = Field(5, ge=2)  # video-level folds of the honest estimate
+    workers: int = Field(2, ge=1)  # threads of the EXPR search
+
+
+class RFSettings(BaseModel):
+    """Settings of random-forest fusion."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    trees: list[int] = Field(default_factory=lambda: [50, 100, 200], min_length=1)  # chosen by out-of-bag score
+    criteria: list[str] | None = None  # default: squared_error (VA; absolute_error is slow); gini, entropy (EXPR)
+    min_samples_leaf: int = Field(10, ge=1)
+    max_rows: int = Field(100_000, ge=100)  # validation frames a forest trains on (a seeded subsample)
+    folds: int = Field(5, ge=2)
+    jobs: int = Field(2, ge=1)  # scikit-learn n_jobs
 
 
 DEFAULT_CRITERIA: dict[str, tuple[str, ...]] = {"va": ("squared_error",), "expr": ("gini", "entropy")}
@@ -160,7 +187,7 @@ class DWFKind(_Fusion):
 
     version = "2"
     Settings = DWFSettings
-    profiles = PROFILES["dwf"]
+    profiles: dict[str, dict] = {"paper": {}, "smoke": {}}
 
     def _prepared(self, context: Context, split_name: str, track: str) -> list[np.ndarray]:
         arrays = self._track_inputs(context, split_name, track)
@@ -239,7 +266,10 @@ class RFKind(_Fusion):
 
     version = "2"
     Settings = RFSettings
-    profiles = PROFILES["rf"]
+    profiles: dict[str, dict] = {
+        "paper": {},
+        "smoke": {"trees": [10, 25, 50], "max_rows": 5000, "min_samples_leaf": 5},
+    }
 
     def _criteria(self) -> tuple[str, ...]:
         chosen = tuple(self.settings.criteria or DEFAULT_CRITERIA[self.task])

@@ -11,9 +11,11 @@ Window outputs are averaged per step and interpolated to every frame; EXPR score
 """
 
 from collections.abc import Iterator
+from typing import Literal
 
 import numpy as np
 import torch
+from pydantic import BaseModel, ConfigDict, Field
 
 from harness.errors import SpecError
 from harness.frames import average_windows, frame_times, interpolate_to_frames
@@ -22,10 +24,30 @@ from harness.metrics import task_scores
 from harness.models import kernel_elm
 from harness.models.context import HONEST, Context
 from harness.models.registry import register_kind
-from harness.models.settings import PROFILES, KelmSettings
 from harness.models.step_table import StepTable, build_table, window_rows, windows
 from harness.steps import step_centres
 from harness.tasks import NUM_EXPR_CLASSES, Task
+
+Functional = Literal["mean", "max", "min", "std"]
+
+
+class KelmSettings(BaseModel):
+    """Settings of the functionals + Kernel ELM kind."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    window_s: float = 4.0
+    rate: float = 5.0  # steps a second
+    functionals: list[Functional] = Field(default_factory=lambda: ["mean", "max", "min"])
+    kernel: Literal["rbf", "linear", "poly", "sigmoid"] = "rbf"
+    gamma: float | None = None  # None: 1 / number of features
+    degree: int = 3
+    coef0: float = 1.0
+    c_grid: list[float] = Field(default_factory=lambda: [0.01, 0.1, 1.0, 10.0, 100.0])
+    class_weighted: bool = True  # EXPR: the weighted ELM, W = inverse class frequency
+    nystrom_landmarks: int | None = None  # None: exact solve (refused above max_exact_rows)
+    max_exact_rows: int = kernel_elm.MAX_EXACT_ROWS
+    honest_folds: int = 5
 
 
 @register_kind("kelm")
@@ -34,7 +56,7 @@ class KelmKind:
 
     version = "1"
     Settings = KelmSettings
-    profiles = PROFILES["kelm"]
+    profiles = {"paper": {}, "smoke": {}}
     outputs = ("pred",)
     validation_outputs = (HONEST,)
 

@@ -1,10 +1,8 @@
 """One registry of system kinds: ``@register_kind("video")`` on the class, ``get_kind(name)``, ``list_kinds()``.
 
 Kind modules are imported only when a kind is asked for, so commands that never train (``abaw score``,
-``abaw validate``, ``abaw systems``, ``abaw --help``) never import torch: specs resolve against
-:func:`kind_settings` (:mod:`harness.models.settings`, torch-free). Adding a kind = one module, one line in
-``KIND_MODULES``, its settings model and profile defaults in :mod:`harness.models.settings`, one YAML under
-``systems/``.
+``abaw validate``, ``abaw --help``) never import torch. Adding a kind = one module, one line in ``KIND_MODULES``,
+one YAML under ``systems/``.
 """
 
 import difflib
@@ -59,23 +57,10 @@ def did_you_mean(name: str, known: list[str]) -> str:
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
-def _check_known(name: str) -> None:
-    if name not in KIND_MODULES:
-        raise SpecError(f"unknown kind {name!r}{did_you_mean(name, list_kinds())} (known: {', '.join(list_kinds())})")
-
-
 def get_kind(name: str) -> type:
     """The registered class of kind ``name``, importing its module on first use."""
-    _check_known(name)
+    if name not in KIND_MODULES:
+        raise SpecError(f"unknown kind {name!r}{did_you_mean(name, list_kinds())} (known: {', '.join(list_kinds())})")
     if name not in _REGISTRY:
         importlib.import_module(KIND_MODULES[name])
     return _REGISTRY[name]
-
-
-def kind_settings(name: str) -> tuple[type[BaseModel], dict[str, dict[str, Any]]]:
-    """The settings model of kind ``name`` and its per-profile defaults, without importing the kind's module (nor
-    torch); the kind class holds the very same (``Settings``, ``profiles``)."""
-    from harness.models.settings import PROFILES, SETTINGS
-
-    _check_known(name)
-    return SETTINGS[name], PROFILES[name]

@@ -12,9 +12,11 @@ interpolated to every frame. A track without any face gets the training prior.
 
 import math
 from collections.abc import Iterator
+from typing import Literal
 
 import numpy as np
 import torch
+from pydantic import BaseModel, ConfigDict
 from torch import nn
 
 from harness import distributed
@@ -23,7 +25,6 @@ from harness.frames import average_windows, frame_times, interpolate_to_frames
 from harness.metrics import task_scores
 from harness.models.context import Context
 from harness.models.registry import register_kind
-from harness.models.settings import PROFILES, DynamicSettings
 from harness.models.step_table import StepTable, build_table, normalisation, normalise, window_rows, windows
 from harness.models.training import (
     EarlyStopping,
@@ -37,13 +38,33 @@ from harness.steps import step_centres
 from harness.tasks import NUM_EXPR_CLASSES, Task
 
 
+class DynamicSettings(BaseModel):
+    """Settings of the dynamic kind (defaults: the paper's 3-layer Transformer over 4 s windows)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    window_s: float = 4.0
+    rate: float = 5.0  # steps a second
+    normalisation: Literal["minmax", "track"] = "minmax"
+    temporal: Literal["transformer", "gru"] = "transformer"
+    layers: int = 3
+    heads: int = 8
+    dropout: float = 0.1
+    epochs: int = 100
+    batch_size: int = 32
+    learning_rate: float = 5e-4
+    weight_decay: float = 1e-4
+    patience: int = 10
+    focal_gamma: float = 2.0
+
+
 @register_kind("dynamic")
 class DynamicKind:
     """A temporal model of one task over the embeddings of one static video spec."""
 
     version = "1"
     Settings = DynamicSettings
-    profiles = PROFILES["dynamic"]
+    profiles = {"paper": {}, "smoke": {"layers": 1, "epochs": 40, "patience": 8, "learning_rate": 1e-3}}
     outputs = ("pred",)
     distributed_fit = True  # under torchrun every rank runs fit (DistributedDataParallel); see harness.distributed
 

@@ -14,9 +14,11 @@ import hashlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
+from pydantic import BaseModel, ConfigDict, model_serializer
 from torch import nn
 
 from harness import distributed
@@ -27,7 +29,6 @@ from harness.metrics import task_scores
 from harness.models.context import Context
 from harness.models.face_data import FaceImages, Normalisation, loader, track_batches
 from harness.models.registry import register_kind
-from harness.models.settings import PROFILES, VideoSettings
 from harness.models.training import (
     EarlyStopping,
     FocalLoss,
@@ -45,13 +46,64 @@ WEIGHTS_ENV = "ABAW_WEIGHTS"  # folder holding <backbone>.safetensors (or .pth /
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".bin")
 
 
+class VideoSettings(BaseModel):
+    """Settings of the static video kind (defaults: the paper's EfficientNet-B1 recipe)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    backbone: str = "efficientnet_b1"
+    image_size: int = 224
+    pretrained: bool = True
+    weights: str | None = None  # a local checkpoint file; default: $ABAW_WEIGHTS/<backbone>.safetensors
+    embedding_dim: int = 256
+    dropout: float = 0.1
+    frame_step: int = 5
+    eval_step: int = 5
+    epochs: int = 30
+    batch_size: int = 64
+    learning_rate: float = 5e-3
+    warmup_start_lr: float = 1e-5
+    warmup_epochs: float = 1.0
+    weight_decay: float = 1e-4
+    patience: int = 10
+    va_loss: Literal["rmse", "ccc"] = "rmse"
+    focal_gamma: float = 2.0
+    flip: bool = True
+    smoothing_frames: int = 0
+    workers: int = 2
+    faces: Literal["organizers", "retinaface"] = "organizers"  # which crops: the release's, or harness.faces'
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        """Leave ``faces`` out of the dump (hence the store key) at its default, so earlier keys stay valid."""
+        data = handler(self)
+        if data.get("faces") == "organizers":
+            data.pop("faces")
+        return data
+
+
 @register_kind("video")
 class VideoKind:
     """The static video system of one task: fit on train, early-stop on validation, embed and predict frames."""
 
     version = "1"
     Settings = VideoSettings
-    profiles = PROFILES["video"]
+    profiles = {
+        "paper": {},
+        "smoke": {
+            "backbone": "test_efficientnet",
+            "image_size": 64,
+            "pretrained": False,
+            "frame_step": 2,
+            "eval_step": 3,
+            "epochs": 10,
+            "batch_size": 32,
+            "learning_rate": 3e-3,
+            "warmup_epochs": 0.5,
+            "patience": 4,
+            "workers": 0,
+        },
+    }
     outputs = ("pred", "emb")
     distributed_fit = True  # under torchrun every rank runs fit (DistributedDataParallel); see harness.distributed
 
