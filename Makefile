@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup test lint data-check run submit leaderboard regress bench paper-check
+.PHONY: setup test lint data-check systems show run submit leaderboard regress bench paper-check
 SYSTEM ?= video_b1
 TASK ?= both
 
@@ -27,6 +27,12 @@ lint: $(STAMP)
 
 data-check: $(STAMP)
 	$(BIN)/abaw data check
+
+systems: $(STAMP)
+	$(BIN)/abaw systems
+
+show: $(STAMP)
+	$(BIN)/abaw show $(SYSTEM) --task $(TASK)
 
 run: $(STAMP)
 	$(BIN)/abaw run $(SYSTEM) --task $(TASK)

@@ -18,6 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from harness.errors import HarnessError
+from harness.tables import Col, dropped_note, fitted_table
 from harness.tasks import EXPR_CLASSES
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="ABAW challenge harness for Aff-Wild2.")
@@ -273,6 +274,119 @@ def _tasks(choice: TaskChoice) -> list[str]:
     return ["va", "expr"] if choice == TaskChoice.both else [choice.value]
 
 
+@app.command("systems")
+@guarded
+def systems(
+    profile: Annotated[
+        ProfileName, typer.Option(help="The profile whose settings resolve the specs (and their sweeps).")
+    ] = ProfileName.paper,
+    as_json: JsonOption = False,
+) -> None:
+    """List what can be run: every spec with its kind, tasks, inputs, sweep and latest scores.
+
+    One row per spec under systems/ (or $ABAW_SYSTEMS); nothing is trained or computed. A score is the latest
+    leaderboard row of the system on any dataset and profile (the honest cross-fitted one, marked †, for a system
+    fitted on validation; for a sweep, the best variant's). Example: abaw systems --json
+    """
+    from harness.catalog import list_systems
+    from harness.leaderboard import Leaderboard
+    from harness.runner import leaderboard_path
+
+    entries = list_systems(profile.value, Leaderboard(leaderboard_path()))
+    if as_json:
+        print(json.dumps({"profile": profile.value, "systems": [entry.to_dict() for entry in entries]}))
+        return
+    _render_systems(entries, profile.value)
+
+
+def _render_systems(entries: list, profile: str) -> None:
+    """One row per spec; in a narrow terminal the inputs, the sweep, then the kind give way to the names."""
+    columns = [Col("system", whole=True), Col("kind", drop=3), Col("tasks"), Col("inputs", drop=1)]
+    columns += [Col("sweep", drop=2), Col("va"), Col("expr")]
+    rows = [
+        [
+            escape(entry.name),
+            entry.kind,
+            ",".join(entry.tasks),
+            escape("\n".join(entry.inputs)),
+            f"{len(entry.variants)} × {', '.join(entry.swept)}" if entry.swept else "",
+            *(_latest_cell(entry, task) for task in ("va", "expr")),
+        ]
+        for entry in entries
+    ]
+    caption = "va, expr: latest validation score († honest, cross-fitted) and its profile; abaw show SYSTEM for more"
+    table, dropped = fitted_table(
+        columns, rows, out.width, title=f"systems ({profile})", caption=caption, caption_justify="left"
+    )
+    out.print(table)
+    if dropped:
+        out.print(dropped_note(dropped), highlight=False)
+
+
+def _latest_cell(entry, task: str) -> str:
+    run = entry.best(task)
+    if run is None:
+        return "" if task in entry.tasks else "-"
+    variant = run.system[len(entry.name) :]
+    return escape(f"{run.rank_score:.4f}{'†' if run.honest else ''} {run.profile}{' ' + variant if variant else ''}")
+
+
+@app.command("show")
+@guarded
+def show(
+    system: SystemArgument,
+    task: TaskOption = TaskChoice.both,
+    data: DataOption = None,
+    profile: ProfileOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show how a system resolves, without running it: settings, input DAG, store keys and status.
+
+    Prints the settings after profile merging, then the nodes in the order abaw run computes them, inputs first,
+    each with its store key and whether the store holds it. Nothing is trained or computed; the dataset is resolved
+    and fingerprinted as abaw run does (the key includes the fingerprint, and a pretrained spec's weights hash). A
+    node is "in store" (a run reuses it), "partial" (a killed run's files, resumed) or "missing".
+    Example: abaw show dwf --profile smoke --task va
+    """
+    from harness.catalog import describe_system
+    from harness.data.affwild2 import Dataset
+    from harness.data.root import resolve_root
+    from harness.runner import default_profile
+    from harness.store import Store, default_store_root
+
+    dataset = Dataset(resolve_root(data)[0])
+    resolved_profile = profile.value if profile else default_profile(dataset)
+    plan = describe_system(system, _tasks(task), dataset, resolved_profile, Store(default_store_root()))
+    if as_json:
+        print(json.dumps(plan.to_dict()))
+        return
+    _render_plan(plan)
+
+
+def _render_plan(plan) -> None:
+    """Settings of the system's own nodes (a value that differs between its variants or tasks lists each one), then
+    one line per node, inputs first: names, keys and paths are never cut (the terminal wraps a long line)."""
+    line = functools.partial(out.print, highlight=False, soft_wrap=True)
+    line(escape(f"{plan.system}: profile {plan.profile}, dataset {plan.dataset_root} ({plan.dataset_fingerprint})"))
+    own = [node for node in plan.nodes if node.own]
+    variants = len(dict.fromkeys(node.name for node in own))
+    line(
+        "settings"
+        + (f" ({variants} variants; a value that differs lists each, in node order):" if variants > 1 else ":")
+    )
+    for key in own[-1].settings:
+        values = list(dict.fromkeys(json.dumps(node.settings.get(key)) for node in own))
+        line(escape(f"  {key} = {' | '.join(values)}"))
+    line(escape(f"nodes, inputs first (store {plan.store_root}):"))
+    colours = {"in store": "green", "partial": "yellow", "missing": "red"}
+    for node in plan.nodes:
+        inputs = f" ← {', '.join(map(str, node.inputs))}" if node.inputs else ""
+        status = f"[{colours[node.status]}]{node.status:<8}[/]"
+        line(
+            f"  {node.position:>2}  {status}  " + escape(f"{node.name} ({node.task}, {node.kind}){inputs}  {node.key}")
+        )
+
+
 @app.command("run")
 @guarded
 def run(
@@ -312,17 +426,33 @@ def run(
     if as_json:
         print(json.dumps({"system": system, "nodes": rows}))
         return
-    table = Table("system", "task", "store", "train s", "score (95% CI)", title=f"abaw run {system}")
-    for row in rows:
-        table.add_row(
+    _render_run(system, rows)
+
+
+def _render_run(system: str, rows: list[dict]) -> None:
+    """One line per node; in a narrow terminal the train seconds, then the store column, give way to the names."""
+    columns = [
+        Col("system", whole=True),
+        Col("task"),
+        Col("store", drop=2),
+        Col("train s", drop=1),
+        Col("score (95% CI)"),
+    ]
+    cells = [
+        [
             escape(row["system"]),
             row["task"],
             "hit" if row["store_hit"] else "computed",
             str(row["train_seconds"]),
             _score_cell(row if "score" in row else None),
-        )
+        ]
+        for row in rows
+    ]
+    table, dropped = fitted_table(columns, cells, out.width, title=escape(f"abaw run {system}"))
     table.caption = _few_videos_caption(rows)
     out.print(table)
+    if dropped:
+        out.print(dropped_note(dropped), highlight=False)
 
 
 def _shared_dataset(data: Path | None):
@@ -384,14 +514,26 @@ def submit(
     if as_json:
         print(json.dumps(summary))
         return
-    table = Table("task", "file", "validation", "honest (cross-fitted)", "test", title=f"abaw submit {system}")
-    for name, entry in summary["tasks"].items():
-        cells = [_score_cell(entry[key]) for key in ("validation", "honest", "test")]
-        table.add_row(name, entry["file"], *cells)
+    _render_submit(summary)
+
+
+def _render_submit(summary: dict) -> None:
+    """The scores as a table, then each written path on a line of its own, never cut or folded by rich (a terminal
+    narrower than a path wraps it, and it still copies as one piece)."""
+    columns = [Col("task"), Col("validation"), Col("honest (cross-fitted)"), Col("test")]
+    rows = [
+        [name, *(_score_cell(entry[key]) for key in ("validation", "honest", "test"))]
+        for name, entry in summary["tasks"].items()
+    ]
+    table, _ = fitted_table(columns, rows, out.width, title=escape(f"abaw submit {summary['system']}"))
     scores = [entry[key] for entry in summary["tasks"].values() for key in ("validation", "honest", "test")]
     table.caption = _few_videos_caption([score for score in scores if score])
     out.print(table)
-    out.print(f"valid files packaged in {done.package.zip_path} with {done.package.manifest_path}", highlight=False)
+    for name, entry in summary["tasks"].items():
+        out.print(f"{name}: {entry['file']}", highlight=False, markup=False, soft_wrap=True)
+    out.print("valid files packaged in", highlight=False)
+    for path in (summary["zip"], summary["manifest"]):
+        out.print(f"  {path}", highlight=False, markup=False, soft_wrap=True)
 
 
 def _score_cell(score: dict | None) -> str:
@@ -435,7 +577,9 @@ def leaderboard(
     else:
         for name, entries in rankings.items():
             out.print(
-                ranking_table(entries, title=f"{name} validation") if entries else f"{name}: no runs recorded yet"
+                ranking_table(entries, title=f"{name} validation", width=out.width)
+                if entries
+                else f"{name}: no runs recorded yet"
             )
     if html is not None:
         write_html(html, board, task=task.value if task else None)
@@ -500,13 +644,21 @@ def _render_regress(report) -> None:
         return "" if value is None else f"{value:+.4f}" if signed else f"{value:.4f}"
 
     if report.rows:
-        table = Table("system", "task", "baseline", "now", "change", "", title=f"abaw regress ({report.profile})")
         styles = {"ok": "green", "FAIL": "bold red", "error": "bold red", "new": "yellow"}
-        for row in report.rows:
-            now = number(row.now) + ("†" if row.ranked_by == "honest_score" else "")
-            status = f"[{styles[row.status]}]{row.status}[/]"
-            table.add_row(escape(row.system), row.task, number(row.baseline), now, number(row.change, True), status)
-        out.print(table)
+        columns = [Col("system", whole=True), Col("task"), Col("baseline", drop=2), Col("now")]
+        columns += [Col("change", drop=1), Col("")]
+        cells = [
+            [
+                escape(row.system),
+                row.task,
+                number(row.baseline),
+                number(row.now) + ("†" if row.ranked_by == "honest_score" else ""),
+                number(row.change, True),
+                f"[{styles[row.status]}]{row.status}[/]",
+            ]
+            for row in report.rows
+        ]
+        out.print(fitted_table(columns, cells, out.width, title=f"abaw regress ({report.profile})")[0])
         if any(row.ranked_by == "honest_score" for row in report.rows):
             out.print("† the honest (cross-fitted) score of a system fitted on validation, as the leaderboard ranks it")
     for row in report.rows:
@@ -514,11 +666,19 @@ def _render_regress(report) -> None:
             err.print(f"{escape(row.system)} {row.task}: {escape(row.message)}", highlight=False)
     drift = report.drift
     if drift.findings:
-        table = Table("system", "task", "value", "recorded", "re-scored now", "where", title="metric drift")
-        for finding in drift.findings:
-            cells = ("" if v is None else repr(v) for v in (finding.recorded, finding.now))
-            table.add_row(escape(finding.system), finding.task, escape(finding.field), *cells, escape(finding.source))
-        out.print(table)
+        columns = [Col("system", whole=True), Col("task"), Col("value"), Col("recorded"), Col("re-scored now")]
+        columns += [Col("where", drop=1)]
+        cells = [
+            [
+                escape(finding.system),
+                finding.task,
+                escape(finding.field),
+                *("" if v is None else repr(v) for v in (finding.recorded, finding.now)),
+                escape(finding.source),
+            ]
+            for finding in drift.findings
+        ]
+        out.print(fitted_table(columns, cells, out.width, title="metric drift")[0])
     for note in [*drift.notes, *report.notes]:
         err.print(f"note: {escape(note)}", highlight=False)
     summary = f"drift: {drift.checked} recorded run(s) re-scored, {len(drift.findings)} value(s) drifted"

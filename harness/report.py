@@ -24,6 +24,7 @@ from harness.errors import LeaderboardError
 from harness.leaderboard import Leaderboard, RankedEntry
 from harness.resampling import MIN_CI_VIDEOS, ci_note
 from harness.run_record import RunRecord
+from harness.tables import Col, dropped_note, fitted_table
 from harness.tasks import EXPR_CLASSES, TASKS
 
 BELOW = "▼"
@@ -32,23 +33,34 @@ FEW_VIDEOS = "‡"  # marks a 95% interval over too few videos to mean anything 
 TASK_TITLES = {"va": "Valence-arousal (mean CCC)", "expr": "Expression (macro-F1)"}
 
 
-def ranking_table(entries: Sequence[RankedEntry], title: str | None = None) -> Table:
-    """A terminal table of ``entries`` (from :meth:`Leaderboard.ranking`), with footnotes as its caption."""
+def ranking_table(entries: Sequence[RankedEntry], title: str | None = None, width: int | None = None) -> Table:
+    """A terminal table of ``entries`` (from :meth:`Leaderboard.ranking`), with footnotes as its caption.
+
+    Given the console's ``width``, columns leave a table too wide for it (date first, then frames / videos, the
+    breakdown, p, the profile, the dataset, Δ) so that system names always print whole; the caption names them.
+    """
     several = len({_group(e) for e in entries}) > 1
-    table = Table(title=title, caption_justify="left")
-    if several:
-        table.add_column("data")
-    table.add_column("#", justify="right")
-    for name in ("system", "profile", "score [95% CI]", "breakdown", "Δ vs best [95% CI]", "p", ""):
-        table.add_column(name, justify="right" if name in ("p",) else "left")
-    table.add_column("frames / videos", justify="right")
-    table.add_column("date (UTC)")
+    columns = [Col("data", drop=6)] if several else []
+    columns += [
+        Col("#", justify="right"),
+        Col("system", whole=True),
+        Col("profile", drop=5),
+        Col("score [95% CI]"),
+        Col("breakdown", drop=3),
+        Col("Δ vs best [95% CI]", drop=7),
+        Col("p", drop=4, justify="right"),
+        Col(""),
+        Col("frames / videos", drop=2, justify="right"),
+        Col("date (UTC)", drop=1),
+    ]
+    rows = []
     for entry in entries:
         cells = [_group_label(entry)] if several else []
         cells += _cells(entry)
-        texts = [Text(cell, style="red" if cell == BELOW else "") for cell in cells]
-        table.add_row(*texts, style="bold" if entry.is_best else None)
-    notes = _footnotes(entries)
+        rows.append([Text(cell, style="red" if cell == BELOW else "") for cell in cells])
+    styles = ["bold" if entry.is_best else None for entry in entries]
+    table, dropped = fitted_table(columns, rows, width or 10_000, styles, title=title, caption_justify="left")
+    notes = _footnotes(entries) + ([dropped_note(dropped)] if dropped else [])
     if notes:
         table.caption = Text("\n".join(notes))
     return table
