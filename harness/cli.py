@@ -54,12 +54,23 @@ def data_synth(
     out_dir: Annotated[Path, typer.Argument(metavar="OUT", help="Folder to create (must not exist or be empty).")],
     seed: Annotated[int, typer.Option(help="Seed: the same seed gives byte-identical annotation files.")] = 0,
     scale: Annotated[
-        str, typer.Option(help="tiny (~13 k frames, for tests and CI) or small (~100 k, for demos).")
+        str,
+        typer.Option(
+            help="tiny (~13 k frames, for tests and CI), small (~100 k, for demos) or affwild2 (the real release's "
+            "660 tracks and ~3 M frames; use with --crops pool)."
+        ),
     ] = "tiny",
+    crops: Annotated[
+        str,
+        typer.Option(
+            help="render (every crop drawn) or pool (crops hard-linked to a pool, 2 s videos: for cost measurement, "
+            "not learning)."
+        ),
+    ] = "render",
 ) -> None:
     """Write a synthetic dataset in the exact Aff-Wild2 layout.
 
-    Example: abaw data synth out/syn --seed 1 --scale tiny
+    Example: abaw data synth out/syn --seed 1 --scale tiny; abaw data synth /tmp/aw2 --scale affwild2 --crops pool
     """
     from harness.data.synthetic import generate
     from harness.progress import bar
@@ -70,6 +81,7 @@ def data_synth(
             out_dir,
             seed=seed,
             scale=scale,
+            crops=crops,
             progress=lambda done, total: progress.update(job, completed=done, total=total),
         )
     err.print(
