@@ -11,7 +11,6 @@ A dataset root is searched (a few levels deep, names as the organizers ship them
 :class:`Split` is the one object later code asks for data of a (task, split).
 """
 
-import hashlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.data.annotations import read_annotation, valid_mask
+from harness.data.fingerprint import cached_fingerprint, text_files
 from harness.data.media import VideoInfo, face_path, list_face_frames, probe_video
 from harness.data.templates import Template, read_template, read_track_list
 from harness.errors import DataError
@@ -363,17 +363,10 @@ class Dataset:
         return self._crop_index
 
     def fingerprint(self) -> str:
-        """A short hash of what determines results: label, list and template contents, crop counts, video sizes."""
-        digest = hashlib.sha256()
-        text_files = []
-        for base in (self.layout.annotations, self.layout.test_set, self.layout.test_labels):
-            if base is not None:
-                text_files.extend(sorted(p for p in base.rglob("*.txt")))
-        for path in text_files:
-            digest.update(str(path.relative_to(self.root)).encode())
-            digest.update(hashlib.sha256(path.read_bytes()).digest())
-        for name, folder in sorted(self.crop_index.items()):
-            digest.update(f"{name}:{sum(1 for _ in os.scandir(folder))}".encode())
-        for name, path in sorted(self.layout.videos.items()):
-            digest.update(f"{name}:{path.stat().st_size}".encode())
-        return digest.hexdigest()[:16]
+        """A short hash of what determines results: label, list and template contents, crop counts, video sizes.
+
+        Cached under ``$ABAW_HOME/fingerprints/``, keyed by the files' and crop folders' sizes and mtimes
+        (:mod:`harness.data.fingerprint`): an unchanged root costs ``stat`` calls, not a scan of every crop.
+        """
+        texts = text_files([self.layout.annotations, self.layout.test_set, self.layout.test_labels])
+        return cached_fingerprint(self.root, texts, self.crop_index, self.layout.videos)
