@@ -134,6 +134,46 @@ def rerun_rows(r: dict) -> list[GoalRow]:
     return [GoalRow("a re-run of an unchanged system: 100% store hits, seconds", measured, met, reference)]
 
 
+SCALE_GOALS = {  # phase: (wording, goal in seconds at the largest scale measured)
+    "fingerprint_cold": ("discovery + fingerprint ≤ 30 s cold", 30.0),
+    "fingerprint_unchanged": ("discovery + fingerprint ≤ 1 s when unchanged", 1.0),
+    "score": ("scoring a split + 10⁴ bootstrap ≤ 2 s", 2.0),
+    "write_validate": ("writing + validating a 1 M-row test file ≤ 5 s", 5.0),
+    "data_check": ("`abaw data check` (every video probed; no goal)", None),
+    "step_table": ("step tables, VA train + validation (no goal)", None),
+    "dwf": ("DWF search, 3 inputs × 2,000 candidates (no goal)", None),
+    "leaderboard": ("leaderboard: 16 runs recorded, ranked, rendered (no goal)", None),
+}
+
+
+def scale_rows(r: dict) -> list[GoalRow]:
+    """The harness's overhead at the largest scale measured, with the smaller scales as the reference."""
+    scales = r["scales"]
+    largest = max(scales, key=lambda name: scales[name]["label_rows"])
+    top = scales[largest]
+    size = f"{largest}{' × ' + str(top['fraction']) if 'fraction' in top else ''}, {top['label_rows'] / 1e6:.2f} M rows"
+    rows = []
+    for phase, (wording, goal) in SCALE_GOALS.items():
+        figures = top["phases"][phase]
+        smaller = "; ".join(
+            f"{name}: {entry['phases'][phase]['seconds']:,} s" for name, entry in scales.items() if name != largest
+        )
+        measured = f"{figures['seconds']:,} s, {figures['peak_mib']:,} MiB ({size})"
+        met = None if goal is None else figures["seconds"] <= goal
+        rows.append(GoalRow(f"{wording} (harness overhead)", measured, met, smaller))
+    memory = r["memory"]
+    worst = max(memory, key=memory.get)
+    rows.append(
+        GoalRow(
+            "memory linear in frames, constant stated (harness overhead)",
+            f"≤ {memory[worst]:,} bytes a label row ({worst}, {size})",
+            None,
+            ", ".join(f"{phase} {value:,}" for phase, value in memory.items() if phase != worst),
+        )
+    )
+    return rows
+
+
 def suite_rows(r: dict) -> list[GoalRow]:
     measured = f"{r['seconds'] / 60:.1f} min ({r['summary']})"
     return [
@@ -210,6 +250,7 @@ BENCHES = (
         ("--quick",),
         kelm_rows,
     ),
+    Bench("scale", "bench_scale.py", (), ("--quick",), scale_rows),
     Bench("rerun", "bench_rerun.py", (), (), rerun_rows),
     Bench("suite", "bench_suite.py", (), (), suite_rows),
 )
