@@ -1,6 +1,6 @@
 """Run every benchmark of ``bench/`` and rewrite the goals table of ``docs/benchmarks.md`` (``make bench``).
 
-    python bench/report.py                    # every benchmark, full size (about 20 minutes on 2 cores)
+    python bench/report.py                    # every benchmark, full size (about 35 minutes on 2 cores)
     python bench/report.py --quick            # smaller sizes, for a check that the scripts still run
     python bench/report.py --only fusion kelm # re-run some; the others keep their last figures
     python bench/report.py --render-only      # rewrite the table from docs/bench-results.json

@@ -5,7 +5,9 @@ lists and prediction templates, the test labels in ``synthetic_test_labels/`` (s
 here), raw videos with sound in ``batch1``/``batch2``/``new_vids``, 112×112 aligned face crops with gaps, the true
 face positions per frame in ``synthetic_faces/``, and ``synthetic_metadata.json`` with the generator's settings and
 the oracle scores. The dataset is built in a temporary folder and renamed into place, so a crash never leaves a
-half-written dataset that a later run would trust.
+half-written dataset that a later run would trust. Scales: ``tiny`` and ``small`` (:mod:`.plan`) and ``affwild2``,
+the real release's sizes (:mod:`.release`); ``crops="pool"`` (:mod:`.pool`) makes any of them cheaply, for cost
+measurement: the same label files, crops hard-linked to a small pool, short videos.
 """
 
 import json
