@@ -5,6 +5,7 @@ found in data or files exit 1. Progress and messages go to stderr, data and ``--
 (torch, timm, transformers) are imported only by the commands that need them.
 """
 
+import dataclasses
 import functools
 import json
 from collections.abc import Callable
@@ -252,6 +253,11 @@ ProfileOption = Annotated[
 ]
 
 
+DryRunOption = Annotated[
+    bool, typer.Option("--dry-run", help="List the nodes, what is stored, the work and an estimate; compute nothing.")
+]
+
+
 def _tasks(choice: TaskChoice) -> list[str]:
     return ["va", "expr"] if choice == TaskChoice.both else [choice.value]
 
@@ -264,6 +270,7 @@ def run(
     data: DataOption = None,
     profile: ProfileOption = None,
     as_json: JsonOption = False,
+    dry_run: DryRunOption = False,
 ) -> None:
     """Train what the store lacks, predict every frame, score on validation and record on the leaderboard.
 
@@ -276,6 +283,9 @@ def run(
     from harness.runner import run_system
 
     dataset = _shared_dataset(data)
+    if dry_run:
+        _print_dry_run(system, _tasks(task), dataset, profile, as_json)
+        return
     results = run_system(system, _tasks(task), dataset, profile.value if profile else None)
     if not distributed.is_main():
         return  # under torchrun rank 0 alone reports
@@ -308,6 +318,27 @@ def run(
     out.print(table)
 
 
+def _print_dry_run(system: str, tasks: list[str], dataset, profile, as_json: bool) -> None:
+    """``--dry-run``: the nodes in order, stored or not, their work and the time this machine's throughput gives."""
+    from harness.cost import describe, dry_run
+    from harness.runner import default_profile
+    from harness.store import Store, default_store_root
+
+    chosen = profile.value if profile else default_profile(dataset)
+    costs = dry_run(system, tasks, dataset, chosen, Store(default_store_root()))
+    if as_json:
+        print(json.dumps({"system": system, "profile": chosen, "nodes": [dataclasses.asdict(c) for c in costs]}))
+        return
+    table = Table("node", "task", "kind", "store", "work", "estimate", title=f"{system} ({chosen}): dry run")
+    for cost in costs:
+        work, estimate = describe(cost)
+        table.add_row(escape(cost.name), cost.task, cost.kind, "hit" if cost.stored else "to compute", work, estimate)
+    out.print(table)
+    unknown = sum(1 for c in costs if c.seconds is None)
+    if unknown:
+        err.print(f"{unknown} estimate(s) unknown: no node of that kind was computed on this machine with this store")
+
+
 def _shared_dataset(data: Path | None):
     """The dataset of ``run`` / ``submit``. Under torchrun (``WORLD_SIZE`` > 1) the process group is joined first and
     rank 0 resolves the dataset (generating the default synthetic one if needed) before the other ranks do."""
@@ -336,6 +367,7 @@ def submit(
         "submissions"
     ),
     as_json: JsonOption = False,
+    dry_run: DryRunOption = False,
 ) -> None:
     """Run what the system lacks, then write, validate and package its test-set prediction files.
 
@@ -346,6 +378,9 @@ def submit(
     from harness.runner import submit_system
 
     dataset = _shared_dataset(data)
+    if dry_run:
+        _print_dry_run(system, _tasks(task), dataset, profile, as_json)
+        return
     done = submit_system(system, _tasks(task), dataset, out_dir, profile.value if profile else None)
     if done is None:
         return  # under torchrun rank 0 alone writes, packages and reports
