@@ -69,7 +69,7 @@ def generate(
         if crops == "pool":
             render_pool(staging, seed)
             pooled = _render_all(plans, staging, seed, workers, progress, pool_video)
-            write_test_lists(staging, _merged_test_rows(pooled))
+            write_test_lists(staging, _merged_test_rows([video.test_rows for video in pooled]))
             metadata = _pool_metadata(plans, pooled, seed, scale, fraction)
         else:
             rendered = _render_all(plans, staging, seed, workers, progress, render_video)
@@ -108,11 +108,7 @@ def _render_all(plans, root: Path, seed: int, workers: int, progress, job: Calla
 
 def _write_labels(root: Path, rendered: list[RenderedVideo]) -> None:
     """Annotation files per split, test labels apart, and the test track lists and templates."""
-    test_rows: dict[str, dict[str, int]] = {"va": {}, "expr": {}}
-    for video in rendered:
-        for task, rows in write_video_labels(root, video.plan, video.signals).items():
-            test_rows[task].update(rows)
-    write_test_lists(root, test_rows)
+    write_test_lists(root, _merged_test_rows([write_video_labels(root, v.plan, v.signals) for v in rendered]))
 
 
 def _write_faces(root: Path, rendered: list[RenderedVideo]) -> None:
@@ -125,10 +121,11 @@ def _write_faces(root: Path, rendered: list[RenderedVideo]) -> None:
         (folder / f"{video.plan.name}.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def _merged_test_rows(pooled: list[PooledVideo]) -> dict[str, dict[str, int]]:
+def _merged_test_rows(per_video: list[dict[str, dict[str, int]]]) -> dict[str, dict[str, int]]:
+    """The videos' ``{task: {test track: rows}}`` in video order, as the test lists and templates list them."""
     test_rows: dict[str, dict[str, int]] = {"va": {}, "expr": {}}
-    for video in pooled:
-        for task, rows in video.test_rows.items():
+    for rows_of_video in per_video:
+        for task, rows in rows_of_video.items():
             test_rows[task].update(rows)
     return test_rows
 
@@ -159,7 +156,8 @@ def _fit_rows(values: np.ndarray, n: int) -> np.ndarray:
     return np.concatenate([values, np.full((n - len(values), values.shape[1]), np.nan)])
 
 
-def _metadata(plans: tuple[VideoPlan, ...], rendered: list[RenderedVideo], seed: int, scale: str) -> dict:
+def _settings() -> dict:
+    """The signal generator's settings, as the metadata records them."""
     settings = {
         name: getattr(signal_settings, name).tolist()
         for name in ("PROTOTYPES", "CLASS_PRIOR", "CLASS_CUES", "VIDEO_NOISE", "SUBJECT_BIAS")
@@ -171,6 +169,10 @@ def _metadata(plans: tuple[VideoPlan, ...], rendered: list[RenderedVideo], seed:
         audio_valence_gain=signal_settings.AUDIO_VALENCE_GAIN,
         audio_valence_noise=signal_settings.AUDIO_VALENCE_NOISE,
     )
+    return settings
+
+
+def _metadata(plans: tuple[VideoPlan, ...], rendered: list[RenderedVideo], seed: int, scale: str) -> dict:
     videos = [
         {
             "name": p.name,
@@ -191,7 +193,7 @@ def _metadata(plans: tuple[VideoPlan, ...], rendered: list[RenderedVideo], seed:
         "scale": scale,
         "frames": sum(len(s.va) for v in rendered for s in v.signals.values()),
         "face_images": sum(len(v.faces) for v in rendered),
-        "settings": settings,
+        "settings": _settings(),
         "oracle": oracle_scores(_oracle_tracks(rendered), seed),
         "videos": videos,
     }
@@ -219,6 +221,7 @@ def _pool_metadata(
         ],
         "frames": sum(p.n_labels * len(p.tracks) for p in plans),
         "face_images": sum(v.face_images for v in pooled),
+        "settings": _settings(),
         "oracle": {"va": unavailable, "expr": unavailable},
         "videos": [
             {
@@ -228,6 +231,7 @@ def _pool_metadata(
                 "frames": v.plan.n_frames,
                 "container_frames": v.container_frames,
                 "label_lines": v.plan.n_labels,
+                "audio_rate": v.plan.audio_rate,
                 "split": v.plan.split,
                 "tracks": [{"name": t.name, "tasks": list(t.tasks), "late_start": t.late_start} for t in v.plan.tracks],
             }
