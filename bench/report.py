@@ -1,6 +1,6 @@
 """Run every benchmark of ``bench/`` and rewrite the goals table of ``docs/benchmarks.md`` (``make bench``).
 
-    python bench/report.py                    # every benchmark, full size (about 20 minutes on 2 cores)
+    python bench/report.py                    # every benchmark, full size (about 35 minutes on 2 cores)
     python bench/report.py --quick            # smaller sizes, for a check that the scripts still run
     python bench/report.py --only fusion kelm # re-run some; the others keep their last figures
     python bench/report.py --render-only      # rewrite the table from docs/bench-results.json
@@ -134,6 +134,46 @@ def rerun_rows(r: dict) -> list[GoalRow]:
     return [GoalRow("a re-run of an unchanged system: 100% store hits, seconds", measured, met, reference)]
 
 
+SCALE_GOALS = {  # phase: (wording, goal in seconds at the largest scale measured)
+    "fingerprint_cold": ("harness: discovery + fingerprint ≤ 30 s cold", 30.0),
+    "fingerprint_unchanged": ("harness: discovery + fingerprint ≤ 1 s when unchanged", 1.0),
+    "score": ("harness: scoring a split + 10⁴ bootstrap ≤ 2 s", 2.0),
+    "write_validate": ("harness: writing + validating a 1 M-row test file ≤ 5 s", 5.0),
+    "data_check": ("harness: `abaw data check`, every video probed", None),
+    "step_table": ("harness: step tables, VA train + validation", None),
+    "dwf": ("harness: DWF search, 3 inputs × 2,000 candidates", None),
+    "leaderboard": ("harness: leaderboard, 16 runs recorded, ranked, rendered", None),
+}
+
+
+def scale_rows(r: dict) -> list[GoalRow]:
+    """The harness's overhead at the largest scale measured, with the smaller scales as the reference."""
+    scales = r["scales"]
+    largest = max(scales, key=lambda name: scales[name]["label_rows"])
+    top = scales[largest]
+    size = f"{largest}{' × ' + str(top['fraction']) if 'fraction' in top else ''}, {top['label_rows'] / 1e6:.2f} M rows"
+    rows = []
+    for phase, (wording, goal) in SCALE_GOALS.items():
+        figures = top["phases"][phase]
+        smaller = "; ".join(
+            f"{name}: {entry['phases'][phase]['seconds']:,} s" for name, entry in scales.items() if name != largest
+        )
+        measured = f"{figures['seconds']:,} s, {figures['peak_mib']:,} MiB ({size})"
+        met = None if goal is None else figures["seconds"] <= goal
+        rows.append(GoalRow(wording, measured, met, smaller))
+    memory = r["memory"]
+    worst = max(memory, key=memory.get)
+    rows.append(
+        GoalRow(
+            "harness: memory linear in frames, constant stated",
+            f"≤ {memory[worst]:,} bytes a label row ({worst}, {size})",
+            None,
+            ", ".join(f"{phase} {value:,}" for phase, value in memory.items() if phase != worst),
+        )
+    )
+    return rows
+
+
 def suite_rows(r: dict) -> list[GoalRow]:
     measured = f"{r['seconds'] / 60:.1f} min ({r['summary']})"
     return [
@@ -210,6 +250,7 @@ BENCHES = (
         ("--quick",),
         kelm_rows,
     ),
+    Bench("scale", "bench_scale.py", (), ("--quick",), scale_rows),
     Bench("rerun", "bench_rerun.py", (), (), rerun_rows),
     Bench("suite", "bench_suite.py", (), (), suite_rows),
 )

@@ -5,6 +5,7 @@ found in data or files exit 1. Progress and messages go to stderr, data and ``--
 (torch, timm, transformers) are imported only by the commands that need them.
 """
 
+import dataclasses
 import functools
 import json
 from collections.abc import Callable
@@ -55,12 +56,23 @@ def data_synth(
     out_dir: Annotated[Path, typer.Argument(metavar="OUT", help="Folder to create (must not exist or be empty).")],
     seed: Annotated[int, typer.Option(help="Seed: the same seed gives byte-identical annotation files.")] = 0,
     scale: Annotated[
-        str, typer.Option(help="tiny (~13 k frames, for tests and CI) or small (~100 k, for demos).")
+        str,
+        typer.Option(
+            help="tiny (~13 k frames, for tests and CI), small (~100 k, for demos) or affwild2 (the real release's "
+            "660 tracks and ~3 M frames; use with --crops pool)."
+        ),
     ] = "tiny",
+    crops: Annotated[
+        str,
+        typer.Option(
+            help="render (every crop drawn) or pool (crops hard-linked to a pool, 2 s videos: for cost measurement, "
+            "not learning)."
+        ),
+    ] = "render",
 ) -> None:
     """Write a synthetic dataset in the exact Aff-Wild2 layout.
 
-    Example: abaw data synth out/syn --seed 1 --scale tiny
+    Example: abaw data synth out/syn --seed 1 --scale tiny; abaw data synth /tmp/aw2 --scale affwild2 --crops pool
     """
     from harness.data.synthetic import generate
     from harness.progress import bar
@@ -71,6 +83,7 @@ def data_synth(
             out_dir,
             seed=seed,
             scale=scale,
+            crops=crops,
             progress=lambda done, total: progress.update(job, completed=done, total=total),
         )
     err.print(
@@ -270,6 +283,11 @@ ProfileOption = Annotated[
 ]
 
 
+DryRunOption = Annotated[
+    bool, typer.Option("--dry-run", help="List the nodes, what is stored, the work and an estimate; compute nothing.")
+]
+
+
 def _tasks(choice: TaskChoice) -> list[str]:
     return ["va", "expr"] if choice == TaskChoice.both else [choice.value]
 
@@ -395,6 +413,7 @@ def run(
     data: DataOption = None,
     profile: ProfileOption = None,
     as_json: JsonOption = False,
+    dry_run: DryRunOption = False,
 ) -> None:
     """Train what the store lacks, predict every frame, score on validation and record on the leaderboard.
 
@@ -407,6 +426,9 @@ def run(
     from harness.runner import run_system
 
     dataset = _shared_dataset(data)
+    if dry_run:
+        _print_dry_run(system, _tasks(task), dataset, profile, as_json)
+        return
     results = run_system(system, _tasks(task), dataset, profile.value if profile else None)
     if not distributed.is_main():
         return  # under torchrun rank 0 alone reports
@@ -455,6 +477,27 @@ def _render_run(system: str, rows: list[dict]) -> None:
         out.print(dropped_note(dropped), highlight=False)
 
 
+def _print_dry_run(system: str, tasks: list[str], dataset, profile, as_json: bool) -> None:
+    """``--dry-run``: the nodes in order, stored or not, their work and the time this machine's throughput gives."""
+    from harness.cost import describe, dry_run
+    from harness.runner import default_profile
+    from harness.store import Store, default_store_root
+
+    chosen = profile.value if profile else default_profile(dataset)
+    costs = dry_run(system, tasks, dataset, chosen, Store(default_store_root()))
+    if as_json:
+        print(json.dumps({"system": system, "profile": chosen, "nodes": [dataclasses.asdict(c) for c in costs]}))
+        return
+    table = Table("node", "task", "kind", "store", "work", "estimate", title=f"{system} ({chosen}): dry run")
+    for cost in costs:
+        work, estimate = describe(cost)
+        table.add_row(escape(cost.name), cost.task, cost.kind, "hit" if cost.stored else "to compute", work, estimate)
+    out.print(table)
+    unknown = sum(1 for c in costs if c.seconds is None)
+    if unknown:
+        err.print(f"{unknown} estimate(s) unknown: no node of that kind was computed on this machine with this store")
+
+
 def _shared_dataset(data: Path | None):
     """The dataset of ``run`` / ``submit``. Under torchrun (``WORLD_SIZE`` > 1) the process group is joined first and
     rank 0 resolves the dataset (generating the default synthetic one if needed) before the other ranks do."""
@@ -483,6 +526,7 @@ def submit(
         "submissions"
     ),
     as_json: JsonOption = False,
+    dry_run: DryRunOption = False,
 ) -> None:
     """Run what the system lacks, then write, validate and package its test-set prediction files.
 
@@ -493,6 +537,9 @@ def submit(
     from harness.runner import submit_system
 
     dataset = _shared_dataset(data)
+    if dry_run:
+        _print_dry_run(system, _tasks(task), dataset, profile, as_json)
+        return
     done = submit_system(system, _tasks(task), dataset, out_dir, profile.value if profile else None)
     if done is None:
         return  # under torchrun rank 0 alone writes, packages and reports

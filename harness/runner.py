@@ -9,6 +9,7 @@ a kind fitted on validation also yields cross-fitted ``honest`` predictions, sco
 :mod:`harness.models.context`). :func:`submit_system` turns a system's test predictions into packaged ABAW files.
 """
 
+import contextlib
 import os
 import time
 from collections.abc import Sequence
@@ -18,9 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from harness import distributed
+from harness.cost import node_work, record_throughput
 from harness.cpu import budget_note, cpu_budget, limit_torch_threads
 from harness.data.affwild2 import SPLITS, Dataset
-from harness.errors import SpecError, StoreError, SubmissionError
+from harness.errors import HarnessError, SpecError, StoreError, SubmissionError
 from harness.leaderboard import Leaderboard
 from harness.models.context import HONEST, Context
 from harness.models.registry import get_kind
@@ -166,6 +168,7 @@ def run_node(plan: NodePlan, dataset: Dataset, store: Store) -> NodeResult:
     context = Context(dataset, plan.task, inputs, cache=_cache_opener(store, plan.material["dataset"]))
     times = _read_times(node)
     main = distributed.is_main()
+    fitted_here = False  # a node fitted and predicted in this call measures this machine's throughput
     state = _saved_model(node) if main else None
     if not distributed.broadcast(state is None):
         system.load_state(state if main else node.load_state(MODEL_FILE))
@@ -174,6 +177,7 @@ def run_node(plan: NodePlan, dataset: Dataset, store: Store) -> NodeResult:
             store.remove(plan.key)  # outputs of another fit must not mix with this one's
         distributed.barrier()
         node, times = store.node(plan.key), {}
+        fitted_here = True
         started = time.perf_counter()
         if main or getattr(kind, "distributed_fit", False):
             system.fit(context)
@@ -193,8 +197,17 @@ def run_node(plan: NodePlan, dataset: Dataset, store: Store) -> NodeResult:
     if main:
         node.write_json(TIMES_FILE, times)
         node.complete({**plan.material, "system": plan.name, "git_commit": git_commit()})
+        if fitted_here:
+            _record_throughput(plan, dataset, store, times["train_seconds"] + times["infer_seconds"])
     distributed.barrier()
     return NodeResult(plan, False, times.get("train_seconds"), times["infer_seconds"], times["notes"])
+
+
+def _record_throughput(plan: NodePlan, dataset: Dataset, store: Store, seconds: float) -> None:
+    """Add this node's work and seconds to the store's throughput of its kind on this machine (for --dry-run)."""
+    with contextlib.suppress(HarnessError):  # a node whose work cannot be counted leaves no estimate, nothing else
+        _, amount = node_work(plan.resolved.kind, plan.resolved.settings, plan.task, dataset)
+        record_throughput(store, plan.resolved.kind, plan.resolved.profile, amount, seconds)
 
 
 def _cache_opener(store: Store, fingerprint: str):

@@ -81,3 +81,19 @@ def test_a_failing_or_silent_script_is_named(report, tmp_path):
     good = tmp_path / "bench_good.py"
     good.write_text("import json\nprint('table')\nprint(json.dumps({'ratio': 0.95}))\n")
     assert report.run_bench(good, ()) == {"ratio": 0.95}
+
+
+def test_scale_rows_judge_the_largest_scale_and_state_the_memory_constant(report):
+    def entry(rows: int, seconds: float) -> dict:
+        phases = {phase: {"seconds": seconds, "peak_mib": 10.0} for phase in report.SCALE_GOALS}
+        return {"label_rows": rows, "phases": phases}
+
+    result = {"scales": {"tiny": entry(25_000, 0.1), "affwild2": entry(3_000_000, 3.0)}}
+    result["memory"] = {"data_check": 120.5, "score": 3.5}
+    rows = report.scale_rows(result)
+    met = {row.goal: row.met for row in rows}
+    assert met["harness: discovery + fingerprint ≤ 30 s cold"] is True
+    assert met["harness: discovery + fingerprint ≤ 1 s when unchanged"] is False
+    assert met["harness: scoring a split + 10⁴ bootstrap ≤ 2 s"] is False
+    assert rows[0].reference == "tiny: 0.1 s" and "affwild2, 3.00 M rows" in rows[0].measured
+    assert rows[-1].measured.startswith("≤ 120.5 bytes a label row (data_check")

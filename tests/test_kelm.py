@@ -1,5 +1,6 @@
 """The functionals + Kernel ELM kind: functionals, window targets, C chosen on validation, honest fold choices."""
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -7,8 +8,8 @@ import pytest
 from conftest import LabelEmbeddings
 
 from harness.data.affwild2 import Dataset
-from harness.errors import SpecError
 from harness.metrics import task_scores
+from harness.models import kelm as kelm_module
 from harness.models.context import HONEST, Context
 from harness.models.kelm import KelmKind, KelmSettings, class_weights, window_functionals, window_targets
 from harness.spec import load_spec, resolve_variants
@@ -59,13 +60,24 @@ def test_kelm_learns_and_chooses_c_on_validation(synthetic_tiny: Path, task: str
     np.testing.assert_array_equal(only[1]["pred"], again[1]["pred"])
 
 
-def test_exact_bound_names_the_nystrom_setting(synthetic_tiny: Path) -> None:
+def test_beyond_the_exact_bound_nystrom_is_used_and_noted(
+    synthetic_tiny: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     dataset = Dataset(synthetic_tiny)
     context = Context(dataset, "va", {"fake_video": LabelEmbeddings(dataset, "va")})
-    with pytest.raises(SpecError, match=r"kelm \(va\): exact Kernel ELM refuses \d+ training rows.*nystrom_landmarks"):
-        KelmKind(KelmSettings(window_s=2.0, max_exact_rows=10), "va", 0).fit(context)
+    monkeypatch.setattr(kelm_module, "AUTO_LANDMARKS", 40)
+    auto = KelmKind(KelmSettings(window_s=2.0, max_exact_rows=10), "va", 0).fit(context)
+    assert auto.models_[0].method == "nystrom" and len(auto.models_[0].support) == 40
+    (note,) = auto.notes_
+    assert re.fullmatch(
+        r"kelm \(va\): [\d,]+ training windows exceed the exact bound \(max_exact_rows=10\): Nyström with 40 "
+        r"landmarks; bench/bench_kelm.py measured M = 3,000 within 1% of exact .*",
+        note,
+    )
+    exact = KelmKind(KelmSettings(window_s=2.0), "va", 0).fit(context)
+    assert exact.models_[0].method == "exact" and exact.notes_ == []
     nystrom = KelmKind(KelmSettings(window_s=2.0, max_exact_rows=10, nystrom_landmarks=50), "va", 0).fit(context)
-    assert nystrom.models_[0].method == "nystrom" and len(nystrom.models_[0].support) == 50
+    assert nystrom.models_[0].method == "nystrom" and len(nystrom.models_[0].support) == 50 and nystrom.notes_ == []
 
 
 def test_functionals_list_is_a_setting_not_a_sweep(tmp_path: Path) -> None:

@@ -1,11 +1,13 @@
 """The runner on the synthetic dataset: train, predict, score, record; store hits; resume; corrupt files; new data."""
 
+import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from harness.cost import THROUGHPUT_FILE, dry_run, machine
 from harness.data.affwild2 import Dataset
 from harness.leaderboard import Leaderboard
 from harness.models.video import VideoKind
@@ -34,7 +36,7 @@ def world(synthetic_tiny: Path, tmp_path_factory: pytest.TempPathFactory):
 
 
 def test_run_trains_predicts_scores_and_records(world) -> None:
-    dataset, store, board, _, results = world
+    dataset, store, board, systems, results = world
     (result,) = results
     assert not result.hit and result.train_seconds > 0
     assert np.isfinite(result.score["score"]) and result.score["videos"] == len(
@@ -52,6 +54,10 @@ def test_run_trains_predicts_scores_and_records(world) -> None:
                 len(dataset.split("va", split).face_frames(track.name)),
                 256,
             )
+    (cost,) = dry_run("fast_video", ["va"], dataset, "smoke", store, systems)  # the run measured its throughput
+    assert cost.stored and cost.seconds == 0.0
+    rate = json.loads((store.root / THROUGHPUT_FILE).read_text())[machine()]["video/smoke"]
+    assert rate["runs"] == 1 and rate["amount"] == cost.amount and rate["seconds"] > 0
 
 
 def test_rerun_is_all_store_hits(world, monkeypatch: pytest.MonkeyPatch) -> None:

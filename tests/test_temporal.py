@@ -124,3 +124,22 @@ def test_dynamic_takes_one_input_and_checks_heads(synthetic_tiny: Path) -> None:
     context = Context(dataset, "va", {"fake_video": LabelEmbeddings(dataset, "va")})
     with pytest.raises(SpecError, match="key 'heads': the embedding size 16 must be divisible by heads, found 3"):
         DynamicKind(DynamicSettings(**{**FAST, "heads": 3}), "va", 0).fit(context)
+
+
+@pytest.mark.parametrize("shuffled", [False, True])
+def test_step_means_equal_a_plain_scatter_add_bit_for_bit(shuffled: bool) -> None:
+    rng = np.random.default_rng(4)
+    frames = np.sort(rng.choice(np.arange(1, 3001), 2400, replace=False))
+    embeddings = rng.normal(size=(len(frames), 24)).astype(np.float32)
+    if shuffled:
+        order = rng.permutation(len(frames))
+        frames, embeddings = frames[order], embeddings[order]
+    total = 480  # 96 s at 5 Hz: the last frames fall beyond the table and are left out
+    step = np.floor((frames - 1.0) / 29.97 * 5.0 + 1e-9).astype(np.int64)
+    inside = step < total
+    sums = np.zeros((total, 24))
+    np.add.at(sums, step[inside], embeddings[inside])
+    counts = np.bincount(step[inside], minlength=total)
+    out = resample_to_steps(embeddings, frames, 29.97, total, 5.0)
+    filled = counts > 0
+    np.testing.assert_array_equal(out[filled], (sums[filled] / counts[filled, None]).astype(np.float32))

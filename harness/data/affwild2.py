@@ -16,7 +16,6 @@ The release (5th, 6th ABAW, ...) is told from the names found. :class:`Split` is
 data of a (task, split).
 """
 
-import hashlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.data.annotations import read_annotation, valid_mask
+from harness.data.fingerprint import cached_fingerprint, text_files
 from harness.data.media import VideoInfo, face_path, list_face_frames, probe_video
 from harness.data.releases import (
     Release,
@@ -252,11 +252,6 @@ def _index_videos(folders: list[Path]) -> tuple[dict[str, Path], list[Path]]:
     return videos, duplicates
 
 
-def _text_files(folder: Path | None) -> list[Path]:
-    """The ``.txt`` files under ``folder`` (none without one), sorted; a folder named like one is not a file."""
-    return sorted(path for path in folder.rglob("*.txt") if path.is_file()) if folder is not None else []
-
-
 @dataclass(frozen=True)
 class Track:
     """One track of a split: its labels (None for an unlabelled test track) and where its media live."""
@@ -449,15 +444,11 @@ class Dataset:
         return self._crop_index
 
     def fingerprint(self) -> str:
-        """A short hash of what determines results: label, list and template contents, crop counts, video sizes."""
-        digest = hashlib.sha256()
+        """A short hash of what determines results: label, list and template contents, crop counts, video sizes.
+
+        Cached under ``$ABAW_HOME/fingerprints/``, keyed by the files' and crop folders' sizes and mtimes
+        (:mod:`harness.data.fingerprint`): an unchanged root costs ``stat`` calls, not a scan of every crop.
+        """
         layout = self.layout
-        text_files = [*_text_files(layout.annotations), *layout.test_files, *_text_files(layout.test_labels)]
-        for path in text_files:
-            digest.update(str(path.relative_to(self.root)).encode())
-            digest.update(hashlib.sha256(path.read_bytes()).digest())
-        for name, folder in sorted(self.crop_index.items()):
-            digest.update(f"{name}:{sum(1 for _ in os.scandir(folder))}".encode())
-        for name, path in sorted(self.layout.videos.items()):
-            digest.update(f"{name}:{path.stat().st_size}".encode())
-        return digest.hexdigest()[:16]
+        texts = [*text_files([layout.annotations]), *layout.test_files, *text_files([layout.test_labels])]
+        return cached_fingerprint(self.root, texts, self.crop_index, self.layout.videos)

@@ -107,7 +107,8 @@ class Template:
         """The ``image_location`` of every row, in order (``TRACK/00001.jpg``; built on first use)."""
         out: list[str] = []
         for track in self.tracks:
-            out.extend(f"{track.name}/{frame:05d}.jpg" for frame in track.frames.tolist())
+            prefix = f"{track.name}/"
+            out += [f"{prefix}{frame:05d}.jpg" for frame in track.frames.tolist()]
         return out
 
 
@@ -160,7 +161,9 @@ class RowScan:
         """How many bytes of each row (its newline included) are set in ``mask``."""
         if not self.n_rows:
             return np.zeros(0, np.int32)
-        return np.add.reduceat(mask.view(np.uint8), self.starts, dtype=np.int32)
+        positions = np.flatnonzero(mask)  # a row spans starts..ends, its newline included
+        counts = np.searchsorted(positions, self.ends, "right") - np.searchsorted(positions, self.starts, "left")
+        return counts.astype(np.int32)
 
     def first_in_row(self, mask: np.ndarray, counts: np.ndarray | None = None) -> np.ndarray:
         """Offset of the first byte of each row set in ``mask``; for a row without one, that of a later or earlier row.

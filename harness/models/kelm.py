@@ -4,7 +4,9 @@ A static video spec's frame embeddings on the 5 Hz step grid (:mod:`harness.mode
 over windows of W seconds (hop W/2) by functionals — mean, max, min and optionally std per feature — standardised
 with training statistics, and mapped to the window's label by a Kernel ELM (:mod:`harness.models.kernel_elm`):
 VA the mean label over the window's steps, EXPR the most frequent class as a one-hot row, class-weighted by inverse
-frequency. C is chosen on validation from a grid (step-level score); since that choice sees validation, the kind
+frequency. Beyond the exact solve's bound (20 k windows, ~27 k on the real train split) the kind switches to Nyström
+with ``AUTO_LANDMARKS`` landmarks and says so in the run's notes, unless the spec sets ``nystrom_landmarks``.
+C is chosen on validation from a grid (step-level score); since that choice sees validation, the kind
 also yields ``honest`` validation predictions: per fold of whole videos, the C chosen on the other folds.
 Window outputs are averaged per step and interpolated to every frame; EXPR scores become a distribution (clipped at
 0, normalised) so that fusion can weigh them like probabilities.
@@ -29,6 +31,11 @@ from harness.steps import step_centres
 from harness.tasks import NUM_EXPR_CLASSES, Task
 
 Functional = Literal["mean", "max", "min", "std"]
+# Nyström landmarks used when the training windows exceed the exact bound and the spec names none: the count that
+# bench/bench_kelm.py measured within 1% of the exact score (2026-11-29, docs/benchmarks.md: CCC gap 0.34% at
+# N = 5,000 and 0.69% at N = 20,000 with M = 3,000; M = 2,000 missed at 20,000 with 1.1%).
+AUTO_LANDMARKS = 3000
+AUTO_EVIDENCE = "bench/bench_kelm.py measured M = 3,000 within 1% of exact (CCC gap 0.69% at N = 20,000)"
 
 
 class KelmSettings(BaseModel):
@@ -47,7 +54,7 @@ class KelmSettings(BaseModel):
         default_factory=lambda: [0.01, 0.1, 1.0, 10.0, 100.0], min_length=1
     )
     class_weighted: bool = True  # EXPR: the weighted ELM, W = inverse class frequency
-    nystrom_landmarks: int | None = Field(None, ge=1)  # None: exact solve (refused above max_exact_rows)
+    nystrom_landmarks: int | None = Field(None, ge=1)  # None: exact up to max_exact_rows, AUTO_LANDMARKS Nyström beyond
     max_exact_rows: int = Field(kernel_elm.MAX_EXACT_ROWS, ge=1)
     honest_folds: int = Field(5, ge=2)
 
@@ -104,6 +111,14 @@ class KelmKind:
             weight = class_weights(targets.argmax(1))[targets.argmax(1)]
         _, val_starts, val_values, _ = self._windows(validation)
         params = kernel_elm.KernelParams(s.kernel, s.gamma, s.degree, s.coef0)
+        landmarks, notes = s.nystrom_landmarks, []
+        if landmarks is None and len(targets) > s.max_exact_rows:
+            landmarks = AUTO_LANDMARKS
+            notes.append(
+                f"kelm ({self.task}): {len(targets):,} training windows exceed the exact bound "
+                f"(max_exact_rows={s.max_exact_rows:,}): Nyström with {min(landmarks, len(targets)):,} landmarks; "
+                f"{AUTO_EVIDENCE}"
+            )
         try:
             grid = kernel_elm.fit_grid(
                 self._standardised(values[keep]),
@@ -112,7 +127,7 @@ class KelmKind:
                 params,
                 X_eval=self._standardised(val_values),
                 sample_weight=weight,
-                nystrom_landmarks=s.nystrom_landmarks,
+                nystrom_landmarks=landmarks,
                 seed=self.seed,
                 max_exact_rows=s.max_exact_rows,
             )
@@ -127,7 +142,7 @@ class KelmKind:
             scores = self._scores(validation, per_track, np.flatnonzero(folds != fold))
             self.honest_choice_[folds == fold] = int(np.argmax(scores))
         self.validation_names_ = list(validation.names)
-        self.notes_: list[str] = []
+        self.notes_: list[str] = notes
         return self
 
     def _standardised(self, values: np.ndarray) -> np.ndarray:

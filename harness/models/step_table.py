@@ -30,9 +30,15 @@ def resample_to_steps(embeddings: np.ndarray, frames: np.ndarray, fps: float, to
     times = (np.asarray(frames, dtype=np.float64) - 1.0) / fps
     step = np.floor(times * rate + 1e-9).astype(np.int64)
     inside = (step >= 0) & (step < total)
+    kept_steps, kept = step[inside], embeddings[inside]
+    if np.any(kept_steps[1:] < kept_steps[:-1]):  # face frames come sorted; others are put in order, ties kept
+        order = np.argsort(kept_steps, kind="stable")
+        kept_steps, kept = kept_steps[order], kept[order]
     sums = np.zeros((total, embeddings.shape[1]), np.float64)
-    np.add.at(sums, step[inside], embeddings[inside])
-    counts = np.bincount(step[inside], minlength=total)
+    if len(kept_steps):  # one sequential float64 sum per step's run of frames (as np.add.at, 5x faster)
+        runs = np.flatnonzero(np.concatenate(([True], kept_steps[1:] != kept_steps[:-1])))
+        sums[kept_steps[runs]] = np.add.reduceat(kept, runs, axis=0, dtype=np.float64)
+    counts = np.bincount(kept_steps, minlength=total)
     out = np.empty((total, embeddings.shape[1]), np.float32)
     filled = counts > 0
     out[filled] = sums[filled] / counts[filled, None]

@@ -5,7 +5,9 @@ lists and prediction templates, the test labels in ``synthetic_test_labels/`` (s
 here), raw videos with sound in ``batch1``/``batch2``/``new_vids``, 112×112 aligned face crops with gaps, the true
 face positions per frame in ``synthetic_faces/``, and ``synthetic_metadata.json`` with the generator's settings and
 the oracle scores. The dataset is built in a temporary folder and renamed into place, so a crash never leaves a
-half-written dataset that a later run would trust.
+half-written dataset that a later run would trust. Scales: ``tiny`` and ``small`` (:mod:`.plan`) and ``affwild2``,
+the real release's sizes (:mod:`.release`); ``crops="pool"`` (:mod:`.pool`) makes any of them cheaply, for cost
+measurement: the same label files, crops hard-linked to a small pool, short videos.
 """
 
 import json
@@ -20,24 +22,18 @@ import numpy as np
 
 from harness.atomic import public_mode
 from harness.cpu import cpu_budget
-from harness.data.annotations import write_annotation
+from harness.data.synthetic import release
 from harness.data.synthetic import signals as signal_settings
+from harness.data.synthetic.labels import write_test_lists, write_video_labels
 from harness.data.synthetic.oracle import OracleTrack, oracle_scores
 from harness.data.synthetic.plan import SCALES, VideoPlan, plan_dataset
+from harness.data.synthetic.pool import POOL_FOLDER, VIDEO_SECONDS, PooledVideo, pool_video, render_pool
 from harness.data.synthetic.render import FACE_COLUMNS, RenderedVideo, render_video
-from harness.data.templates import write_template
 from harness.errors import DataError
 
 GENERATOR_VERSION = 3
-ANNOTATION_FOLDER = "6th ABAW Annotations"  # with a space, as the release unpacks
-CHALLENGE = {"va": "VA_Estimation_Challenge", "expr": "EXPR_Recognition_Challenge"}
-SPLIT_FOLDER = {"train": "Train_Set", "validation": "Validation_Set", "test": "Test_Set"}
-TRACK_LIST = {
-    "va": "Valence_Arousal_Estimation_Challenge_test_set_release.txt",
-    "expr": "Expression_Recognition_Challenge_test_set_release.txt",
-}
-TEMPLATE = {"va": "CVPR_6th_ABAW_VA_test_set_sample.txt", "expr": "CVPR_6th_ABAW_Expr_test_set_sample.txt"}
 METADATA = "synthetic_metadata.json"
+CROP_MODES = ("render", "pool")
 
 
 def generate(
@@ -46,22 +42,40 @@ def generate(
     scale: str = "tiny",
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    crops: str = "render",
+    fraction: float = 1.0,
 ) -> dict:
-    """Write a synthetic Aff-Wild2 to ``out`` (which must not exist yet) and return its metadata."""
+    """Write a synthetic Aff-Wild2 to ``out`` (which must not exist yet) and return its metadata.
+
+    ``crops="pool"`` links every crop to a small rendered pool and writes short videos (see ``pool.py``): minutes
+    at the ``affwild2`` scale, for cost measurement. ``fraction`` < 1 shrinks the ``affwild2`` scale's track counts.
+    """
     out = Path(out)
-    if scale not in SCALES:
-        raise DataError(f"unknown scale {scale!r}; expected one of {', '.join(SCALES)}")
+    scales = (*SCALES, release.SCALE)
+    if scale not in scales:
+        raise DataError(f"unknown scale {scale!r}; expected one of {', '.join(scales)}")
+    if crops not in CROP_MODES:
+        raise DataError(f"unknown crops mode {crops!r}; expected one of {', '.join(CROP_MODES)}")
+    if fraction != 1.0 and (scale != release.SCALE or not 0 < fraction < 1):
+        raise DataError(f"fraction {fraction!r}: only the {release.SCALE} scale shrinks, by a fraction in (0, 1)")
     if out.exists() and any(out.iterdir()):
         raise DataError(f"{out} already exists and is not empty; remove it or choose another folder")
     started = time.perf_counter()
-    plans = plan_dataset(seed, scale)
+    plans = release.plan_release(seed, fraction) if scale == release.SCALE else plan_dataset(seed, scale)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    workers = workers or min(2, cpu_budget().cores)
     try:
-        rendered = _render_all(plans, staging, seed, workers or min(2, cpu_budget().cores), progress)
-        _write_labels(staging, rendered)
-        _write_faces(staging, rendered)
-        metadata = _metadata(plans, rendered, seed, scale)
+        if crops == "pool":
+            render_pool(staging, seed)
+            pooled = _render_all(plans, staging, seed, workers, progress, pool_video)
+            write_test_lists(staging, _merged_test_rows([video.test_rows for video in pooled]))
+            metadata = _pool_metadata(plans, pooled, seed, scale, fraction)
+        else:
+            rendered = _render_all(plans, staging, seed, workers, progress, render_video)
+            _write_labels(staging, rendered)
+            _write_faces(staging, rendered)
+            metadata = _metadata(plans, rendered, seed, scale)
         metadata["generation_seconds"] = round(time.perf_counter() - started, 1)
         (staging / METADATA).write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
         public_mode(staging, directory=True)
@@ -74,16 +88,17 @@ def generate(
     return metadata
 
 
-def _render_all(plans, root: Path, seed: int, workers: int, progress) -> list[RenderedVideo]:
-    results: list[RenderedVideo] = []
+def _render_all(plans, root: Path, seed: int, workers: int, progress, job: Callable) -> list:
+    """``job(plan, root, seed)`` for every video, in plan order, over ``workers`` processes."""
+    results: list = []
     if workers <= 1:
         for plan in plans:
-            results.append(render_video(plan, root, seed))
+            results.append(job(plan, root, seed))
             if progress:
                 progress(len(results), len(plans))
         return results
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(render_video, plan, root, seed) for plan in plans]
+        futures = [pool.submit(job, plan, root, seed) for plan in plans]
         for future in futures:
             results.append(future.result())
             if progress:
@@ -93,24 +108,7 @@ def _render_all(plans, root: Path, seed: int, workers: int, progress) -> list[Re
 
 def _write_labels(root: Path, rendered: list[RenderedVideo]) -> None:
     """Annotation files per split, test labels apart, and the test track lists and templates."""
-    test_rows: dict[str, dict[str, int]] = {"va": {}, "expr": {}}
-    for video in rendered:
-        split = video.plan.split
-        base = root / "synthetic_test_labels" if split == "test" else root / ANNOTATION_FOLDER
-        for track in video.plan.tracks:
-            signals = video.signals[track.name]
-            for task in track.tasks:
-                labels = signals.va_file if task == "va" else signals.expr_file
-                write_annotation(base / CHALLENGE[task] / SPLIT_FOLDER[split] / f"{track.name}.txt", task, labels)
-                if split == "test":
-                    test_rows[task][track.name] = len(labels)
-    lists = root / "test_set" / "names_of_videos_in_each_test_set"
-    templates = root / "test_set" / "prediction_files_format"
-    lists.mkdir(parents=True, exist_ok=True)
-    templates.mkdir(parents=True, exist_ok=True)
-    for task, rows in test_rows.items():
-        (lists / TRACK_LIST[task]).write_text("".join(f"{name}\n" for name in rows), encoding="utf-8")
-        write_template(templates / TEMPLATE[task], task, rows)
+    write_test_lists(root, _merged_test_rows([write_video_labels(root, v.plan, v.signals) for v in rendered]))
 
 
 def _write_faces(root: Path, rendered: list[RenderedVideo]) -> None:
@@ -121,6 +119,15 @@ def _write_faces(root: Path, rendered: list[RenderedVideo]) -> None:
         lines = [",".join(FACE_COLUMNS)]
         lines += [f"{r[0]},{r[1]}," + ",".join(f"{v:.2f}" for v in r[2:]) for r in video.faces]
         (folder / f"{video.plan.name}.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _merged_test_rows(per_video: list[dict[str, dict[str, int]]]) -> dict[str, dict[str, int]]:
+    """The videos' ``{task: {test track: rows}}`` in video order, as the test lists and templates list them."""
+    test_rows: dict[str, dict[str, int]] = {"va": {}, "expr": {}}
+    for rows_of_video in per_video:
+        for task, rows in rows_of_video.items():
+            test_rows[task].update(rows)
+    return test_rows
 
 
 def _oracle_tracks(rendered: list[RenderedVideo]) -> list[OracleTrack]:
@@ -149,7 +156,8 @@ def _fit_rows(values: np.ndarray, n: int) -> np.ndarray:
     return np.concatenate([values, np.full((n - len(values), values.shape[1]), np.nan)])
 
 
-def _metadata(plans: tuple[VideoPlan, ...], rendered: list[RenderedVideo], seed: int, scale: str) -> dict:
+def _settings() -> dict:
+    """The signal generator's settings, as the metadata records them."""
     settings = {
         name: getattr(signal_settings, name).tolist()
         for name in ("PROTOTYPES", "CLASS_PRIOR", "CLASS_CUES", "VIDEO_NOISE", "SUBJECT_BIAS")
@@ -161,6 +169,10 @@ def _metadata(plans: tuple[VideoPlan, ...], rendered: list[RenderedVideo], seed:
         audio_valence_gain=signal_settings.AUDIO_VALENCE_GAIN,
         audio_valence_noise=signal_settings.AUDIO_VALENCE_NOISE,
     )
+    return settings
+
+
+def _metadata(plans: tuple[VideoPlan, ...], rendered: list[RenderedVideo], seed: int, scale: str) -> dict:
     videos = [
         {
             "name": p.name,
@@ -181,7 +193,51 @@ def _metadata(plans: tuple[VideoPlan, ...], rendered: list[RenderedVideo], seed:
         "scale": scale,
         "frames": sum(len(s.va) for v in rendered for s in v.signals.values()),
         "face_images": sum(len(v.faces) for v in rendered),
-        "settings": settings,
+        "settings": _settings(),
         "oracle": oracle_scores(_oracle_tracks(rendered), seed),
         "videos": videos,
     }
+
+
+def _pool_metadata(
+    plans: tuple[VideoPlan, ...], pooled: list[PooledVideo], seed: int, scale: str, fraction: float
+) -> dict:
+    """Metadata of a pooled dataset: what it is for, what differs from a rendered one, and its plan."""
+    unavailable = {"unavailable": "not computed: pooled crops are not the drawn frames (cost measurement only)"}
+    metadata = {
+        "generator": "harness synthetic Aff-Wild2",
+        "version": GENERATOR_VERSION,
+        "seed": seed,
+        "scale": scale,
+        "crops": "pool",
+        "purpose": "cost measurement, not learning: crops are hard links to a pool of rendered faces and the videos "
+        f"are {VIDEO_SECONDS:g} s clips; the label files are drawn as in a rendered dataset",
+        "differences": [
+            f"every crop is a hard link to one of the pool crops in {POOL_FOLDER}/, chosen by the frame's expression "
+            "class and valence/arousal bin (no per-person motion, noise or occlusion in the pixels)",
+            f"videos are {VIDEO_SECONDS:g} s long with the planned fps, size, codec and (silent) sound: their frame "
+            "counts differ from the label lines (the lines are the truth)",
+            "no synthetic_faces/ (no face truth) and no oracle scores",
+        ],
+        "frames": sum(p.n_labels * len(p.tracks) for p in plans),
+        "face_images": sum(v.face_images for v in pooled),
+        "settings": _settings(),
+        "oracle": {"va": unavailable, "expr": unavailable},
+        "videos": [
+            {
+                "name": v.plan.name,
+                "file": f"{v.plan.folder}/{v.plan.name}{v.plan.suffix}",
+                "fps": str(v.plan.fps),
+                "frames": v.plan.n_frames,
+                "container_frames": v.container_frames,
+                "label_lines": v.plan.n_labels,
+                "audio_rate": v.plan.audio_rate,
+                "split": v.plan.split,
+                "tracks": [{"name": t.name, "tasks": list(t.tasks), "late_start": t.late_start} for t in v.plan.tracks],
+            }
+            for v in pooled
+        ],
+    }
+    if fraction != 1.0:
+        metadata["fraction"] = fraction
+    return metadata

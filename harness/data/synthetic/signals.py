@@ -40,6 +40,7 @@ CLASS_CUES = np.array(
         [0.0, 0.05, 0.0, 0.0, 0.0, 0.0, 0.85],  # Other (a one-sided smirk)
     ]
 )
+CUE_BOUNDS = ([-1, 0, 0, -1, -1, 0, -1], [1, 1, 1, 1, 1, 1, 1])  # each cue's range, CUE_NAMES order
 VIDEO_NOISE = np.array([0.08, 0.08, 0.2, 0.2, 0.1, 0.06, 0.08])  # per-frame noise on each cue
 SUBJECT_BIAS = np.array([0.12, 0.05, 0.12, 0.15, 0.08, 0.0, 0.05])  # per-person offset scale on each cue
 AUDIO_AROUSAL_NOISE = 0.08
@@ -113,16 +114,11 @@ def track_signals(n: int, fps: float, rng: np.random.Generator, late_start: bool
     pulled = (1 - PROTOTYPE_PULL) * latent + PROTOTYPE_PULL * PROTOTYPES[classes] * intensity[:, None]
     va = np.clip(gaussian_filter1d(pulled, sigma=0.15 * fps, axis=0), -1.0, 1.0)
 
-    base = np.zeros((n, len(CUE_NAMES)))
-    base[:, 0] = 0.75 * va[:, 0]  # mouth curvature ~ valence
-    base[:, 1] = 0.2 * np.clip(va[:, 1], 0, None)  # mouth opening ~ arousal (weak)
-    base[:, 2] = 0.55 + 0.25 * va[:, 1]  # eye opening ~ arousal (noisy)
-    base[:, 3] = 0.25 * va[:, 1]  # brow height ~ arousal (weak)
-    cues = base + CLASS_CUES[classes] * intensity[:, None]
+    cues = clean_cues(va, classes, intensity)
     cues += SUBJECT_BIAS * rng.standard_normal(len(CUE_NAMES)) + VIDEO_NOISE * rng.standard_normal(cues.shape)
     blinks = _blinks(n, fps, rng)
     cues[blinks, 2] = 0.05
-    cues = np.clip(cues, [-1, 0, 0, -1, -1, 0, -1], [1, 1, 1, 1, 1, 1, 1])
+    cues = np.clip(cues, *CUE_BOUNDS)
 
     audio_va = np.stack(
         [
@@ -136,6 +132,16 @@ def track_signals(n: int, fps: float, rng: np.random.Generator, late_start: bool
     expr_file = np.where(invalid, EXPR_INVALID, classes)
     face = gap_mask(n, fps, rng, late_start)
     return TrackSignals(va, classes, cues, np.clip(audio_va, -1, 1), face, va_file, expr_file)
+
+
+def clean_cues(va: np.ndarray, classes: np.ndarray, intensity: np.ndarray) -> np.ndarray:
+    """Face cues (n, 7) before per-person bias, noise and blinks: what valence, arousal and the class show."""
+    base = np.zeros((len(va), len(CUE_NAMES)))
+    base[:, 0] = 0.75 * va[:, 0]  # mouth curvature ~ valence
+    base[:, 1] = 0.2 * np.clip(va[:, 1], 0, None)  # mouth opening ~ arousal (weak)
+    base[:, 2] = 0.55 + 0.25 * va[:, 1]  # eye opening ~ arousal (noisy)
+    base[:, 3] = 0.25 * va[:, 1]  # brow height ~ arousal (weak)
+    return base + CLASS_CUES[classes] * intensity[:, None]
 
 
 def _blinks(n: int, fps: float, rng: np.random.Generator) -> np.ndarray:
