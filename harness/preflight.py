@@ -2,7 +2,8 @@
 
 A run needs: the annotations of every task it computes or scores (:func:`check_data`), a store it can write when it
 computes anything (:func:`check_writable_folder`), room on the store's file system for what it will write
-(:func:`estimate_bytes`, :func:`check_space`) and a leaderboard it can record on (:func:`check_leaderboard`). Each
+(:func:`estimate_bytes`, :func:`check_space`) and a leaderboard it can record on (:func:`check_leaderboard`); a
+submission also needs the test templates and a writable output folder. Each
 failure is a :class:`~harness.errors.HarnessError` naming the path, what was expected and what was found.
 
 The space estimate counts the per-track arrays a node writes: each output of each split (a kind's ``outputs``, plus
@@ -57,9 +58,9 @@ def check_data(dataset: Dataset, needs: Mapping[Task, Iterable[str]], system: st
                 raise DataError(message) from None
 
 
-def check_writable_folder(folder: Path, what: str) -> None:
+def check_writable_folder(folder: Path, what: str, error_type: type[HarnessError] = StoreError) -> None:
     """Create ``folder`` if needed, then write, sync and delete a small probe file in it: a read-only, full or
-    forbidden folder fails here rather than when the first result is saved."""
+    forbidden folder fails here (an ``error_type``) rather than when the first result is saved."""
     probe = folder / f".probe-{os.getpid()}-{secrets.token_hex(4)}"
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -71,7 +72,7 @@ def check_writable_folder(folder: Path, what: str) -> None:
             os.close(handle)
     except OSError as error:
         hint = " (the disk is full)" if error.errno == errno.ENOSPC else ""
-        raise _error(what)(f"the {what} {folder} cannot be written{hint}: {error.strerror or error}") from None
+        raise error_type(f"the {what} {folder} cannot be written{hint}: {error.strerror or error}") from None
     finally:
         probe.unlink(missing_ok=True)
 
@@ -80,7 +81,7 @@ def check_leaderboard(path: Path) -> None:
     """The leaderboard file (when it exists) is writable, and so is its folder (SQLite writes a journal beside it)."""
     if path.exists() and not os.access(path, os.W_OK):
         raise LeaderboardError(f"the leaderboard {path} is read-only: a run records a row on it; make it writable")
-    check_writable_folder(path.parent, "leaderboard folder")
+    check_writable_folder(path.parent, "leaderboard folder", LeaderboardError)
 
 
 def estimate_bytes(dataset: Dataset, nodes: Sequence[NodeWrites]) -> int:
@@ -126,10 +127,6 @@ def check_before_work(
         check_writable_folder(store_root, "store")
         check_space(store_root, estimate_bytes(dataset, to_compute), to_compute)
     check_leaderboard(leaderboard)
-
-
-def _error(what: str) -> type[HarnessError]:
-    return LeaderboardError if what.startswith("leaderboard") else StoreError
 
 
 def _size(count: float) -> str:

@@ -27,7 +27,7 @@ from harness.errors import HarnessError, SpecError, StoreError, SubmissionError
 from harness.leaderboard import Leaderboard
 from harness.models.context import HONEST, Context, split_outputs
 from harness.models.registry import get_kind
-from harness.preflight import NodeWrites, check_before_work
+from harness.preflight import NodeWrites, check_before_work, check_data, check_writable_folder
 from harness.progress import bar
 from harness.resampling import track_statistics
 from harness.run_record import RunRecord, git_commit
@@ -469,6 +469,8 @@ def submit_system(
     variants = [r.name for r in graph if r.spec.name == graph[-1].spec.name]
     if len(variants) > 1:
         raise SubmissionError(f"{system!r} sweeps {len(variants)} variants; submit one of them: {', '.join(variants)}")
+    check_data(dataset, {task: ["test"] for task in tasks if task in graph[-1].spec.tasks}, system)  # templates
+    check_writable_folder(Path(out_dir), "submission folder", SubmissionError)  # both before any training
     store = store or Store(default_store_root())
     results = run_system(system, tasks, dataset, profile, store, leaderboard, systems)
     if not distributed.is_main():

@@ -245,6 +245,16 @@ def test_cli_says_one_line_for_a_read_only_store(world, monkeypatch: pytest.Monk
 # ---------------------------------------------------------------------------------------------- submissions
 
 
+def test_a_read_only_submission_folder_fails_before_training(world, tmp_path: Path, monkeypatch) -> None:
+    dataset, store, board, systems = world
+    out = tmp_path / "subs"
+    out.mkdir()
+    refuse_writes_under(monkeypatch, out, errno.EROFS)
+    with pytest.raises(SubmissionError, match=r"the submission folder .*subs cannot be written: Read-only file"):
+        submit_system("copy", ["va"], dataset, out, "smoke", store, board, systems)
+    assert FITS == []
+
+
 def test_a_kill_while_packaging_leaves_the_old_package_intact(world, tmp_path: Path) -> None:
     dataset, store, board, systems = world
     out = tmp_path / "subs"
