@@ -64,6 +64,11 @@ class NodePlan:
     def name(self) -> str:
         return self.resolved.name
 
+    @property
+    def node_id(self) -> tuple[str, str]:
+        """(name, task): unique in a run, where two specs with the same settings share a store key."""
+        return self.resolved.name, self.task
+
 
 @dataclass
 class NodeResult:
@@ -77,6 +82,9 @@ class NodeResult:
     score: dict | None = None
     honest: dict | None = None  # the cross-fitted score of a kind fitted on validation (see models.context)
     leaderboard_id: int | None = None
+
+
+Done = dict[tuple[str, str], NodeResult]  # the results of a run so far, by NodePlan.node_id
 
 
 class StoreInput:
@@ -203,8 +211,8 @@ def run_node(plan: NodePlan, dataset: Dataset, store: Store) -> NodeResult:
     return NodeResult(plan, False, times.get("train_seconds"), times["infer_seconds"], times["notes"])
 
 
-def compute(plan: NodePlan, dataset: Dataset, store: Store, done: dict[str, NodeResult]) -> NodeResult:
-    """:func:`run_node`, with its inputs verified first; every node run lands in ``done`` (by key).
+def compute(plan: NodePlan, dataset: Dataset, store: Store, done: Done) -> NodeResult:
+    """:func:`run_node`, with its inputs verified first; every node run lands in ``done``.
 
     A node that is not a store hit reads its inputs: before it runs, every artifact of each input is hashed against
     its checksum (once per process; the kind's reads then cost a stat), and an input found corrupt, though it counted
@@ -218,8 +226,8 @@ def compute(plan: NodePlan, dataset: Dataset, store: Store, done: dict[str, Node
                 if not distributed.broadcast(store.node(source.key).is_complete(verify=True)):
                     compute(source, dataset, store, done)
         try:
-            done[plan.key] = run_node(plan, dataset, store)
-            return done[plan.key]
+            done[plan.node_id] = run_node(plan, dataset, store)
+            return done[plan.node_id]
         except HarnessError:
             alone = distributed.env_world_size() == 1
             if retried or not alone or all(store.node(s.key).is_complete(verify=True) for s in plan.inputs):
@@ -381,14 +389,14 @@ def run_system(
     plans = plan_nodes(system, tasks, dataset, profile, systems)
     target = plans[-1].resolved.spec.name  # every variant of the requested spec is scored and recorded
     _check_before_work(system, plans, target, dataset, store, leaderboard)
-    done: dict[str, NodeResult] = {}
+    done: Done = {}
     for plan in plans:
         compute(plan, dataset, store, done)
     if distributed.is_main():
         for plan in plans:
             if plan.resolved.spec.name == target:
-                done[plan.key] = _scored(done[plan.key], dataset, store, leaderboard, done)
-    return [done[plan.key] for plan in plans]
+                done[plan.node_id] = _scored(done[plan.node_id], dataset, store, leaderboard, done)
+    return [done[plan.node_id] for plan in plans]
 
 
 def _check_before_work(
@@ -401,9 +409,7 @@ def _check_before_work(
     check_before_work(system, dataset, scored, writes, store.root, leaderboard.path)
 
 
-def _scored(
-    result: NodeResult, dataset: Dataset, store: Store, leaderboard: Leaderboard, done: dict[str, NodeResult]
-) -> NodeResult:
+def _scored(result: NodeResult, dataset: Dataset, store: Store, leaderboard: Leaderboard, done: Done) -> NodeResult:
     """:func:`score_node`; a stored prediction found corrupt there (the read withdrew the node's ``node.json``) has
     its node computed again from what it still trusts (its model, its other tracks), then scored."""
     try:
@@ -415,7 +421,7 @@ def _scored(
 
 
 def _stored_predictions(
-    result: NodeResult, dataset: Dataset, store: Store, split: str, done: dict[str, NodeResult]
+    result: NodeResult, dataset: Dataset, store: Store, split: str, done: Done
 ) -> dict[str, np.ndarray]:
     """:func:`node_predictions` of a computed node; corrupt ones are computed again first (as in :func:`_scored`)."""
     plan = result.plan
@@ -479,7 +485,7 @@ def submit_system(
     folder = Path(out_dir) / file_stem(system)
     files, validation, honest, test = {}, {}, {}, {}
     served = [task for task in tasks if any(r.plan.task == task for r in own)]  # run_system planned only these
-    done = {r.plan.key: r for r in results}
+    done = {r.plan.node_id: r for r in results}
     with staged_folder(folder) as staging:  # replaces the folder as a unit, only once all of it is written
         for task in served:
             scored = [r for r in own if r.plan.task == task]
