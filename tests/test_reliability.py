@@ -162,6 +162,14 @@ def test_a_read_only_store_fails_before_training(world, monkeypatch: pytest.Monk
     assert FITS == []
 
 
+def test_a_complete_system_reruns_from_a_read_only_store(world, monkeypatch: pytest.MonkeyPatch) -> None:
+    dataset, store, board, systems = world
+    first = run_system("copy", ["va"], dataset, "smoke", store, board, systems)
+    refuse_writes_under(monkeypatch, store.root, errno.EROFS)
+    again = run_system("copy", ["va"], dataset, "smoke", store, board, systems)
+    assert all(r.hit for r in again) and again[-1].score["score"] == first[-1].score["score"]
+
+
 def test_a_full_store_fails_before_training(world, monkeypatch: pytest.MonkeyPatch) -> None:
     dataset, store, board, systems = world
     store.root.mkdir()
