@@ -10,7 +10,9 @@ hashes everything that determines its output (:func:`node_key`). Same key -> reu
   raise :class:`~harness.errors.StoreError`, which the runner answers by recomputing. Every read verifies (sha256
   over the bytes, streamed: about 1.3 GB/s from the page cache) and parses the very file it hashed; a file is hashed
   once per process: a later read of the same unchanged file (same inode, size, mtime and ctime, same sidecar) skips
-  the hash, and a file this process wrote is known without hashing it again (:func:`forget_verified` resets).
+  the hash, and a file this process wrote is known without hashing it again (:func:`forget_verified` resets). An
+  in-place rewrite of the same size within the file system's timestamp tick (milliseconds) of that verification
+  keeps the identity, so it is seen by the next process only.
 - per-track groups ``<group>/<track>.npy`` for resumable extraction: ``missing_tracks`` says what is left to do, and
   ranks writing different tracks of a group never clash.
 - ``node.json``, written last by :meth:`Node.complete`: the key, provenance and every artifact's checksum. Any
