@@ -236,25 +236,45 @@ def _render_score(result: dict) -> None:
 @app.command("validate")
 @guarded
 def validate(
-    file: FileArgument,
-    task: TaskOption,
+    file: Annotated[Path | None, typer.Argument(metavar="[FILE]", help="A prediction file in the ABAW format.")] = None,
+    task: Annotated[TaskName | None, typer.Option("--task", help="va or expr (the task of FILE).")] = None,
     data: DataOption = None,
     strict: StrictOption = False,
     lenient_numbers: LenientOption = False,
     as_json: JsonOption = False,
+    package: Annotated[
+        Path | None, typer.Option("--package", help="A submission folder: check it against its manifest.json.")
+    ] = None,
 ) -> None:
     """Check a test-set prediction file against the test template; exit 0 only for a valid file.
 
     Checks the header, the row count and order, duplicates, tracks missing or unknown, field counts, finite VA
     values in [-1, 1] and integer classes 0..7, and lists the first problems of each kind with line numbers. A
     header that differs only by quoting or whitespace is a warning (exit 0), as are 4.0 classes with
-    --lenient-numbers; --strict makes every warning an error.
-    Example: abaw validate submissions/dwf/CVPR_6th_ABAW_VA_test_set.txt --task va --strict
+    --lenient-numbers; --strict makes every warning an error. With --package (no FILE, no --task): every file a
+    submission folder's manifest lists, its size, rows and sha256, each valid against its template, and the zip
+    holding exactly those files.
+    Example: abaw validate submissions/dwf/CVPR_6th_ABAW_VA_test_set.txt --task va --strict; abaw validate
+    --package submissions/dwf
     """
     from harness.data.affwild2 import Dataset
     from harness.data.root import resolve_root
     from harness.validation import validate_predictions
 
+    if package is not None:
+        from harness.package_check import validate_package
+
+        dataset = Dataset(resolve_root(data)[0])
+        checked = validate_package(package, dataset.template)
+        if as_json:
+            print(json.dumps(checked.to_dict()))
+        else:
+            out.print(checked.render(), highlight=False, markup=False)
+        if not checked.ok:
+            raise typer.Exit(1)
+        return
+    if file is None or task is None:
+        raise HarnessError("abaw validate: give a prediction FILE and --task, or --package FOLDER")
     template = Dataset(resolve_root(data)[0]).template(task.value)
     report = validate_predictions(file, task.value, template, strict=strict, lenient_numbers=lenient_numbers)
     if as_json:

@@ -4,6 +4,10 @@ A node is one (spec, task). Its key hashes the kind, its code version, the resol
 of its inputs, the dataset fingerprint and the profile, so a change to any of them computes anew and an unchanged
 re-run is all store hits. Inside a node the work is resumable: the fitted model is saved before prediction
 starts, and predictions/embeddings are written track by track, so a killed run picks up where it stopped.
+Before any work the run checks what it will need (:mod:`harness.preflight`: the data's tasks, a writable store with
+room, a writable leaderboard). A node is computed only after every byte of its inputs is verified against its
+checksum; an input found corrupt (even one that looked complete) is computed again in the same run, and so is a node
+whose stored predictions turn out corrupt when they are scored or packaged.
 Validation predictions are then scored (pooled, with the video-block interval) and recorded on the leaderboard;
 a kind fitted on validation also yields cross-fitted ``honest`` predictions, scored beside them (see
 :mod:`harness.models.context`). :func:`submit_system` turns a system's test predictions into packaged ABAW files.
@@ -24,8 +28,9 @@ from harness.cpu import budget_note, cpu_budget, limit_torch_threads
 from harness.data.affwild2 import SPLITS, Dataset
 from harness.errors import HarnessError, SpecError, StoreError, SubmissionError
 from harness.leaderboard import Leaderboard
-from harness.models.context import HONEST, Context
+from harness.models.context import HONEST, Context, split_outputs
 from harness.models.registry import get_kind
+from harness.preflight import NodeWrites, check_before_work, check_data, check_writable_folder
 from harness.progress import bar
 from harness.resampling import track_statistics
 from harness.run_record import RunRecord, git_commit
@@ -38,6 +43,7 @@ from harness.submission import (
     file_stem,
     package_submission,
     read_predictions,
+    staged_folder,
     write_predictions,
 )
 from harness.tasks import Task
@@ -61,6 +67,11 @@ class NodePlan:
     def name(self) -> str:
         return self.resolved.name
 
+    @property
+    def node_id(self) -> tuple[str, str]:
+        """(name, task): unique in a run, where two specs with the same settings share a store key."""
+        return self.resolved.name, self.task
+
 
 @dataclass
 class NodeResult:
@@ -76,6 +87,9 @@ class NodeResult:
     leaderboard_id: int | None = None
 
 
+Done = dict[tuple[str, str], NodeResult]  # the results of a run so far, by NodePlan.node_id
+
+
 class StoreInput:
     """An input node's outputs, read from the store (the kinds' view of their inputs)."""
 
@@ -85,7 +99,9 @@ class StoreInput:
         self.honest = honest
 
     def read(self, output: str, split: str, track: str) -> np.ndarray:
-        return self.node.read_track(f"{output}-{split}", track, verify=False)
+        """One track of an output, verified against its checksum (hashed once per process; the runner has hashed
+        the whole node before the kind runs, so this costs a stat)."""
+        return self.node.read_track(f"{output}-{split}", track)
 
 
 def store_input(store: Store, plan: NodePlan) -> StoreInput:
@@ -157,8 +173,9 @@ def run_node(plan: NodePlan, dataset: Dataset, store: Store) -> NodeResult:
     fits (with every rank when the kind has ``distributed_fit``: DistributedDataParallel), saves the model and,
     once every rank has written its share of the tracks, completes the node; the others load the saved model."""
     node = store.node(plan.key)
-    if distributed.broadcast(node.is_complete()):
-        times = node.read_json(TIMES_FILE)
+    stored = _stored_times(node)
+    if distributed.broadcast(stored is not None):
+        times = stored if stored is not None else node.read_json(TIMES_FILE)
         return NodeResult(plan, True, times.get("train_seconds"), times.get("infer_seconds"), times.get("notes", []))
     kind = get_kind(plan.resolved.kind)
     budget = cpu_budget()
@@ -210,6 +227,41 @@ def _record_throughput(plan: NodePlan, dataset: Dataset, store: Store, seconds: 
         record_throughput(store, plan.resolved.kind, plan.resolved.profile, amount, seconds)
 
 
+def compute(plan: NodePlan, dataset: Dataset, store: Store, done: Done) -> NodeResult:
+    """:func:`run_node`, with its inputs verified first; every node run lands in ``done``.
+
+    A node that is not a store hit reads its inputs: before it runs, every artifact of each input is hashed against
+    its checksum (once per process; the kind's reads then cost a stat), and an input found corrupt, though it counted
+    as complete by its sizes, is computed again here (its result in ``done`` replaces the hit). An input that turns
+    bad while the node runs (replaced meanwhile) makes the node fail; in one process it is then recomputed and the
+    node run once more."""
+    retried = False
+    while True:
+        if not distributed.broadcast(store.node(plan.key).is_complete()):
+            for source in plan.inputs:
+                if not distributed.broadcast(store.node(source.key).is_complete(verify=True)):
+                    compute(source, dataset, store, done)
+        try:
+            done[plan.node_id] = run_node(plan, dataset, store)
+            return done[plan.node_id]
+        except HarnessError:
+            alone = distributed.env_world_size() == 1
+            if retried or not alone or all(store.node(s.key).is_complete(verify=True) for s in plan.inputs):
+                raise
+            retried = True
+
+
+def _stored_times(node: Node) -> dict | None:
+    """The ``run.json`` of a complete node, or None: not complete, or its ``run.json`` is bad (the read withdrew the
+    node's ``node.json``, and the node is computed again)."""
+    if not node.is_complete():
+        return None
+    try:
+        return node.read_json(TIMES_FILE)
+    except StoreError:
+        return None
+
+
 def _cache_opener(store: Store, fingerprint: str):
     """Shared caches live in store nodes keyed by their name, material and the dataset fingerprint."""
 
@@ -236,12 +288,6 @@ def _read_times(node: Node) -> dict:
         return node.read_json(TIMES_FILE) if node.has(TIMES_FILE) else {}
     except StoreError:
         return {}
-
-
-def split_outputs(kind, split: str) -> tuple[str, ...]:
-    """The outputs a kind writes for ``split``: ``outputs``, plus ``validation_outputs`` on validation."""
-    extra = tuple(getattr(kind, "validation_outputs", ())) if split == "validation" else ()
-    return tuple(kind.outputs) + extra
 
 
 def _predict_missing(plan: NodePlan, system, context: Context, node: Node) -> None:
@@ -357,13 +403,51 @@ def run_system(
     store = store or Store(default_store_root())
     if distributed.is_main():
         store.sweep()  # temporary files of killed runs (a live writer's are kept)
-    plans = plan_nodes(system, tasks, dataset, profile, systems)
-    results = [run_node(plan, dataset, store) for plan in plans]
-    if not distributed.is_main():
-        return results
     leaderboard = leaderboard or Leaderboard(leaderboard_path())
+    plans = plan_nodes(system, tasks, dataset, profile, systems)
     target = plans[-1].resolved.spec.name  # every variant of the requested spec is scored and recorded
-    return [score_node(r, dataset, store, leaderboard) if r.plan.resolved.spec.name == target else r for r in results]
+    _check_before_work(system, plans, target, dataset, store, leaderboard)
+    done: Done = {}
+    for plan in plans:
+        compute(plan, dataset, store, done)
+    if distributed.is_main():
+        for plan in plans:
+            if plan.resolved.spec.name == target:
+                done[plan.node_id] = _scored(done[plan.node_id], dataset, store, leaderboard, done)
+    return [done[plan.node_id] for plan in plans]
+
+
+def _check_before_work(
+    system: str, plans: list[NodePlan], target: str, dataset: Dataset, store: Store, leaderboard: Leaderboard
+) -> None:
+    """:func:`harness.preflight.check_before_work` for the nodes the store lacks and the tasks scored."""
+    missing = [plan for plan in plans if not store.node(plan.key).is_complete()]
+    writes = [NodeWrites(p.name, get_kind(p.resolved.kind), p.task, p.resolved.settings) for p in missing]
+    scored = sorted({plan.task for plan in plans if plan.resolved.spec.name == target})
+    check_before_work(system, dataset, scored, writes, store.root, leaderboard.path)
+
+
+def _scored(result: NodeResult, dataset: Dataset, store: Store, leaderboard: Leaderboard, done: Done) -> NodeResult:
+    """:func:`score_node`; a stored prediction found corrupt there (the read withdrew the node's ``node.json``) has
+    its node computed again from what it still trusts (its model, its other tracks), then scored."""
+    try:
+        return score_node(result, dataset, store, leaderboard)
+    except StoreError:
+        if distributed.env_world_size() > 1:  # the other ranks have left: no node can be computed together now
+            raise
+        return score_node(compute(result.plan, dataset, store, done), dataset, store, leaderboard)
+
+
+def _stored_predictions(
+    result: NodeResult, dataset: Dataset, store: Store, split: str, done: Done
+) -> dict[str, np.ndarray]:
+    """:func:`node_predictions` of a computed node; corrupt ones are computed again first (as in :func:`_scored`)."""
+    plan = result.plan
+    try:
+        return node_predictions(store.node(plan.key), dataset, plan.task, split)
+    except StoreError:
+        result.hit = compute(plan, dataset, store, done).hit
+        return node_predictions(store.node(plan.key), dataset, plan.task, split)
 
 
 @dataclass
@@ -397,7 +481,8 @@ def submit_system(
     """Run what ``system`` lacks, write its test-set files from the templates, validate and package them.
 
     Files go to ``out_dir/<system>/`` (:data:`harness.submission.SUBMISSION_FILES`) with ``manifest.json`` and
-    ``<system>.zip`` (a sweep's variant is named by :func:`harness.submission.file_stem`; a whole sweep is refused).
+    ``<system>.zip`` (a sweep's variant is named by :func:`harness.submission.file_stem`; a whole sweep is refused),
+    written in a staging folder that then replaces the old one as a unit (:func:`harness.submission.staged_folder`).
     A file the validator rejects or warns about is an error, never packaged. Where the test split has labels, each
     written file is also scored the way ``abaw score --split test`` scores it. Under ``torchrun`` only rank 0 writes
     and packages; the other ranks help compute the nodes and get None.
@@ -408,6 +493,8 @@ def submit_system(
     variants = [r.name for r in graph if r.spec.name == graph[-1].spec.name]
     if len(variants) > 1:
         raise SubmissionError(f"{system!r} sweeps {len(variants)} variants; submit one of them: {', '.join(variants)}")
+    check_data(dataset, {task: ["test"] for task in tasks if task in graph[-1].spec.tasks}, system)  # templates
+    check_writable_folder(Path(out_dir), "submission folder", SubmissionError)  # both before any training
     store = store or Store(default_store_root())
     results = run_system(system, tasks, dataset, profile, store, leaderboard, systems)
     if not distributed.is_main():
@@ -416,33 +503,41 @@ def submit_system(
     folder = Path(out_dir) / file_stem(system)
     files, validation, honest, test = {}, {}, {}, {}
     served = [task for task in tasks if any(r.plan.task == task for r in own)]  # run_system planned only these
-    for task in served:
-        scored = [r for r in own if r.plan.task == task]
-        if len(scored) != 1:
-            names = ", ".join(r.plan.name for r in scored)
-            raise SubmissionError(f"{system!r} ({task}): one system per submission file, found {len(scored)}: {names}")
-        (result,) = scored
-        template = dataset.template(task)
-        predictions = node_predictions(store.node(result.plan.key), dataset, task, "test")
-        path = write_predictions(folder / SUBMISSION_FILES[task], task, template, predictions)
-        report = validate_predictions(path, task, template)
-        if not report.ok or report.warnings:  # our own writer writes the exact header: a warning is a bug here
-            raise SubmissionError(f"{path}: the written file fails validation ({template.path}):\n{report.render()}")
-        files[task], validation[task], honest[task] = path, result.score, result.honest
-        split = dataset.split(task, "test")
-        if split.tracks and split.has_labels:
-            test[task] = score_split(split, file_by_track(read_predictions(path, task), split))
-    spec_hash = own[-1].plan.resolved.spec_hash
-    summary = {task: _submission_scores(validation[task], honest[task]) for task in files}
-    extra = {
-        "profile": own[-1].plan.resolved.profile,
-        "dataset_fingerprint": own[-1].plan.material["dataset"],
-        "store_keys": {r.plan.task: r.plan.key for r in own},
-        "git_commit": git_commit(),
-    }
-    if test:
-        extra["test_scores"] = {task: test[task]["score"] for task in test}
-    package = package_submission(folder, system, files, spec_hash, summary, extra)
+    done = {r.plan.node_id: r for r in results}
+    with staged_folder(folder) as staging:  # replaces the folder as a unit, only once all of it is written
+        for task in served:
+            scored = [r for r in own if r.plan.task == task]
+            if len(scored) != 1:
+                names = ", ".join(r.plan.name for r in scored)
+                raise SubmissionError(
+                    f"{system!r} ({task}): one system per submission file, found {len(scored)}: {names}"
+                )
+            (result,) = scored
+            template = dataset.template(task)
+            predictions = _stored_predictions(result, dataset, store, "test", done)
+            path = write_predictions(staging / SUBMISSION_FILES[task], task, template, predictions)
+            report = validate_predictions(path, task, template)
+            if not report.ok or report.warnings:  # our own writer writes the exact header: a warning is a bug
+                raise SubmissionError(
+                    f"{folder / path.name}: the written file fails validation ({template.path}):\n{report.render()}"
+                )
+            files[task], validation[task], honest[task] = path, result.score, result.honest
+            split = dataset.split(task, "test")
+            if split.tracks and split.has_labels:
+                test[task] = score_split(split, file_by_track(read_predictions(path, task), split))
+        spec_hash = own[-1].plan.resolved.spec_hash
+        summary = {task: _submission_scores(validation[task], honest[task]) for task in files}
+        extra = {
+            "profile": own[-1].plan.resolved.profile,
+            "dataset_fingerprint": own[-1].plan.material["dataset"],
+            "store_keys": {r.plan.task: r.plan.key for r in own},
+            "git_commit": git_commit(),
+        }
+        if test:
+            extra["test_scores"] = {task: test[task]["score"] for task in test}
+        staged = package_submission(staging, system, files, spec_hash, summary, extra)
+    files = {task: folder / path.name for task, path in files.items()}
+    package = Package(folder / staged.manifest_path.name, folder / staged.zip_path.name, staged.manifest)
     return Submission(system, folder, files, package, validation, honest, test, results)
 
 

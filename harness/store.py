@@ -7,8 +7,12 @@ hashes everything that determines its output (:func:`node_key`). Same key -> reu
   temporary name unique per process (``.<file>.tmp-<pid>-<random>``), fsynced and renamed over its final name; only
   then is its sidecar written the same way. A file is trusted only when its sidecar exists and matches, so a kill
   at any point, a truncated copy or a file dropped in by hand reads as untrusted: ``has`` says False and ``read_*``
-  raise :class:`~harness.errors.StoreError`, which the runner answers by recomputing. Reads verify by default
-  (sha256 over the bytes, streamed: about 1.3 GB/s from the page cache) and parse the very file they hashed.
+  raise :class:`~harness.errors.StoreError`, which the runner answers by recomputing. Every read verifies (sha256
+  over the bytes, streamed: about 1.3 GB/s from the page cache) and parses the very file it hashed; a file is hashed
+  once per process: a later read of the same unchanged file (same inode, size, mtime and ctime, same sidecar) skips
+  the hash, and a file this process wrote is known without hashing it again (:func:`forget_verified` resets). An
+  in-place rewrite of the same size within the file system's timestamp tick (milliseconds) of that verification
+  keeps the identity, so it is seen by the next process only.
 - per-track groups ``<group>/<track>.npy`` for resumable extraction: ``missing_tracks`` says what is left to do, and
   ranks writing different tracks of a group never clash.
 - ``node.json``, written last by :meth:`Node.complete`: the key, provenance and every artifact's checksum. Any
@@ -47,7 +51,7 @@ from harness import __version__
 from harness.atomic import public_mode
 from harness.errors import StoreError
 
-__all__ = ["Node", "Store", "default_store_root", "key_material", "node_key"]
+__all__ = ["Node", "Store", "default_store_root", "forget_verified", "key_material", "node_key"]
 
 KEY_SCHEMA = 1  # bump when the key material changes shape: every key changes with it
 MARKER = "node.json"
@@ -59,6 +63,20 @@ _WRITER = re.compile(r"-(\d+)-[0-9a-f]+$")  # the pid in .<file>.tmp-<pid>-<rand
 
 class _Untrusted(Exception):
     """Internal: why a file is not trusted (becomes a StoreError naming the file, or a False from ``has``)."""
+
+
+# Files this process has hashed (or written) and found to match their sidecar: path -> (identity, sha256). The
+# identity (device, inode, size, mtime, ctime) changes with any write or rename, so a changed file is hashed again.
+_VERIFIED: dict[str, tuple[tuple[int, ...], str]] = {}
+
+
+def _identity(stat: os.stat_result) -> tuple[int, ...]:
+    return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+
+
+def forget_verified() -> None:
+    """Forget which files this process has verified: the next read of each one hashes it again (as a new process)."""
+    _VERIFIED.clear()
 
 
 def default_store_root() -> Path:
@@ -158,8 +176,9 @@ def _leaf(name: str, suffix: str) -> str:
     return name
 
 
-def _atomic(path: Path, fill: Callable[[Path], None]) -> tuple[str, int]:
-    """Write via ``fill(temp)``, fsync, hash and rename over ``path``; returns (sha256, size). No temp survives."""
+def _atomic(path: Path, fill: Callable[[Path], None]) -> tuple[str, int, int]:
+    """Write via ``fill(temp)``, fsync, hash and rename over ``path``; returns (sha256, size, inode). No temp
+    survives."""
     temp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
     try:
         fill(temp)
@@ -167,12 +186,12 @@ def _atomic(path: Path, fill: Callable[[Path], None]) -> tuple[str, int]:
         with open(temp, "r+b") as file:
             os.fsync(file.fileno())
             digest = hashlib.file_digest(file, "sha256").hexdigest()
-            size = os.fstat(file.fileno()).st_size
+            stat = os.fstat(file.fileno())
         os.replace(temp, path)
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
-    return digest, size
+    return digest, stat.st_size, stat.st_ino
 
 
 def _put(data: bytes) -> Callable[[Path], None]:
@@ -220,12 +239,18 @@ class Node:
         return {"sha256": meta["sha256"], "size": meta["size"]}
 
     def _check(self, rel: str, file: BinaryIO, verify: bool) -> None:
+        """Size against the sidecar; with ``verify`` the sha256 too, unless this process already verified the file
+        unchanged."""
         meta = self._sidecar(rel)
-        size = os.fstat(file.fileno()).st_size
-        if size != meta["size"]:
-            raise _Untrusted(f"is {size} bytes but its sidecar records {meta['size']} (torn or truncated)")
-        if verify and hashlib.file_digest(file, "sha256").hexdigest() != meta["sha256"]:
-            raise _Untrusted("does not match its sha256 checksum (corrupted or replaced)")
+        stat = os.fstat(file.fileno())
+        if stat.st_size != meta["size"]:
+            raise _Untrusted(f"is {stat.st_size} bytes but its sidecar records {meta['size']} (torn or truncated)")
+        key, seen = str(self._file(rel)), (_identity(stat), meta["sha256"])
+        if verify and _VERIFIED.get(key) != seen:
+            if hashlib.file_digest(file, "sha256").hexdigest() != meta["sha256"]:
+                _VERIFIED.pop(key, None)
+                raise _Untrusted("does not match its sha256 checksum (corrupted or replaced)")
+            _VERIFIED[key] = seen
         file.seek(0)
 
     def _distrust(self, rel: str, reason: str) -> StoreError:
@@ -273,13 +298,21 @@ class Node:
         path.unlink(missing_ok=True)
 
     def _write(self, rel: str, fill: Callable[[Path], None]) -> None:
+        """Write an artifact and then its sidecar; the bytes just hashed count as verified in this process. A
+        write the file system refuses (read-only, full, no permission) is a StoreError naming the file."""
         path = self._file(rel)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        (self.path / MARKER).unlink(missing_ok=True)  # a node being written is not complete
-        sidecar = Path(f"{path}{SIDECAR}")
-        sidecar.unlink(missing_ok=True)  # never pair an old sidecar with new bytes
-        digest, size = _atomic(path, fill)
-        _atomic(sidecar, _put(json.dumps({"sha256": digest, "size": size}).encode()))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            (self.path / MARKER).unlink(missing_ok=True)  # a node being written is not complete
+            sidecar = Path(f"{path}{SIDECAR}")
+            sidecar.unlink(missing_ok=True)  # never pair an old sidecar with new bytes
+            digest, size, inode = _atomic(path, fill)
+            _atomic(sidecar, _put(json.dumps({"sha256": digest, "size": size}).encode()))
+            stat = path.stat()
+        except OSError as exc:
+            raise StoreError(f"cannot write store artifact {rel!r} of node {self.key} ({path}): {exc}") from exc
+        if stat.st_ino == inode and stat.st_size == size:  # still the file written here, not a racing writer's
+            _VERIFIED[str(path)] = (_identity(stat), digest)
 
     # -- arrays, tracks, json, checkpoints --------------------------------------------------------------------
     def _write_npy(self, rel: str, array: Any, dtype: Any) -> None:
@@ -412,16 +445,20 @@ class Node:
             "provenance": _plain(provenance),
             "artifacts": artifacts,
         }
-        self.path.mkdir(parents=True, exist_ok=True)
-        _atomic(self.path / MARKER, _put((json.dumps(record, indent=2) + "\n").encode()))
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            _atomic(self.path / MARKER, _put((json.dumps(record, indent=2) + "\n").encode()))
+        except OSError as exc:
+            raise StoreError(f"cannot write {MARKER} of node {self.key} ({self.path}): {exc}") from exc
         return record
 
     def is_complete(self, verify: bool = False) -> bool:
         """Whether ``node.json`` is there and every artifact it lists is still trusted.
 
         By default each listed artifact's size and sidecar are checked (milliseconds, so that a re-run of an unchanged
-        system is all store hits); ``verify=True`` rehashes every byte. Reads verify anyway, and a read that finds a
-        listed artifact bad removes ``node.json``, so a flipped byte is caught at the latest when it would be used.
+        system is all store hits); ``verify=True`` hashes every byte (once per process, as reads do): the runner asks
+        it of a node's inputs before computing the node. Reads verify anyway; a read, or this check, that finds a
+        listed artifact no longer matching its checksum removes ``node.json``, so the node is computed again.
         """
         try:
             record = json.loads((self.path / MARKER).read_bytes())
@@ -431,7 +468,10 @@ class Node:
                 with open(self._file(rel), "rb") as file:
                     if self._sidecar(rel) != meta:
                         return False
-                    self._check(rel, file, verify)
+                    try:
+                        self._check(rel, file, verify)
+                    except _Untrusted as exc:  # the file no longer matches its own checksum: withdraw node.json
+                        raise self._distrust(rel, str(exc)) from None
             return True
         except (OSError, ValueError, KeyError, TypeError, AttributeError, StoreError, _Untrusted):
             return False

@@ -11,16 +11,23 @@ the exact header; the reader also takes one that differs only by CSV quoting or 
 classes written ``4.0`` when asked to read numbers leniently.
 """
 
+import ctypes
+import errno
+import glob
 import hashlib
 import importlib.metadata
 import io
 import json
+import os
 import platform
 import re
+import secrets
+import shutil
 import sys
 import warnings
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
@@ -470,6 +477,88 @@ def package_submission(
         archive.writestr("manifest.json", text)
     write_atomically(zip_path, archive_bytes.getvalue())
     return Package(manifest_path, zip_path, manifest)
+
+
+@contextmanager
+def staged_folder(folder: Path | str) -> Iterator[Path]:
+    """A new empty staging folder beside ``folder`` to write a package into; when the block ends without an error,
+    the staging folder replaces ``folder`` as a unit and the old package is deleted only then.
+
+    The swap is one ``renameat2(RENAME_EXCHANGE)`` where the system offers it (Linux), else two renames (the old
+    folder aside, the new one in: for that instant there is no folder, never a mix of old and new files). An error
+    or a kill inside the block leaves ``folder`` as it was; the staging folder is deleted on an error, and one left by
+    a killed process is deleted by the next staging of the same folder.
+    """
+    folder = Path(folder)
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        _sweep_staging(folder)
+        staging = folder.parent / f".{folder.name}.staging-{os.getpid()}-{secrets.token_hex(4)}"
+        staging.mkdir()
+    except OSError as error:
+        raise SubmissionError(f"{folder}: cannot create a staging folder beside it ({error})") from error
+    try:
+        yield staging
+        _swap_in(staging, folder)
+    except OSError as error:
+        raise SubmissionError(f"{folder}: cannot put the new package in place ({error})") from error
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # after an exchange it holds the old package
+
+
+def _swap_in(new: Path, folder: Path) -> None:
+    """Put folder ``new`` at ``folder``; ``new`` then holds the old one (or nothing), to delete."""
+    if not folder.exists():
+        os.rename(new, folder)
+    elif not _exchange(new, folder):
+        old = folder.parent / f".{folder.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
+        os.rename(folder, old)
+        os.rename(new, folder)
+        shutil.rmtree(old, ignore_errors=True)
+    try:  # make the renames durable
+        handle = os.open(folder.parent, os.O_RDONLY)
+        try:
+            os.fsync(handle)
+        finally:
+            os.close(handle)
+    except OSError:
+        pass
+
+
+def _exchange(first: Path, second: Path) -> bool:
+    """Swap two paths in one step with Linux ``renameat2(RENAME_EXCHANGE)``; False where that is not offered."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(first), at_fdcwd, os.fsencode(second), rename_exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, os.strerror(code), str(second))
+
+
+def _sweep_staging(folder: Path) -> None:
+    """Delete the staging and set-aside folders of ``folder`` left by processes that no longer run."""
+    for leftover in folder.parent.glob(f".{glob.escape(folder.name)}.*-*-*"):
+        kind, _, rest = leftover.name[len(folder.name) + 2 :].partition("-")
+        pid = rest.partition("-")[0]
+        if kind in ("staging", "old") and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it runs, as another user
+        pass
+    return True
 
 
 def _json_value(value):

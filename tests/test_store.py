@@ -2,6 +2,7 @@
 
 import json
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -247,7 +248,7 @@ def test_crash_mid_write_leaves_no_trusted_file(node, monkeypatch, failing_call,
         real_replace(src, dst)
 
     monkeypatch.setattr(store_module.os, "replace", crashing_replace)
-    with pytest.raises(OSError, match="simulated crash"):
+    with pytest.raises(StoreError, match=r"cannot write store artifact 'emb\.npy' .*simulated crash"):  # one line
         node.write_array("emb.npy", np.ones(5))
     monkeypatch.undo()
     assert not node.has("emb.npy")
@@ -354,6 +355,34 @@ def test_is_complete_turns_false_when_a_listed_artifact_goes_bad(node):
     assert not node.is_complete()  # the failed read withdrew node.json
     node.discard("emb.npy")
     assert not node.has("emb.npy") and not (node.path / "emb.npy.sha256").exists()
+
+
+def test_a_full_check_withdraws_node_json_when_an_artifact_no_longer_matches(node):
+    node.write_array("emb.npy", np.arange(10.0))
+    node.complete({})
+    corrupt_flip(node.path / "emb.npy")
+    store_module.forget_verified()
+    assert not node.is_complete(verify=True)
+    assert not (node.path / "node.json").exists() and not node.is_complete()  # recomputed, not a size-only hit
+
+
+def test_each_file_is_hashed_once_per_process_and_again_when_it_changes(node, monkeypatch):
+    hashed = []
+    real = store_module.hashlib.file_digest
+    monkeypatch.setattr(store_module.hashlib, "file_digest", lambda f, d: hashed.append(1) or real(f, d))
+    node.write_array("emb.npy", np.arange(10.0))
+    written = len(hashed)  # the data file and its sidecar, hashed while written
+    for _ in range(3):
+        node.read_array("emb.npy")
+    assert len(hashed) == written  # known since the write
+    store_module.forget_verified()  # as a new process
+    node.read_array("emb.npy")
+    node.read_array("emb.npy")
+    assert len(hashed) == written + 1
+    time.sleep(0.02)  # past the file system's timestamp granularity
+    corrupt_flip(node.path / "emb.npy")  # in place: same inode, same size
+    with pytest.raises(StoreError, match="does not match its sha256 checksum"):
+        node.read_array("emb.npy")
 
 
 def test_writes_and_discards_withdraw_completion(node):

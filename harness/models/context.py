@@ -31,6 +31,12 @@ from harness.tasks import Task
 HONEST = "honest"  # the validation-only output of cross-fitted predictions (see the module docstring)
 
 
+def split_outputs(kind, split: str) -> tuple[str, ...]:
+    """The outputs a kind writes for ``split``: ``outputs``, plus ``validation_outputs`` on validation."""
+    extra = tuple(getattr(kind, "validation_outputs", ())) if split == "validation" else ()
+    return tuple(kind.outputs) + extra
+
+
 class TrackCache(Protocol):
     """Per-track arrays that outlive one node and are shared by every node asking with the same material
     (decoded voice activity, frozen encoder features): checksummed and resumable like node outputs."""
