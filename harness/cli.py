@@ -508,11 +508,15 @@ def _print_dry_run(system: str, tasks: list[str], dataset, profile, as_json: boo
     if as_json:
         print(json.dumps({"system": system, "profile": chosen, "nodes": [dataclasses.asdict(c) for c in costs]}))
         return
-    table = Table("node", "task", "kind", "store", "work", "estimate", title=f"{system} ({chosen}): dry run")
+    columns = [Col("node", whole=True), Col("task"), Col("kind", drop=1), Col("store"), Col("work"), Col("estimate")]
+    cells = []
     for cost in costs:
         work, estimate = describe(cost)
-        table.add_row(escape(cost.name), cost.task, cost.kind, "hit" if cost.stored else "to compute", work, estimate)
+        cells.append([escape(cost.name), cost.task, cost.kind, "hit" if cost.stored else "to compute", work, estimate])
+    table, dropped = fitted_table(columns, cells, out.width, title=escape(f"{system} ({chosen}): dry run"))
     out.print(table)
+    if dropped:
+        out.print(dropped_note(dropped), highlight=False)
     unknown = sum(1 for c in costs if c.seconds is None)
     if unknown:
         err.print(f"{unknown} estimate(s) unknown: no node of that kind was computed on this machine with this store")
