@@ -461,6 +461,7 @@ def run(
             "store_hit": r.hit,
             "train_seconds": r.train_seconds,
             "infer_seconds": r.infer_seconds,
+            "peak_memory_mb": r.peak_memory_mb,
             **({"leaderboard_id": r.leaderboard_id, **_summary(r.score)} if r.score else {}),
         }
         for r in results

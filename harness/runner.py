@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness import distributed
+from harness import distributed, memory
 from harness.cost import node_work, record_throughput
 from harness.cpu import budget_note, cpu_budget, limit_torch_threads
 from harness.data.affwild2 import SPLITS, Dataset
@@ -85,6 +85,7 @@ class NodeResult:
     score: dict | None = None
     honest: dict | None = None  # the cross-fitted score of a kind fitted on validation (see models.context)
     leaderboard_id: int | None = None
+    peak_memory_mb: dict | None = None  # resident (and GPU) peak while the node was computed (harness.memory)
 
 
 Done = dict[tuple[str, str], NodeResult]  # the results of a run so far, by NodePlan.node_id
@@ -176,7 +177,15 @@ def run_node(plan: NodePlan, dataset: Dataset, store: Store) -> NodeResult:
     stored = _stored_times(node)
     if distributed.broadcast(stored is not None):
         times = stored if stored is not None else node.read_json(TIMES_FILE)
-        return NodeResult(plan, True, times.get("train_seconds"), times.get("infer_seconds"), times.get("notes", []))
+        return NodeResult(
+            plan,
+            True,
+            times.get("train_seconds"),
+            times.get("infer_seconds"),
+            times.get("notes", []),
+            peak_memory_mb=times.get("peak_memory_mb"),
+        )
+    memory.reset_peak()
     kind = get_kind(plan.resolved.kind)
     budget = cpu_budget()
     cpu_note = budget_note(budget, limit_torch_threads(budget))  # the kind's module has imported torch if it uses it
@@ -211,13 +220,21 @@ def run_node(plan: NodePlan, dataset: Dataset, store: Store) -> NodeResult:
     notes = set().union(*distributed.all_gather(sorted(getattr(system, "notes_", []))))  # waits for every rank
     times["infer_seconds"] = round(times.get("infer_seconds", 0.0) + time.perf_counter() - started, 2)
     times["notes"] = sorted(set(times.get("notes", [])) | notes | {cpu_note})
+    times["peak_memory_mb"] = memory.peak_mb()
     if main:
         node.write_json(TIMES_FILE, times)
         node.complete({**plan.material, "system": plan.name, "git_commit": git_commit()})
         if fitted_here:
             _record_throughput(plan, dataset, store, times["train_seconds"] + times["infer_seconds"])
     distributed.barrier()
-    return NodeResult(plan, False, times.get("train_seconds"), times["infer_seconds"], times["notes"])
+    return NodeResult(
+        plan,
+        False,
+        times.get("train_seconds"),
+        times["infer_seconds"],
+        times["notes"],
+        peak_memory_mb=times["peak_memory_mb"],
+    )
 
 
 def _record_throughput(plan: NodePlan, dataset: Dataset, store: Store, seconds: float) -> None:
@@ -337,6 +354,8 @@ def score_node(result: NodeResult, dataset: Dataset, store: Store, leaderboard: 
     predictions = node_predictions(node, dataset, plan.task, "validation")
     scores = score_split(split, predictions)
     extra: dict = {"notes": result.notes} if result.notes else {}
+    if result.peak_memory_mb:
+        extra["peak_memory_mb"] = result.peak_memory_mb
     ranked, ranked_scores = predictions, scores
     if HONEST in split_outputs(get_kind(plan.resolved.kind), "validation"):
         ranked = node_predictions(node, dataset, plan.task, "validation", HONEST)
