@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from harness.models.training import device
-from harness.models.video import VideoKind, VideoSettings
+from harness.models.video import VideoKind, VideoSettings, inference_workers
 
 
 def write_crops(folder: Path, count: int, seed: int = 0) -> list[Path]:
@@ -63,6 +63,7 @@ def run(backbone: str, size: int, images: int, batch: int, workers: int, repeats
         "image_size": size,
         "batch": batch,
         "workers": workers,
+        "decoding_workers": inference_workers(workers, device()),  # what the inference path uses
         "device": str(device()),
         "raw_images_per_s": round(timings["raw_forward"], 1),
         "pipeline_images_per_s": round(timings["pipeline"], 1),

@@ -268,7 +268,7 @@ class VideoKind:
         on = next(net.parameters()).device
         images = FaceImages(paths, s.image_size, net.norm)
         with torch.no_grad():
-            for pixels, _ in loader(images, s.batch_size, s.workers, batches=batches):
+            for pixels, _ in loader(images, s.batch_size, inference_workers(s.workers, on), batches=batches):
                 with _autocast(on):
                     embedding, output = net(pixels.to(on, non_blocking=True))
                 if self.task == "expr":
@@ -406,6 +406,15 @@ class _RankEpochs:
         size = self.batch_size
         batches = [order[i : i + size] for i in range(0, len(order) - size + 1, size)]
         return loader(self.data, size, self.workers, batches=batches)
+
+
+def inference_workers(workers: int, on: torch.device) -> int:
+    """Decoding processes for inference: none on the CPU, where the model's intra-op threads already take every core
+    of the budget and a decoding process that preempts one of them stalls the whole parallel region (EfficientNet-B1
+    at 224 px on 2 cores: 0.72× the raw forward with 2 workers, 0.77× with 1, 0.89× decoding in the main process;
+    docs/benchmarks.md). On a GPU the workers decode on otherwise idle cores. Values do not depend on it (no random
+    flips at inference)."""
+    return workers if on.type != "cpu" else 0
 
 
 def _autocast(on: torch.device):
