@@ -76,3 +76,10 @@ def test_state_round_trip_gives_the_same_outputs() -> None:
     copy = VideoKind(settings(), "va", 0).load_state(kind.state())
     images = torch.randn(4, 3, 48, 48)
     assert torch.equal(kind.net_(images)[1], copy.net_.eval()(images)[1])
+
+
+def test_inference_decodes_in_the_main_process_on_a_cpu_only() -> None:
+    from harness.models.video import inference_workers
+
+    assert inference_workers(2, torch.device("cpu")) == 0
+    assert inference_workers(2, torch.device("cuda")) == 2
