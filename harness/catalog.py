@@ -12,7 +12,7 @@ from pathlib import Path
 from harness.data.affwild2 import Dataset
 from harness.leaderboard import Leaderboard
 from harness.run_record import RunRecord
-from harness.spec import available_specs, load_spec, resolve_variants, systems_dir
+from harness.spec import Spec, available_specs, load_spec, resolve_variants, systems_dir
 from harness.store import Store
 from harness.tasks import TASKS, Task
 
@@ -24,12 +24,7 @@ class SystemEntry:
     """One spec as written, its variants under ``profile`` and the latest recorded validation run of each variant
     and task (``latest[task]``, one run per variant that has one)."""
 
-    name: str
-    path: Path
-    kind: str
-    tasks: tuple[Task, ...]
-    inputs: tuple[str, ...]
-    description: str
+    spec: Spec  # the file as written: name, path, kind, tasks, inputs, description
     profile: str
     variants: tuple[str, ...]  # one name without a sweep, else one per combination of the swept settings
     swept: tuple[str, ...]  # the settings a sweep varies
@@ -42,12 +37,12 @@ class SystemEntry:
 
     def to_dict(self) -> dict:
         return {
-            "name": self.name,
-            "path": str(self.path),
-            "kind": self.kind,
-            "tasks": list(self.tasks),
-            "inputs": list(self.inputs),
-            "description": self.description,
+            "name": self.spec.name,
+            "path": str(self.spec.path),
+            "kind": self.spec.kind,
+            "tasks": list(self.spec.tasks),
+            "inputs": list(self.spec.inputs),
+            "description": self.spec.description,
             "profile": self.profile,
             "variants": list(self.variants) if self.swept else [],
             "swept": list(self.swept),
@@ -72,12 +67,7 @@ def list_systems(profile: str, leaderboard: Leaderboard | None, systems: Path | 
         }
         entries.append(
             SystemEntry(
-                name=spec.name,
-                path=spec.path,
-                kind=spec.kind,
-                tasks=spec.tasks,
-                inputs=spec.inputs,
-                description=spec.description,
+                spec=spec,
                 profile=profile,
                 variants=variants,
                 swept=tuple(key for key, _ in resolved[0].variant),

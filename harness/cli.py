@@ -343,10 +343,10 @@ def _render_systems(entries: list, profile: str) -> None:
     columns += [Col("sweep", drop=2), Col("va"), Col("expr")]
     rows = [
         [
-            escape(entry.name),
-            entry.kind,
-            ",".join(entry.tasks),
-            escape("\n".join(entry.inputs)),
+            escape(entry.spec.name),
+            entry.spec.kind,
+            ",".join(entry.spec.tasks),
+            escape("\n".join(entry.spec.inputs)),
             f"{len(entry.variants)} × {', '.join(entry.swept)}" if entry.swept else "",
             *(_latest_cell(entry, task) for task in ("va", "expr")),
         ]
@@ -364,8 +364,8 @@ def _render_systems(entries: list, profile: str) -> None:
 def _latest_cell(entry, task: str) -> str:
     run = entry.best(task)
     if run is None:
-        return "" if task in entry.tasks else "-"
-    variant = run.system[len(entry.name) :]
+        return "" if task in entry.spec.tasks else "-"
+    variant = run.system[len(entry.spec.name) :]
     return escape(f"{run.rank_score:.4f}{'†' if run.honest else ''} {run.profile}{' ' + variant if variant else ''}")
 
 
