@@ -1,49 +1,28 @@
-"""ABAW point metrics: CCC for valence-arousal and macro-F1 for expressions, with their sufficient statistics.
+"""The math of the ABAW metrics: CCC and F1 from their sufficient statistics, as pure functions over numpy arrays.
 
-Pure functions over numpy arrays that return plain floats or small frozen dataclasses. Definitions follow the 6th ABAW
-protocol: scores pool all frames of all tracks into one vector; frames whose label is invalid (-5 in either VA column,
--1 for EXPR) are excluded; every frame still needs a finite prediction.
+Each task's score is its definition's (:mod:`harness.tasks`: VA the mean CCC, EXPR the macro F1, AU the mean per-AU
+F1), built from these pieces; :func:`task_scores` asks the task. Definitions follow the 6th ABAW protocol: scores pool
+all frames of all tracks into one vector; frames whose label is invalid are excluded; every frame still needs a finite
+prediction.
 
 Sufficient statistics are public so that fusion and resampling code reuses them instead of re-deriving the metric:
-:func:`ccc_from_moments` / :func:`ccc_from_central_moments` for CCC, :func:`confusion_matrix` /
+:func:`ccc_from_moments` / :func:`ccc_from_central_moments` for CCC, :func:`confusion_counts` /
 :func:`f1_from_confusion` for F1. Per-track scores and the video-block bootstrap, which re-weight whole tracks, live in
 :mod:`harness.resampling`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 from numpy.typing import ArrayLike
 
-from harness.metric_inputs import check_finite, check_task, expr_arrays, va_pair, va_valid
-from harness.tasks import NUM_EXPR_CLASSES
+from harness.metric_inputs import check_finite
 
 # A variance at most this fraction of the mean square is rounding noise, i.e. the series is constant. Raw sums
 # (sum of squares minus squared sum) lose far more digits than centred sums, hence two tolerances.
 _CENTRAL_TOL = 1e-14
 _RAW_TOL = 1e-9
 _BLOCK = 1 << 15  # frames per cache-sized block in the VA score
-
-
-@dataclass(frozen=True, slots=True)
-class VAScores:
-    """``score = (ccc_valence + ccc_arousal) / 2`` over ``frames`` frames with a valid label."""
-
-    score: float
-    ccc_valence: float
-    ccc_arousal: float
-    frames: int
-
-
-@dataclass(frozen=True, slots=True)
-class ExprScores:
-    """``score`` is the mean of ``f1_per_class`` (all 8 classes, in ``EXPR_CLASSES`` order) over ``frames`` frames."""
-
-    score: float
-    f1_per_class: tuple[float, ...]
-    frames: int
 
 
 # --------------------------------------------------------------------------------------------------- CCC
@@ -121,26 +100,14 @@ def _ccc_centred(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return _ccc_core(mx, my, dx @ dx / n, dy @ dy / n, dx @ dy / n, _CENTRAL_TOL)
 
 
-def va_scores(pred: ArrayLike, labels: ArrayLike) -> VAScores:
-    """ABAW VA score of ``pred`` against ``labels``, both ``(n, 2)`` (valence, arousal) rows for the same frames.
-
-    Frames whose label is -5 in either column are excluded; every prediction row must be finite.
-    """
-    p, lab = va_pair(pred, labels)
-    n, mean_p, mean_l, var_p, var_l, cov = _va_moments(p, lab)
-    if n == 0:
-        raise ValueError("VA labels have no valid frame (every row has -5); nothing to score")
-    cv, ca = (float(c) for c in ccc_from_central_moments(mean_p, mean_l, var_p, var_l, cov))
-    return VAScores(score=(cv + ca) / 2, ccc_valence=cv, ccc_arousal=ca, frames=int(n))
-
-
-def _va_moments(p: np.ndarray, lab: np.ndarray) -> tuple[int, np.ndarray, ...]:
-    """Valid-frame count, then per dimension: means, population variances and covariance of prediction and label.
+def va_moments(p: np.ndarray, lab: np.ndarray, valid) -> tuple[int, np.ndarray, ...]:
+    """Valid-frame count (``valid(labels)`` masks the frames that count), then per dimension: means, population
+    variances and covariance of prediction and label.
 
     One pass in cache-sized blocks (numpy temporaries the size of 2.6 M rows cost more than the arithmetic), summing
     values shifted by the first block's means so that the raw-sum formulas lose no more than a few digits.
     """
-    w0 = va_valid(lab[:_BLOCK]).astype(np.float64)
+    w0 = valid(lab[:_BLOCK]).astype(np.float64)
     k0 = max(w0.sum(), 1.0)
     c_p, c_l = w0 @ p[:_BLOCK] / k0, w0 @ lab[:_BLOCK] / k0
     rows = min(_BLOCK, p.shape[0])
@@ -152,7 +119,7 @@ def _va_moments(p: np.ndarray, lab: np.ndarray) -> tuple[int, np.ndarray, ...]:
         if not (np.isfinite(pb).all() and np.isfinite(lb).all()):
             check_finite(p, "VA predictions")
             check_finite(lab, "VA labels")
-        w = va_valid(lb).astype(np.float64)
+        w = valid(lb).astype(np.float64)
         dp, dl = pb - shift_p[: len(pb)], lb - shift_l[: len(lb)]
         n += w.sum()
         sums += np.stack([w @ dp, w @ dl, w @ (dp * dp), w @ (dl * dl), w @ (dp * dl)])
@@ -165,12 +132,6 @@ def _va_moments(p: np.ndarray, lab: np.ndarray) -> tuple[int, np.ndarray, ...]:
 
 
 # --------------------------------------------------------------------------------------------------- F1
-
-
-def confusion_matrix(pred: ArrayLike, labels: ArrayLike) -> np.ndarray:
-    """8×8 int64 confusion matrix, rows = true class, columns = predicted class; frames labelled -1 are left out."""
-    p, lab = expr_arrays(pred, labels)
-    return _confusion(p, lab)
 
 
 def f1_from_confusion(cm: ArrayLike) -> np.ndarray:
@@ -186,25 +147,24 @@ def f1_from_confusion(cm: ArrayLike) -> np.ndarray:
     return np.divide(2.0 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
 
 
-def expr_scores(pred: ArrayLike, labels: ArrayLike) -> ExprScores:
-    """ABAW EXPR score: macro-F1 over all 8 classes of hard predictions ``(n,)`` 0..7 against labels ``(n,)``.
-
-    Frames labelled -1 are excluded; a class absent from both labels and predictions still counts, with F1 = 0.
-    """
-    cm = confusion_matrix(pred, labels)
-    frames = int(cm.sum())
-    if frames == 0:
-        raise ValueError("EXPR labels have no valid frame (every label is -1); nothing to score")
-    f1 = f1_from_confusion(cm)
-    return ExprScores(score=float(f1.mean()), f1_per_class=tuple(float(v) for v in f1), frames=frames)
+def confusion_counts(true: np.ndarray, pred: np.ndarray, classes: int) -> np.ndarray:
+    """``(classes, classes)`` int64 confusion matrix of checked class arrays, rows = true class; true -1 is left out."""
+    counts = np.bincount((true + 1) * classes + pred, minlength=(classes + 1) * classes)  # -1 lands in the first row
+    return counts[classes:].reshape(classes, classes).astype(np.int64, copy=False)
 
 
-def _confusion(p: np.ndarray, lab: np.ndarray) -> np.ndarray:
-    k = NUM_EXPR_CLASSES
-    counts = np.bincount((lab + 1) * k + p, minlength=(k + 1) * k)  # label -1 lands in the first k bins
-    return counts[k:].reshape(k, k).astype(np.int64, copy=False)
+def task_scores(task: str, pred: ArrayLike, labels: ArrayLike):
+    """The pooled ABAW score of ``task`` (a registered name) as a :class:`harness.tasks.TaskScores`."""
+    from harness.tasks import get_task
+
+    return get_task(task).scores(pred, labels)
 
 
-def task_scores(task: str, pred: ArrayLike, labels: ArrayLike) -> VAScores | ExprScores:
-    """:func:`va_scores` or :func:`expr_scores`, by ``task`` ('va' or 'expr')."""
-    return va_scores(pred, labels) if check_task(task) == "va" else expr_scores(pred, labels)
+def va_scores(pred: ArrayLike, labels: ArrayLike):
+    """The ABAW VA score (mean CCC of valence and arousal, frames labelled -5 left out)."""
+    return task_scores("va", pred, labels)
+
+
+def expr_scores(pred: ArrayLike, labels: ArrayLike):
+    """The ABAW EXPR score (macro F1 over all 8 classes, frames labelled -1 left out)."""
+    return task_scores("expr", pred, labels)

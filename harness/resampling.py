@@ -12,17 +12,14 @@ predictions. The point metrics themselves live in :mod:`harness.metrics`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from harness.metric_inputs import check_finite, check_task, expr_arrays, va_pair, va_valid
-from harness.metrics import ccc_from_moments, f1_from_confusion, task_scores
-from harness.tasks import EXPR_INVALID, NUM_EXPR_CLASSES
+from harness.metrics import task_scores
+from harness.tasks import get_task
 
-_VA_STATS = 11  # n, then (sum_x, sum_y, sum_xx, sum_yy, sum_xy) for valence and for arousal
-_EXPR_STATS = NUM_EXPR_CLASSES * NUM_EXPR_CLASSES  # a flattened confusion matrix, rows = true class
 _CHUNK = 2048  # bootstrap resamples drawn and scored per block, to bound memory ...
 _CHUNK_CELLS = 1 << 23  # ... and at most this many (resample, track) counts per block
 # A video-block interval over fewer videos is not meaningful: with 2 videos there are 3 distinct resamples, and the
@@ -37,8 +34,7 @@ class TrackScore:
     track: str
     score: float
     frames: int
-    ccc_valence: float | None = None
-    ccc_arousal: float | None = None
+    parts: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,33 +54,17 @@ class PairedComparison:
 def track_statistics(
     task: str, pred: ArrayLike, labels: ArrayLike, track_index: ArrayLike, n_tracks: int | None = None
 ) -> np.ndarray:
-    """Per-track sufficient statistics, ``(n_tracks, m)`` float64, additive over tracks.
+    """Per-track sufficient statistics, ``(n_tracks, m)`` float64, additive over tracks (m: the task's
+    ``stats_width``; VA: the valid frame count then five raw sums per dimension, EXPR: the flattened 8×8 confusion
+    matrix, AU: the valid frame count then per AU true positives, false positives and false negatives).
 
-    ``track_index`` gives each frame's track 0..n_tracks-1 (default: its maximum + 1). VA: m = 11 columns, the valid
-    frame count then (sum_x, sum_y, sum_xx, sum_yy, sum_xy) for valence and for arousal, x = prediction, y = label.
-    EXPR: m = 64, the flattened 8×8 confusion matrix. Weighted sums of rows are the statistics of the tracks pooled
-    with those multiplicities: :func:`scores_from_counts` scores them.
+    ``track_index`` gives each frame's track 0..n_tracks-1 (default: its maximum + 1). Weighted sums of rows are the
+    statistics of the tracks pooled with those multiplicities: :func:`scores_from_counts` scores them.
     """
-    task = check_task(task)
-    if task == "expr":
-        p, lab = expr_arrays(pred, labels)
-        t, n_tracks = _track_index(track_index, p.shape[0], n_tracks)
-        flat = np.where(lab != EXPR_INVALID, t * _EXPR_STATS + lab * NUM_EXPR_CLASSES + p, n_tracks * _EXPR_STATS)
-        counts = np.bincount(flat, minlength=(n_tracks + 1) * _EXPR_STATS)[: n_tracks * _EXPR_STATS]
-        return counts.reshape(n_tracks, _EXPR_STATS).astype(np.float64)
-    p, lab = va_pair(pred, labels)
-    check_finite(p, "VA predictions")
-    check_finite(lab, "VA labels")
+    definition = get_task(task)
+    p, lab = definition.check_pair(pred, labels)
     t, n_tracks = _track_index(track_index, p.shape[0], n_tracks)
-    valid = va_valid(lab)
-    t = t[valid]
-    out = np.empty((n_tracks, _VA_STATS))
-    out[:, 0] = np.bincount(t, minlength=n_tracks)
-    for d in range(2):
-        x, y = p[:, d][valid], lab[:, d][valid]  # masking 1-D columns is much faster than masking (n, 2) rows
-        for j, w in enumerate((x, y, x * x, y * y, x * y)):
-            out[:, 1 + 5 * d + j] = np.bincount(t, weights=w, minlength=n_tracks)
-    return out
+    return definition.track_statistics(p, lab, t, n_tracks)
 
 
 def scores_from_counts(task: str, stats: ArrayLike, counts: ArrayLike) -> np.ndarray:
@@ -96,7 +76,7 @@ def scores_from_counts(task: str, stats: ArrayLike, counts: ArrayLike) -> np.nda
     c = np.asarray(counts, dtype=np.float64)
     if c.ndim != 2 or s.ndim != 2 or c.shape[1] != s.shape[0]:
         raise ValueError(f"counts (B, T) and stats (T, m) do not match; got {c.shape} and {s.shape}")
-    return _stats_scores(check_task(task), c @ s)[0]
+    return _stats_scores(task, c @ s)[0]
 
 
 def per_track_scores(
@@ -104,31 +84,25 @@ def per_track_scores(
 ) -> list[TrackScore]:
     """The task score of each track alone, in ``track_names`` order; frame i belongs to ``track_names[track_index[i]]``.
 
-    EXPR per-track scores are macro-F1 over all 8 classes, as the pooled score is, so a track showing few classes scores
-    low. A track with no valid label gets ``score = nan`` and ``frames = 0``.
+    Per-track scores are pooled the same way as the split's (EXPR: macro-F1 over all 8 classes, so a track showing few
+    classes scores low). A track with no valid label gets ``score = nan`` and ``frames = 0``; ``parts`` holds the
+    scalar parts of the task's breakdown (the two CCCs of VA).
     """
     names = [str(name) for name in track_names]
-    task = check_task(task)
     stats = track_statistics(task, pred, labels, track_index, n_tracks=len(names))
     frames = _track_frames(task, stats)
     score, parts = _stats_scores(task, stats)
     score = np.where(frames > 0, score, np.nan)
-    if task == "expr":
-        return [TrackScore(n, float(s), int(f)) for n, s, f in zip(names, score, frames, strict=True)]
-    cv, ca = parts
-    rows = zip(names, score, frames, cv, ca, strict=True)
-    return [TrackScore(n, float(s), int(f), float(v), float(a)) for n, s, f, v, a in rows]
+    scalars = {key: value for key, value in parts.items() if np.ndim(value) == 1}
+    return [
+        TrackScore(name, float(score[i]), int(frames[i]), {key: float(value[i]) for key, value in scalars.items()})
+        for i, name in enumerate(names)
+    ]
 
 
-def _stats_scores(task: str, summed: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
-    """Scores (and their parts: the two CCCs, or per-class F1) from summed statistics ``(..., m)``."""
-    if task == "va":
-        cv = ccc_from_moments(*(summed[..., i] for i in (0, 1, 2, 3, 4, 5)))
-        ca = ccc_from_moments(*(summed[..., i] for i in (0, 6, 7, 8, 9, 10)))
-        return (cv + ca) / 2, (cv, ca)
-    k = NUM_EXPR_CLASSES
-    f1 = f1_from_confusion(summed.reshape(*summed.shape[:-1], k, k))
-    return f1.mean(axis=-1), (f1,)
+def _stats_scores(task: str, summed: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Scores and their named parts (the two CCCs, per-class or per-AU F1) from summed statistics ``(..., m)``."""
+    return get_task(task).scores_from_stats(summed)
 
 
 # --------------------------------------------------------------------------------------------------- bootstrap
@@ -198,10 +172,9 @@ def paired_from_statistics(
     one resample, so p is never 0). ``scores`` are the full-data (score_a, score_b) to report; by default they are
     pooled from the statistics.
     """
-    task = check_task(task)
     _check_resampling(n_resamples, level)
     a, b = (np.asarray(s, dtype=np.float64) for s in (stats_a, stats_b))
-    width = _VA_STATS if task == "va" else _EXPR_STATS
+    width = get_task(task).stats_width
     if a.ndim != 2 or a.shape != b.shape or a.shape[1] != width:
         raise ValueError(
             f"stats_a and stats_b must both be {task} track statistics of shape (n_tracks, {width}); "
@@ -248,7 +221,7 @@ def paired_bootstrap(
 
 
 def _track_frames(task: str, stats: np.ndarray) -> np.ndarray:
-    return stats[:, 0] if task == "va" else stats.sum(axis=1)
+    return get_task(task).frames_from_stats(stats)
 
 
 def _drawn_tracks(task: str, stats: np.ndarray) -> np.ndarray:

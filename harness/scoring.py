@@ -81,8 +81,9 @@ def _row_mismatch(frames: np.ndarray, n_rows: int) -> str:
 def score_split(split: Split, predictions: Mapping[str, np.ndarray], n_resamples: int = 10_000, seed: int = 0) -> dict:
     """Pooled challenge score of per-track frame predictions over ``split``'s valid frames, with its breakdown.
 
-    ``predictions[track]`` has one row per label line (VA ``(n, 2)`` values, EXPR ``(n,)`` classes). The result
-    holds ``score``, ``ccc_valence``/``ccc_arousal`` or ``f1_per_class``, ``frames`` (valid frames scored),
+    ``predictions[track]`` has one row per label line of hard predictions (VA ``(n, 2)`` values, EXPR ``(n,)``
+    classes, AU ``(n, 12)`` 0/1). The result holds ``score``, the task's breakdown (``ccc_valence``/``ccc_arousal``,
+    ``f1_per_class`` or ``f1_per_au``: :attr:`harness.tasks.TaskDef.breakdown_names`), ``frames`` (valid frames scored),
     ``videos`` (tracks with a valid frame), ``ci95`` (video-block bootstrap), ``ci95_note`` (``None``, or why the
     interval is not meaningful: :func:`harness.resampling.ci_note`), ``per_track`` and ``worst_tracks``.
     """
@@ -92,10 +93,7 @@ def score_split(split: Split, predictions: Mapping[str, np.ndarray], n_resamples
     track_index = split.track_index()
     scores = task_scores(task, pred, labels)
     result: dict = {"task": task, "split": split.name, "score": scores.score}
-    if task == "va":
-        result.update(ccc_valence=scores.ccc_valence, ccc_arousal=scores.ccc_arousal)
-    else:
-        result["f1_per_class"] = list(scores.f1_per_class)
+    result.update(scores.breakdown.to_dict())
     tracks = per_track_scores(task, pred, labels, track_index, split.names)
     scored = [t for t in tracks if t.frames > 0]
     low, high = bootstrap_ci(task, pred, labels, track_index, n_resamples=n_resamples, seed=seed)

@@ -279,7 +279,7 @@ class AudioKind:
     def _loss(self, valid_targets: np.ndarray, on: torch.device):
         if self.task == "va":
             return lambda out, target, mask: ccc_loss(out[mask], target[mask].float())
-        weights = inverse_frequency_weights(valid_targets).to(on)
+        weights = inverse_frequency_weights(valid_targets, NUM_EXPR_CLASSES).to(on)
         cross_entropy = torch.nn.CrossEntropyLoss(weight=weights, label_smoothing=self.settings.label_smoothing)
         return lambda out, target, mask: cross_entropy(out[mask], target[mask])
 

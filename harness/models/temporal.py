@@ -137,7 +137,7 @@ class DynamicKind:
     def _loss(self, valid_targets: np.ndarray, on: torch.device):
         if self.task == "va":
             return ccc_loss
-        return FocalLoss(inverse_frequency_weights(valid_targets).to(on), self.settings.focal_gamma)
+        return FocalLoss(inverse_frequency_weights(valid_targets, NUM_EXPR_CLASSES).to(on), self.settings.focal_gamma)
 
     @torch.no_grad()
     def _step_outputs(self, net: "TemporalNet", table: StepTable) -> np.ndarray:

@@ -12,8 +12,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from harness.tasks import NUM_EXPR_CLASSES
-
 
 def seed_everything(seed: int) -> torch.Generator:
     """Seed Python, numpy and torch; return a torch generator for samplers."""
@@ -40,6 +38,17 @@ def rmse_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return torch.sqrt(((pred - target) ** 2).mean() + 1e-12)
 
 
+class FunctionLoss(nn.Module):
+    """A loss function of (prediction, float target) as a module, like the class-based losses."""
+
+    def __init__(self, function) -> None:
+        super().__init__()
+        self.function = function
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.function(pred, target.float())
+
+
 class FocalLoss(nn.Module):
     """Multi-class focal loss ``−w_y (1 − p_y)^γ log p_y``, averaged over the batch."""
 
@@ -54,10 +63,10 @@ class FocalLoss(nn.Module):
         return -(weight * log_p).sum() / self.class_weights[target].sum().clamp_min(1e-8)
 
 
-def inverse_frequency_weights(labels: np.ndarray) -> torch.Tensor:
+def inverse_frequency_weights(labels: np.ndarray, classes: int) -> torch.Tensor:
     """Class weights ∝ 1 / frequency over the valid labels, normalised to mean 1; absent classes get weight 1."""
-    counts = np.bincount(labels[labels >= 0], minlength=NUM_EXPR_CLASSES).astype(np.float64)
-    weights = np.where(counts > 0, counts.sum() / (NUM_EXPR_CLASSES * np.maximum(counts, 1)), 1.0)
+    counts = np.bincount(labels[labels >= 0], minlength=classes).astype(np.float64)
+    weights = np.where(counts > 0, counts.sum() / (classes * np.maximum(counts, 1)), 1.0)
     return torch.tensor(weights / weights.mean(), dtype=torch.float32)
 
 

@@ -32,6 +32,7 @@ from harness.models.registry import register_kind
 from harness.models.training import (
     EarlyStopping,
     FocalLoss,
+    FunctionLoss,
     ccc_loss,
     device,
     inverse_frequency_weights,
@@ -241,9 +242,9 @@ class VideoKind:
 
     def _criterion(self, targets: np.ndarray):
         if self.task == "expr":
-            return FocalLoss(inverse_frequency_weights(targets), self.settings.focal_gamma)
+            return FocalLoss(inverse_frequency_weights(targets, NUM_EXPR_CLASSES), self.settings.focal_gamma)
         loss = ccc_loss if self.settings.va_loss == "ccc" else rmse_loss
-        return _FunctionLoss(loss)
+        return FunctionLoss(loss)
 
     @torch.no_grad()
     def _evaluate(self, net: "VideoNet", paths: list[Path], targets: np.ndarray) -> float:
@@ -360,15 +361,6 @@ class VideoNet(nn.Module):
         embedding = self.embed(self.backbone(images))
         output = self.out(embedding)
         return embedding, torch.tanh(output) if self.bounded else output
-
-
-class _FunctionLoss(nn.Module):
-    def __init__(self, function) -> None:
-        super().__init__()
-        self.function = function
-
-    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return self.function(pred, target.float())
 
 
 # -- faces: retinaface (issue #9) ------------------------------------------------------------------------------------

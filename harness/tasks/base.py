@@ -1,0 +1,242 @@
+"""What a challenge task is to the harness: :class:`TaskDef`, the one place that knows a task's formats and metric.
+
+Kinds, scoring, validation, the submission writer, the leaderboard, reports and the CLI hold a task *name* and ask its
+definition (:func:`harness.tasks.get_task`); no code outside ``harness/tasks/`` branches on a name. A definition covers
+the annotation files (folder names per release, header, label parsing, invalid marker), the models' side (output
+width, activation, training loss and weighting, the train prior, the hard decision taken from outputs), the metric
+from per-track additive sufficient statistics (so that the bootstrap, paired test, drift guard and leaderboard work
+for any task), a typed breakdown, and the prediction file (header, row form, release file names).
+
+Torch is imported inside the methods that need it, so commands that never train never import it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from harness.errors import DataError
+
+if TYPE_CHECKING:
+    import torch
+
+SPLIT_FOLDERS = {"train": "Train_Set", "validation": "Validation_Set", "test": "Test_Set"}
+
+
+def ordinal(number: int) -> str:
+    """``6`` → ``'6th'``."""
+    suffix = "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+    return f"{number}{suffix}"
+
+
+@dataclass(frozen=True, slots=True)
+class Breakdown:
+    """A score's parts, named per task: ``parts`` maps a key (``ccc_valence``, ``f1_per_class``, ...) to a float or a
+    tuple of floats, ``labels`` names the entries of each tuple (class or AU names), in order."""
+
+    parts: Mapping[str, float | tuple[float, ...]]
+    labels: Mapping[str, tuple[str, ...]]
+
+    def to_dict(self) -> dict[str, float | list[float]]:
+        return {key: list(value) if isinstance(value, tuple) else value for key, value in self.parts.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class TaskScores:
+    """A pooled task score over ``frames`` frames with a valid label, and its breakdown."""
+
+    score: float
+    frames: int
+    breakdown: Breakdown
+
+    def __getattr__(self, key: str) -> Any:
+        """Breakdown parts read as attributes (``scores.ccc_valence``, ``scores.f1_per_class``)."""
+        try:
+            return self.breakdown.parts[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+
+@dataclass(frozen=True)
+class LossOptions:
+    """A kind's choices for its training loss; each task reads the ones that concern it."""
+
+    va_loss: str = "ccc"  # "ccc" or "rmse"
+    focal_gamma: float | None = None  # None: weighted cross-entropy / BCE; else the focal exponent
+    class_weighted: bool = True
+
+
+class TaskDef(ABC):
+    """One ABAW challenge task. Subclasses set the class attributes and implement the abstract methods."""
+
+    name: ClassVar[str]  # 'va', 'expr', 'au': store keys, CLI, leaderboard rows
+    title: ClassVar[str]  # 'valence-arousal estimation'
+    columns: ClassVar[tuple[str, ...]]  # the annotation file's header fields, in order
+    width: ClassVar[int]  # columns of a model's output per frame
+    challenge_folders: ClassVar[tuple[str, ...]]  # annotation folder names, newest release first
+    track_list_names: ClassVar[tuple[str, ...]]  # test track list file names, newest release first
+    template_codes: ClassVar[tuple[str, ...]]  # the <TASK> of CVPR_<N>th_ABAW_<TASK>_test_set_sample.txt
+    template_dummy: ClassVar[str]  # the values of a template row after the location
+    stats_width: ClassVar[int]  # columns of one track's sufficient statistics
+    label_form: ClassVar[str]  # one label line, for messages
+    value_form: ClassVar[str]  # a prediction row's values, for messages
+    fields: ClassVar[int]  # comma-separated fields of a prediction row, location included
+    metric_name: ClassVar[str]  # 'mean CCC', 'macro F1', 'mean AU F1'
+    breakdown_names: ClassVar[tuple[str, ...]]  # the keys a score result and a leaderboard row carry
+
+    # -- annotation files ---------------------------------------------------------------------------------------
+    @property
+    def annotation_header(self) -> str:
+        return ",".join(self.columns)
+
+    @property
+    def prediction_header(self) -> str:
+        return "image_location," + self.annotation_header
+
+    @abstractmethod
+    def parse_labels(self, path: Path, body: Sequence[str]) -> np.ndarray:
+        """Label lines (after the header) as an array, one row per frame; a :class:`DataError` names a bad line."""
+
+    @abstractmethod
+    def format_labels(self, labels: np.ndarray) -> list[str]:
+        """One annotation line per row (the inverse of :meth:`parse_labels`)."""
+
+    @abstractmethod
+    def valid(self, labels: np.ndarray) -> np.ndarray:
+        """Mask of frames whose label counts for training and scoring."""
+
+    @abstractmethod
+    def invalid_labels(self, n: int) -> np.ndarray:
+        """``n`` rows of the invalid marker, in the label dtype and shape."""
+
+    # -- models -------------------------------------------------------------------------------------------------
+    @abstractmethod
+    def prior(self, valid_targets: np.ndarray) -> np.ndarray:
+        """``(width,)`` float32: what a model without input answers (train mean, class or AU frequencies)."""
+
+    @abstractmethod
+    def decide(self, outputs: np.ndarray) -> np.ndarray:
+        """Hard predictions (what the metric and prediction files take) from ``(n, width)`` stored outputs."""
+
+    @abstractmethod
+    def activate(self, raw: torch.Tensor) -> torch.Tensor:
+        """Stored outputs from a head's raw outputs: values, class probabilities or AU probabilities."""
+
+    @abstractmethod
+    def train_outputs(self, raw: torch.Tensor) -> torch.Tensor:
+        """What the loss takes from a head's raw outputs (bounded values for VA, logits otherwise)."""
+
+    @abstractmethod
+    def criterion(self, valid_targets: np.ndarray, options: LossOptions) -> torch.nn.Module:
+        """The training loss, weighted from the valid training targets; called as ``loss(train_outputs, target)``."""
+
+    @abstractmethod
+    def target_tensor(self, targets: np.ndarray) -> torch.Tensor:
+        """Targets as the loss takes them (float for values and AUs, long for classes)."""
+
+    @abstractmethod
+    def one_hot_targets(self, targets: np.ndarray) -> np.ndarray:
+        """``(n, width)`` float regression targets for closed-form learners (values, one-hot classes, 0/1 AUs)."""
+
+    @abstractmethod
+    def sample_weights(self, valid_targets: np.ndarray) -> np.ndarray:
+        """Per-row weights balancing the targets (1 where the task has no imbalance to correct)."""
+
+    @abstractmethod
+    def window_target(self, step_targets: np.ndarray, labelled: np.ndarray) -> np.ndarray:
+        """``(n_windows, width)`` targets of windows from ``(n_windows, steps, ...)`` targets and validity masks."""
+
+    # -- metric -------------------------------------------------------------------------------------------------
+    @abstractmethod
+    def check_pair(self, pred: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Validated hard predictions and labels with one row per frame each (``ValueError`` naming the problem)."""
+
+    @abstractmethod
+    def check_predictions(self, pred: Any, what: str) -> np.ndarray:
+        """Validated hard predictions alone (``ValueError`` naming ``what`` and the problem)."""
+
+    @abstractmethod
+    def track_statistics(self, pred: np.ndarray, labels: np.ndarray, track: np.ndarray, n_tracks: int) -> np.ndarray:
+        """``(n_tracks, stats_width)`` float64 additive sufficient statistics of checked arrays."""
+
+    @abstractmethod
+    def frames_from_stats(self, stats: np.ndarray) -> np.ndarray:
+        """Valid-frame counts from statistics ``(..., stats_width)``."""
+
+    @abstractmethod
+    def scores_from_stats(self, summed: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Scores ``(...)`` and their named parts from summed statistics ``(..., stats_width)``."""
+
+    @property
+    @abstractmethod
+    def part_labels(self) -> dict[str, tuple[str, ...]]:
+        """For each vector part of the breakdown, the names of its entries."""
+
+    def breakdown(self, parts: Mapping[str, np.ndarray]) -> Breakdown:
+        """Typed breakdown from :meth:`scores_from_stats`'s parts of one pooled score."""
+        clean = {
+            key: tuple(float(v) for v in np.ravel(value)) if key in self.part_labels else float(value)
+            for key, value in parts.items()
+        }
+        return Breakdown(clean, self.part_labels)
+
+    def scores(self, pred: Any, labels: Any) -> TaskScores:
+        """The pooled ABAW score of hard predictions against labels, frames with an invalid label left out."""
+        p, lab = self.check_pair(pred, labels)
+        stats = self.track_statistics(p, lab, np.zeros(len(p), np.intp), 1)[0]
+        frames = int(self.frames_from_stats(stats))
+        if frames == 0:
+            raise ValueError(f"{self.name.upper()} labels have no valid frame; nothing to score")
+        score, parts = self.scores_from_stats(stats)
+        return TaskScores(float(score), frames, self.breakdown(parts))
+
+    def summary(self, details: Mapping[str, Any]) -> str:
+        """One line naming the breakdown of a stored result (``CCC valence 0.41, arousal 0.37``)."""
+        pieces = []
+        for key in self.breakdown_names:
+            value = details.get(key)
+            if value is None:
+                continue
+            if key in self.part_labels:
+                names = self.part_labels[key]
+                pieces.append(", ".join(f"{n} {float(v):.3f}" for n, v in zip(names, value, strict=True)))
+            else:
+                pieces.append(f"{key.replace('_', ' ')} {float(value):.3f}")
+        return "; ".join(pieces)
+
+    # -- prediction files ---------------------------------------------------------------------------------------
+    @property
+    def row_form(self) -> str:
+        return f"'TRACK/00001.jpg,{self.value_form}'"
+
+    def submission_name(self, round_: int | None) -> str:
+        """The prediction file's name for a release round (6th ABAW when unknown)."""
+        return f"CVPR_{ordinal(round_ or 6)}_ABAW_{self.submission_code(round_ or 6)}_test_set.txt"
+
+    def submission_code(self, round_: int) -> str:
+        """The ``<TASK>`` of the release's file names (the organizers' capitalisation changed between rounds)."""
+        return self.template_codes[0]
+
+    def split_folder(self, challenge: Path, split: str) -> Path:
+        return challenge / SPLIT_FOLDERS[split]
+
+
+def read_fields(path: Path, body: Sequence[str], count: int, form: str) -> np.ndarray:
+    """Label lines split into ``count`` comma-separated string fields, ``(n, count)``; a line with another count is
+    a :class:`DataError` naming the file, the line and the expected form."""
+    rows = [line.split(",") for line in body]
+    for index, fields in enumerate(rows):
+        if len(fields) != count:
+            raise DataError(f"{path}, line {index + 2}: expected {form}, found '{body[index].strip()}'")
+    return np.array(rows, dtype=object).reshape(len(rows), count)
+
+
+def first_bad_line(path: Path, body: Sequence[str], bad: np.ndarray, expected: str) -> DataError:
+    """The error for the first label line flagged in ``bad`` (rows may be ``(n,)`` or ``(n, k)``)."""
+    row = int(np.flatnonzero(bad.reshape(len(bad), -1).any(axis=1))[0])
+    return DataError(f"{path}, line {row + 2}: {expected}, found '{body[row].strip()}'")

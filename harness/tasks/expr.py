@@ -1,0 +1,163 @@
+"""Expression recognition: one of 8 classes per frame, scored by the macro F1 over all 8 classes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.errors import DataError
+from harness.metric_inputs import check_finite
+from harness.metrics import f1_from_confusion
+from harness.tasks.base import LossOptions, TaskDef, first_bad_line
+
+CLASSES = ("Neutral", "Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise", "Other")
+INVALID = -1
+K = len(CLASSES)
+
+
+class Expression(TaskDef):
+    name = "expr"
+    title = "expression recognition"
+    columns = CLASSES
+    width = K
+    challenge_folders = ("EXPR_Recognition_Challenge", "EXPR_Classification_Challenge")
+    track_list_names = (
+        "Expression_Recognition_Challenge_test_set_release.txt",
+        "Expression_Classification_Challenge_test_set_release.txt",
+    )
+    template_codes = ("EXPR", "Expr")
+    template_dummy = "0"
+    stats_width = K * K  # a flattened confusion matrix, rows = true class
+    label_form = f"one integer class 0..{K - 1} (or -1)"
+    value_form = "class"
+    fields = 2
+    metric_name = "macro F1"
+    breakdown_names = ("f1_per_class",)
+
+    # -- annotation files
+    def parse_labels(self, path: Path, body) -> np.ndarray:
+        labels = np.empty(len(body), dtype=np.int64)
+        for index, line in enumerate(body):
+            text = line.strip()
+            try:
+                labels[index] = int(text)
+            except ValueError:
+                raise DataError(f"{path}, line {index + 2}: expected {self.label_form}, found '{text}'") from None
+        bad = (labels < INVALID) | (labels >= K)
+        if bad.any():
+            raise first_bad_line(path, body, bad, f"expression class must be 0..{K - 1} or -1")
+        return labels
+
+    def format_labels(self, labels: np.ndarray) -> list[str]:
+        return [str(int(c)) for c in labels.tolist()]
+
+    def valid(self, labels: np.ndarray) -> np.ndarray:
+        return labels != INVALID
+
+    def invalid_labels(self, n: int) -> np.ndarray:
+        return np.full(n, INVALID, np.int64)
+
+    # -- models
+    def prior(self, valid_targets: np.ndarray) -> np.ndarray:
+        counts = np.bincount(valid_targets, minlength=K).astype(np.float32)
+        return counts / counts.sum()
+
+    def decide(self, outputs: np.ndarray) -> np.ndarray:
+        outputs = np.asarray(outputs)
+        return outputs if outputs.ndim == 1 else outputs.argmax(-1)
+
+    def activate(self, raw):
+        import torch
+
+        return torch.softmax(raw, dim=-1)
+
+    def train_outputs(self, raw):
+        return raw
+
+    def criterion(self, valid_targets: np.ndarray, options: LossOptions):
+        from torch import nn
+
+        from harness.models.training import FocalLoss, inverse_frequency_weights
+
+        weights = inverse_frequency_weights(valid_targets, K)
+        if options.focal_gamma is not None:
+            return FocalLoss(weights, options.focal_gamma)
+        return nn.CrossEntropyLoss(weight=weights if options.class_weighted else None)
+
+    def target_tensor(self, targets: np.ndarray):
+        import torch
+
+        return torch.as_tensor(targets, dtype=torch.long)
+
+    def one_hot_targets(self, targets: np.ndarray) -> np.ndarray:
+        return np.eye(K)[np.asarray(targets)]
+
+    def sample_weights(self, valid_targets: np.ndarray) -> np.ndarray:
+        """Per row, its class's inverse frequency, normalised to mean 1 over the rows (the weighted ELM's W)."""
+        counts = np.bincount(valid_targets, minlength=K).astype(np.float64)
+        weights = np.where(counts > 0, len(valid_targets) / (K * np.maximum(counts, 1)), 0.0)
+        return weights[valid_targets] / weights[valid_targets].mean()
+
+    def window_target(self, step_targets: np.ndarray, labelled: np.ndarray) -> np.ndarray:
+        """The most frequent labelled class of each window, one-hot."""
+        counts = np.zeros((len(step_targets), K))
+        for column in range(step_targets.shape[1]):
+            np.add.at(
+                counts, (np.arange(len(step_targets)), np.maximum(step_targets[:, column], 0)), labelled[:, column]
+            )
+        return np.eye(K)[counts.argmax(1)]
+
+    # -- metric
+    def check_pair(self, pred: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
+        p = self.check_predictions(pred, "EXPR predictions")
+        lab = _classes(labels, "EXPR labels", INVALID)
+        if p.shape[0] != lab.shape[0]:
+            raise ValueError(
+                f"EXPR predictions have {p.shape[0]} rows but labels have {lab.shape[0]}; need one per frame"
+            )
+        return p, lab
+
+    def check_predictions(self, pred: Any, what: str) -> np.ndarray:
+        return _classes(pred, what, 0)
+
+    def track_statistics(self, pred: np.ndarray, labels: np.ndarray, track: np.ndarray, n_tracks: int) -> np.ndarray:
+        width = self.stats_width
+        flat = np.where(labels != INVALID, track * width + labels * K + pred, n_tracks * width)
+        counts = np.bincount(flat, minlength=(n_tracks + 1) * width)[: n_tracks * width]
+        return counts.reshape(n_tracks, width).astype(np.float64)
+
+    def frames_from_stats(self, stats: np.ndarray) -> np.ndarray:
+        return stats.sum(axis=-1)
+
+    def scores_from_stats(self, summed: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        f1 = f1_from_confusion(summed.reshape(*summed.shape[:-1], K, K))
+        return f1.mean(axis=-1), {"f1_per_class": f1}
+
+    @property
+    def part_labels(self) -> dict[str, tuple[str, ...]]:
+        return {"f1_per_class": CLASSES}
+
+
+def _classes(values: Any, what: str, lowest: int) -> np.ndarray:
+    """``values`` as a 1-D intp array of classes lowest..7; floats must be finite whole numbers."""
+    a = np.asarray(values)
+    if a.ndim != 1:
+        raise ValueError(f"{what} must be a 1-D array of class indices, one per frame; got shape {a.shape}")
+    if a.dtype.kind == "f":
+        check_finite(a, what)
+        if not np.array_equal(a, np.round(a)):
+            bad = np.flatnonzero(a != np.round(a))
+            raise ValueError(f"{what} must be whole class indices; {bad.size} are not, the first at row {bad[0]}")
+    elif a.dtype.kind not in "iu":
+        raise ValueError(f"{what} must be integer class indices; got dtype {a.dtype}")
+    a = a.astype(np.intp, copy=False)
+    if a.size and (a.min() < lowest or a.max() >= K):
+        bad = np.flatnonzero((a < lowest) | (a >= K))
+        accepted = f"{lowest}..{K - 1}" + (" (-1 = invalid)" if lowest < 0 else "")
+        raise ValueError(
+            f"{what} must be classes {accepted}; {bad.size} value(s) are outside, the first at row {bad[0]} "
+            f"(value {a[bad[0]]})"
+        )
+    return a
