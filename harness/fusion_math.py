@@ -13,6 +13,11 @@ the candidate that scores best. Scoring S candidates must not cost S passes over
   class's smallest can never win. Frames where a single class survives are decided for every candidate at once;
   the others are grouped by their set of surviving classes and scored in blocks of candidates × frames, the
   per-class counts taken as a product of the winner mask with one-hot labels (:func:`expr_candidate_confusions`).
+- AU: each unit's F1 depends on its own weight column and decision threshold only, so every unit picks its best
+  (candidate column, threshold) pair: the fused values of a block of frames are placed among a threshold grid
+  (:data:`AU_THRESHOLDS`) once per candidate, and counts per grid cell give every threshold's true and predicted
+  positives by a cumulative sum (:func:`au_candidate_f1`). The chosen thresholds are stored by mapping each unit's
+  fused probability so that its threshold lands at 0.5 (:func:`threshold_at_half`), where the task decides.
 
 Cross-fitting (:func:`video_folds`) assigns validation tracks to folds by video, so the two tracks of a
 ``_left``/``_right`` pair are always held out together.
@@ -30,12 +35,16 @@ from threadpoolctl import threadpool_limits
 from harness.cpu import cpu_budget
 from harness.data.affwild2 import video_of
 from harness.metrics import ccc_from_central_moments, f1_from_confusion
-from harness.tasks import NUM_EXPR_CLASSES
+from harness.tasks import get_task
 
 _BLOCK_FRAMES = 1024  # frames per EXPR work item ...
 _BLOCK_CANDIDATES = 128  # ... times candidates per block: (classes, 128, 1024) float32 stays within a few MiB
 _SMALL_GROUP = 256  # frames of a rare surviving-class set are scored with all classes (fewer, larger blocks)
 _ALIVE_TOL = 1e-5  # float32 rounding of a fused value stays far below this
+_AU_BLOCK_FRAMES = 4096  # frames per AU block: (candidates, 4096) float64 is 64 MiB for 2000 candidates
+# The decision thresholds an AU fusion searches: 0.02 to 0.98 in steps of 0.02 (0.5 among them, so each input alone
+# at the task's own threshold is a candidate and the in-sample choice never scores below its best input).
+AU_THRESHOLDS = np.round(np.arange(1, 50) * 0.02, 2)
 
 
 def dirichlet_candidates(
@@ -97,17 +106,18 @@ class VAMoments:
     frames: int
 
 
-def va_moments(predictions: np.ndarray, labels: np.ndarray) -> VAMoments:
+def va_moments(predictions: np.ndarray, labels: np.ndarray, valid: np.ndarray | None = None) -> VAMoments:
     """Moments of the inputs and labels over the frames with a valid label.
 
-    ``predictions`` is ``(M, n, 2)``, ``labels`` ``(n, 2)`` with -5 marking an invalid frame (either column).
-    Centred sums in float64, so the covariances lose no digits to large means.
+    ``predictions`` is ``(M, n, 2)``, ``labels`` ``(n, 2)``; ``valid`` the frames to use (default: the VA task's
+    valid labels, the invalid marker in neither column). Centred sums in float64, so the covariances lose no digits
+    to large means.
     """
     labels = np.asarray(labels, dtype=np.float64)
-    valid = np.all(labels != -5, axis=1)
+    valid = get_task("va").valid(labels) if valid is None else np.asarray(valid, bool)
     frames = int(valid.sum())
     if frames == 0:
-        raise ValueError("VA fusion needs frames with a valid label; every label row here has -5")
+        raise ValueError("VA fusion needs frames with a valid label; every label row here is invalid")
     mean = np.empty((2, predictions.shape[0] + 1))
     cov = np.empty((2, predictions.shape[0] + 1, predictions.shape[0] + 1))
     for d in range(2):
@@ -219,13 +229,85 @@ def _block_counts(by_class: np.ndarray, classes: np.ndarray, block: np.ndarray, 
 
 
 def expr_candidate_scores(
-    weights: np.ndarray, probabilities: np.ndarray, labels: np.ndarray, workers: int | None = None
+    weights: np.ndarray,
+    probabilities: np.ndarray,
+    labels: np.ndarray,
+    workers: int | None = None,
+    *,
+    classes: int | None = None,
 ) -> np.ndarray:
-    """``(S,)`` macro-F1 over the 8 classes of each candidate (see :func:`expr_candidate_confusions`)."""
-    if probabilities.shape[-1] != NUM_EXPR_CLASSES:
-        raise ValueError(f"EXPR fusion needs {NUM_EXPR_CLASSES} class scores per frame; got {probabilities.shape[-1]}")
+    """``(S,)`` macro-F1 over the ``classes`` classes (default: the EXPR task's width) of each candidate (see
+    :func:`expr_candidate_confusions`)."""
+    classes = get_task("expr").width if classes is None else classes
+    if probabilities.shape[-1] != classes:
+        raise ValueError(f"EXPR fusion needs {classes} class scores per frame; got {probabilities.shape[-1]}")
     confusions = expr_candidate_confusions(weights, probabilities, labels, workers)
     return f1_from_confusion(confusions).mean(axis=1)
+
+
+# --------------------------------------------------------------------------------------------------- AU
+
+
+def au_candidate_f1(
+    weights: np.ndarray, probabilities: np.ndarray, labels: np.ndarray, thresholds: np.ndarray = AU_THRESHOLDS
+) -> np.ndarray:
+    """``(S, K, T)`` binary F1 of each candidate's fused unit ``k`` decided at each threshold (fused >= threshold).
+
+    ``weights (S, M, K)`` have columns on the simplex; ``probabilities (M, n, K)`` are the inputs' unit probabilities
+    of the frames to count; ``labels (n, K)`` their 0/1 units (drop invalid frames first); ``thresholds`` ascending.
+    The fused values are float64 sums over the inputs, as :func:`fuse` makes them.
+    """
+    w = np.asarray(weights, dtype=np.float64)
+    p = np.asarray(probabilities, dtype=np.float64)
+    truth = np.asarray(labels) == 1
+    grid = np.asarray(thresholds, dtype=np.float64)
+    n_candidates, _, k = w.shape
+    cells = len(grid) + 1  # cell c holds the values with exactly c thresholds at or below them
+    offsets = (np.arange(n_candidates) * cells)[:, None]
+    predicted = np.zeros((n_candidates, k, cells), np.int64)
+    hits = np.zeros((n_candidates, k, cells), np.int64)
+    for unit in range(k):
+        for start in range(0, p.shape[1], _AU_BLOCK_FRAMES):
+            stop = start + _AU_BLOCK_FRAMES
+            fused = np.einsum("sm,mn->sn", w[:, :, unit], p[:, start:stop, unit])
+            cell = np.searchsorted(grid, fused, side="right") + offsets
+            size = n_candidates * cells
+            predicted[:, unit] += np.bincount(cell.ravel(), minlength=size).reshape(n_candidates, cells)
+            on = truth[start:stop, unit]
+            hits[:, unit] += np.bincount(cell[:, on].ravel(), minlength=size).reshape(n_candidates, cells)
+    # decided on at threshold j: the values in cells j + 1 and above
+    above = np.cumsum(predicted[:, :, ::-1], axis=2)[:, :, ::-1][:, :, 1:].astype(np.float64)
+    true_positives = np.cumsum(hits[:, :, ::-1], axis=2)[:, :, ::-1][:, :, 1:].astype(np.float64)
+    denom = above + truth.sum(0)[None, :, None]  # 2·tp + fp + fn = predicted positives + true positives
+    return np.divide(2.0 * true_positives, denom, out=np.zeros_like(denom), where=denom > 0)
+
+
+def au_best_choices(
+    weights: np.ndarray, probabilities: np.ndarray, labels: np.ndarray, thresholds: np.ndarray = AU_THRESHOLDS
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per unit the best weight column and threshold of :func:`au_candidate_f1` (the first of equal ones, candidates
+    before thresholds): ``(M, K)`` weights, ``(K,)`` thresholds and ``(K,)`` F1."""
+    f1 = au_candidate_f1(weights, probabilities, labels, thresholds)
+    n_candidates, k, n_thresholds = f1.shape
+    flat = f1.transpose(1, 0, 2).reshape(k, n_candidates * n_thresholds)
+    best = flat.argmax(axis=1)
+    candidate, threshold = np.divmod(best, n_thresholds)
+    chosen = np.asarray(weights, dtype=np.float64)[candidate, :, np.arange(k)].T  # (M, K)
+    return chosen, np.asarray(thresholds, dtype=np.float64)[threshold], flat[np.arange(k), best]
+
+
+def threshold_at_half(probabilities: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """``(n, K)`` probabilities mapped per unit, monotonically and piecewise linearly, so that its threshold lands at
+    0.5: ``[0, t] → [0, 0.5]`` and ``[t, 1] → [0.5, 1]``. A value is at or above 0.5 exactly where it was at or above
+    its threshold, also once stored as float32 (values are returned float32-exact), so deciding at 0.5 takes the
+    thresholded decisions while the order of the values is kept."""
+    p = np.asarray(probabilities, dtype=np.float64)
+    t = np.asarray(thresholds, dtype=np.float64)
+    on = p >= t
+    mapped = np.where(on, 0.5 + 0.5 * (p - t) / (1.0 - t), 0.5 * p / t).astype(np.float32)
+    below_half = np.nextafter(np.float32(0.5), np.float32(0.0))
+    mapped = np.where(on, np.maximum(mapped, np.float32(0.5)), np.minimum(mapped, below_half))
+    return mapped.astype(np.float64)
 
 
 # --------------------------------------------------------------------------------------------------- folds

@@ -63,3 +63,14 @@ def test_cli_dry_run_lists_nodes_and_computes_nothing(handmade_root: Path, store
         app, ["run", "video_b1", "--dry-run", "--data", str(handmade_root), "--profile", "smoke"]
     )
     assert table.exit_code == 0 and "to compute" in table.output and "unknown" in table.output
+
+
+def test_work_of_an_au_node_counts_the_au_splits(synthetic_tiny: Path) -> None:
+    from harness.models.kelm import KelmSettings
+
+    dataset = Dataset(synthetic_tiny)
+    splits = {name: dataset.split("au", name) for name in ("train", "validation", "test")}
+    work, frames = cost.node_work("dwf", None, "au", dataset)
+    assert frames == work["frames"] == sum(t.n_rows for s in ("validation", "test") for t in splits[s].tracks) > 0
+    work, steps = cost.node_work("kelm", KelmSettings(), "au", dataset)
+    assert steps == work["steps"] > 0 and set(work) == {"steps"}

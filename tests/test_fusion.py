@@ -11,6 +11,9 @@ from pydantic import BaseModel, ConfigDict
 from harness.data.affwild2 import Dataset
 from harness.errors import SpecError
 from harness.fusion_math import (
+    AU_THRESHOLDS,
+    au_best_choices,
+    au_candidate_f1,
     corner_candidates,
     dirichlet_candidates,
     entropy_gate,
@@ -18,17 +21,19 @@ from harness.fusion_math import (
     expr_candidate_scores,
     fuse,
     normalised_entropy,
+    threshold_at_half,
     va_candidate_scores,
     va_moments,
     video_folds,
 )
 from harness.leaderboard import Leaderboard
-from harness.metrics import expr_scores, va_scores
+from harness.metrics import task_scores
 from harness.models.context import HONEST, Context
 from harness.models.fusion import DWFKind, DWFSettings, RFKind, RFSettings
 from harness.models.registry import KIND_MODULES, register_kind
 from harness.runner import run_system, store_input
 from harness.store import Store
+from harness.tasks import get_task
 
 # ----------------------------------------------------------------------------------------------- a toy input kind
 
@@ -73,10 +78,14 @@ class ToyKind:
                     else np.resize(np.where(track.labels == -5, 0, track.labels), (n, 2))
                 )
                 pred = np.clip(truth + rng.normal(0, self.settings.noise, (n, 2)), -1, 1)
-            else:
+            elif self.task == "expr":
                 truth = np.zeros(n, int) if track.labels is None else np.resize(np.maximum(track.labels, 0), n)
                 logits = 2.0 * np.eye(8)[truth] + rng.normal(0, self.settings.noise * 4, (n, 8))
                 pred = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+            else:  # au: each unit's probability, skill falling with the noise
+                truth = np.zeros((n, 12)) if track.labels is None else np.resize(np.maximum(track.labels, 0), (n, 12))
+                logits = 3.0 * (truth - 0.5) - 1.0 + rng.normal(0, self.settings.noise * 3, (n, 12))
+                pred = 1 / (1 + np.exp(-logits))
             if self.settings.nan_in == name:
                 pred[0] = np.nan
             yield name, {"pred": pred.astype(np.float32)}
@@ -102,6 +111,7 @@ class FittedToyKind(ToyKind):
             if split_name == "validation":
                 labels = split.track(name).labels
                 exact = np.where(labels == -5, 0, labels) if self.task == "va" else np.eye(8)[np.maximum(labels, 0)]
+                exact = np.maximum(labels, 0) if self.task == "au" else exact
                 outputs = {"pred": exact.astype(np.float32), HONEST: outputs["pred"]}
             yield name, outputs
 
@@ -142,7 +152,7 @@ def test_va_closed_form_equals_scoring_the_fused_frames() -> None:
     labels[rng.random(3000) < 0.1, 1] = -5
     weights = np.concatenate([dirichlet_candidates(rng, 50, 3, 2), corner_candidates(3, 2)])
     scores = va_candidate_scores(weights, va_moments(inputs, labels))
-    expected = [va_scores(fuse(w, list(inputs)), labels).score for w in weights]
+    expected = [task_scores("va", fuse(w, list(inputs)), labels).score for w in weights]
     np.testing.assert_allclose(scores, expected, rtol=0, atol=1e-12)
 
 
@@ -166,10 +176,66 @@ def test_expr_counts_equal_an_argmax_loop_ties_included() -> None:
         np.testing.assert_array_equal(confusion, np.bincount(labels * 8 + predicted, minlength=64).reshape(8, 8))
     scores = expr_candidate_scores(weights[:5], inputs, labels)
     np.testing.assert_allclose(
-        scores, [expr_scores(fuse(w, list(inputs)).argmax(1), labels).score for w in weights[:5]], atol=1e-12
+        scores, [task_scores("expr", fuse(w, list(inputs)).argmax(1), labels).score for w in weights[:5]], atol=1e-12
     )
     with pytest.raises(ValueError, match="needs 8 class scores per frame; got 7"):
         expr_candidate_scores(weights[:, :, :7], inputs[:, :, :7], labels)
+    with pytest.raises(ValueError, match="needs 9 class scores per frame; got 8"):
+        expr_candidate_scores(weights, inputs, labels, classes=9)
+
+
+def au_data(seed: int, n: int = 2000) -> tuple[np.ndarray, np.ndarray]:
+    """Three inputs' probabilities ``(3, n, 12)`` of 0/1 units ``(n, 12)`` with rates from 3% to 40%, the inputs of
+    varying skill and calibration."""
+    rng = np.random.default_rng(seed)
+    labels = (rng.random((n, 12)) < np.linspace(0.03, 0.4, 12)).astype(np.int8)
+    signal = np.array([1.5, 0.8, 0.2])[:, None, None] * (2 * labels[None] - 1)
+    logits = signal + rng.normal(0, 1, (3, n, 12)) - np.array([1.0, 0.0, -0.5])[:, None, None]
+    return 1 / (1 + np.exp(-logits)), labels
+
+
+def test_au_f1_of_every_candidate_and_threshold_equals_thresholding_the_fused_frames() -> None:
+    inputs, labels = au_data(2, 1500)
+    weights = np.concatenate([dirichlet_candidates(np.random.default_rng(3), 6, 3, 12), corner_candidates(3, 12)])
+    f1 = au_candidate_f1(weights, inputs, labels)
+    assert f1.shape == (len(weights), 12, len(AU_THRESHOLDS))
+    for s in (0, 3, len(weights) - 1):
+        fused = fuse(weights[s], list(inputs))
+        for j in (0, 10, 24, 48):
+            decided = (fused >= AU_THRESHOLDS[j]).astype(np.int8)
+            expected = task_scores("au", decided, labels).f1_per_au
+            np.testing.assert_allclose(f1[s, :, j], expected, rtol=0, atol=1e-12)
+
+
+def test_au_choices_are_per_unit_and_their_stored_outputs_decide_at_half() -> None:
+    inputs, labels = au_data(4)
+    weights = np.concatenate([dirichlet_candidates(np.random.default_rng(5), 40, 3, 12), corner_candidates(3, 12)])
+    chosen, thresholds, f1 = au_best_choices(weights, inputs, labels)
+    assert chosen.shape == (3, 12) and thresholds.shape == f1.shape == (12,)
+    np.testing.assert_allclose(chosen.sum(0), 1.0)
+    assert set(thresholds) <= set(AU_THRESHOLDS) and len(set(thresholds)) > 1  # rare units want lower thresholds
+    best = au_candidate_f1(weights, inputs, labels).max(axis=(0, 2))
+    np.testing.assert_array_equal(f1, best)
+    stored = threshold_at_half(fuse(chosen, list(inputs)), thresholds).astype(np.float32)
+    assert stored.min() >= 0 and stored.max() <= 1
+    scored = task_scores("au", get_task("au").decide(stored), labels)
+    np.testing.assert_allclose(scored.f1_per_au, f1, rtol=0, atol=1e-12)
+    singles = [task_scores("au", get_task("au").decide(p), labels).score for p in inputs]
+    assert scored.score >= max(singles)  # each input alone at 0.5 is among the choices
+
+
+def test_threshold_at_half_keeps_every_decision_and_the_order_once_float32() -> None:
+    thresholds = np.array([0.02, 0.3, 0.5, 0.98])
+    below = np.nextafter(thresholds, 0.0)
+    rows = np.stack([thresholds, below, np.zeros(4), np.ones(4), np.nextafter(thresholds, 1.0), thresholds / 2])
+    mapped = threshold_at_half(rows, thresholds).astype(np.float32)
+    np.testing.assert_array_equal(mapped >= 0.5, rows >= thresholds)
+    np.testing.assert_array_equal(mapped[0], 0.5)
+    np.testing.assert_array_equal(mapped[2], 0.0)
+    np.testing.assert_array_equal(mapped[3], 1.0)
+    np.testing.assert_allclose(mapped[5], 0.25)
+    values = np.sort(np.random.default_rng(0).random((500, 4)), axis=0)
+    assert (np.diff(threshold_at_half(values, thresholds), axis=0) >= 0).all()
 
 
 def test_candidates_are_seeded_columns_on_the_simplex() -> None:
@@ -269,6 +335,51 @@ def test_rf_fuses_with_honest_scores_and_refits_identically_from_its_state(toy_w
         name = dataset.split(task, "test").names[0]
         ((_, outputs),) = list(kind.predict(context, "test", [name]))
         np.testing.assert_array_equal(outputs["pred"], store.node(fused.plan.key).read_track("pred-test", name))
+
+
+def test_au_dwf_chooses_weights_and_thresholds_per_unit_inside_the_folds(toy_world) -> None:
+    dataset, store, board, systems = toy_world
+    results = run_system("fuse", ["au"], dataset, "smoke", store, board, systems)
+    (fused,) = [r for r in results if r.plan.name == "fuse"]
+    node = store.node(fused.plan.key)
+    state = node.load_state("model.safetensors")
+    thresholds, fold_thresholds = state["thresholds"].numpy(), state["fold_thresholds"].numpy()
+    assert thresholds.shape == (12,) and fold_thresholds.shape == (3, 12)
+    assert set(np.concatenate([thresholds, fold_thresholds.ravel()])) <= set(AU_THRESHOLDS)
+    assert "thresholds" in " ".join(board.rows(task="au", system="fuse")[0].extra["notes"])
+    split = dataset.split("au", "validation")
+    context = Context(dataset, "au", {p.name: store_input(store, p) for p in fused.plan.inputs})
+    folds = state["folds"].numpy()
+    for position, name in enumerate(split.names):  # each track's honest rows: its fold's weights and thresholds
+        inputs = [context.inputs[p.name].read("pred", "validation", name) for p in fused.plan.inputs]
+        fold = folds[position]
+        expected = threshold_at_half(fuse(state["fold_weights"].numpy()[fold], inputs), fold_thresholds[fold])
+        np.testing.assert_allclose(node.read_track("honest-validation", name), expected, atol=1e-6)
+        pred = node.read_track("pred-validation", name)
+        decided = get_task("au").decide(pred)
+        np.testing.assert_array_equal(decided, fuse(state["weights"].numpy(), inputs) >= thresholds)
+    single = [score_of(r, dataset, store) for r in results if r.plan.name.startswith("toy")]
+    assert fused.score["score"] >= max(single)  # in-sample: each input alone at 0.5 is among the choices
+    assert fused.honest["score"] > max(single), (fused.honest["score"], single)  # the toys' 0.5 is too high
+
+
+def test_au_rf_fuses_per_unit_and_refits_identically(toy_world) -> None:
+    dataset, store, board, systems = toy_world
+    results = run_system("forest", ["au"], dataset, "smoke", store, board, systems)
+    (fused,) = [r for r in results if r.plan.name == "forest"]
+    (row,) = board.rows(task="au", system="forest")
+    assert row.honest and np.isfinite(row.rank_score) and row.extra["notes"][0].count("trees") == 12
+    context = Context(dataset, "au", {p.name: store_input(store, p) for p in fused.plan.inputs})
+    kind = RFKind(fused.plan.resolved.settings, "au", 0).load_state(
+        store.node(fused.plan.key).load_state("model.safetensors")
+    )
+    name = dataset.split("au", "test").names[0]
+    ((_, outputs),) = list(kind.predict(context, "test", [name]))
+    stored = store.node(fused.plan.key).read_track("pred-test", name)
+    np.testing.assert_array_equal(outputs["pred"], stored)
+    assert stored.shape[1] == 12 and stored.min() >= 0 and stored.max() <= 1
+    single = [score_of(r, dataset, store) for r in results if r.plan.name.startswith("toy")]
+    assert fused.honest["score"] > min(single), (fused.honest["score"], single)
 
 
 def test_an_input_fitted_on_validation_is_fused_through_its_honest_predictions(toy_world) -> None:

@@ -1,4 +1,5 @@
-"""The functionals + Kernel ELM kind: functionals, window targets, C chosen on validation, honest fold choices."""
+"""The functionals + Kernel ELM kind: functionals, the task's window targets, weights and outputs, C chosen on
+validation, honest fold choices."""
 
 import re
 from pathlib import Path
@@ -11,8 +12,9 @@ from harness.data.affwild2 import Dataset
 from harness.metrics import task_scores
 from harness.models import kelm as kelm_module
 from harness.models.context import HONEST, Context
-from harness.models.kelm import KelmKind, KelmSettings, class_weights, window_functionals, window_targets
+from harness.models.kelm import KelmKind, KelmSettings, window_functionals
 from harness.spec import load_spec, resolve_variants
+from harness.tasks import get_task
 
 
 def test_functionals_ignore_steps_past_the_track() -> None:
@@ -24,13 +26,35 @@ def test_functionals_ignore_steps_past_the_track() -> None:
     np.testing.assert_allclose(out[1], [5.5, 25.0, 8.0, 30.0, 3.0, 20.0, 2.5, 5.0])
 
 
-def test_window_targets_and_class_weights() -> None:
-    va = window_targets("va", np.array([[[0.2, 0.4], [0.4, -5.0], [9.0, 9.0]]]), np.array([[True, True, False]]))
+def test_window_targets_and_sample_weights_come_from_the_task() -> None:
+    va_task, expr_task, au_task = (get_task(name) for name in ("va", "expr", "au"))
+    va = va_task.window_target(np.array([[[0.2, 0.4], [0.4, -5.0], [9.0, 9.0]]]), np.array([[True, True, False]]))
     np.testing.assert_allclose(va, [[0.3, -2.3]])  # an invalid step is masked by the caller's labelled mask
-    expr = window_targets("expr", np.array([[3, 3, 1, -1], [2, 5, 5, 5]]), np.array([[1, 1, 1, 0], [1, 1, 1, 1]], bool))
+    steps = np.array([[3, 3, 1, -1], [2, 5, 5, 5]])
+    expr = expr_task.window_target(steps, np.array([[1, 1, 1, 0], [1, 1, 1, 1]], bool))
     assert expr.argmax(1).tolist() == [3, 5] and expr.sum(1).tolist() == [1.0, 1.0]
-    weights = class_weights(np.array([0, 0, 0, 1]))
-    assert weights[1] == pytest.approx(3 * weights[0]) and weights[[0, 0, 0, 1]].mean() == pytest.approx(1.0)
+    weights = expr_task.sample_weights(expr_task.from_one_hot(np.eye(8)[[0, 0, 0, 1]]))
+    assert weights[3] == pytest.approx(3 * weights[0]) and weights.mean() == pytest.approx(1.0)
+    units = np.zeros((1, 4, 12), np.int8)
+    units[0, :2, 0] = 1  # AU1 on in 2 of the 3 labelled steps, AU2 in 1, AU4 only in the unlabelled step
+    units[0, 2, 1] = units[0, 3, 2] = 1
+    au = au_task.window_target(units, np.array([[True, True, True, False]]))
+    assert au.tolist() == [[1.0, 0.0] + [0.0] * 10]
+    assert au_task.sample_weights(au_task.from_one_hot(au)).tolist() == [1.0]
+    assert va_task.sample_weights(va).tolist() == [1.0]  # all ones: the unweighted ELM
+
+
+def test_regressor_scores_become_the_tasks_outputs() -> None:
+    scores = np.array([[-1.5, 0.25, 1.2], [0.4, -0.2, 0.0]])
+    va = get_task("va").outputs_from_scores(scores[:, :2])
+    assert va.dtype == np.float32 and va.tolist() == np.float32([[-1.0, 0.25], [0.4, -0.2]]).tolist()
+    au = np.tile(scores, (1, 4))
+    np.testing.assert_array_equal(get_task("au").outputs_from_scores(au)[0, :3], [0.0, 0.25, 1.0])
+    assert get_task("au").decide(get_task("au").clip_scores(au))[0, :3].tolist() == [0, 0, 1]
+    expr = get_task("expr").outputs_from_scores(np.array([[-1.0, 3.0, 1.0] + [0.0] * 5, [-1.0] * 8]))
+    np.testing.assert_allclose(expr[0, :3], [0.0, 0.75, 0.25])
+    np.testing.assert_allclose(expr[1], 1 / 8)  # nothing positive: uniform
+    assert get_task("expr").decide(get_task("expr").clip_scores(np.array([[-2.0, -1.0] + [-3.0] * 6]))).tolist() == [1]
 
 
 @pytest.mark.parametrize("task", ["va", "expr"])

@@ -4,7 +4,8 @@ Kinds never touch the store or the DAG (only the runner does); an input is offer
 which reads what the input node produced, per output name, split and track.
 
 Outputs. A kind lists in ``outputs`` what its ``predict`` yields for every track of every split (``"pred"``: one row
-per label line, VA values ``(n, 2)`` or EXPR class probabilities ``(n, 8)``), and may list in
+per label line and the task's ``width`` columns, e.g. VA values ``(n, 2)``, EXPR class probabilities ``(n, 8)``, AU
+probabilities ``(n, 12)``, from which the task's ``decide`` takes the hard predictions), and may list in
 ``validation_outputs`` what it yields for the validation split only. The runner writes each output ``o`` of split
 ``s`` as the per-track group ``"{o}-{s}"`` and counts a node complete when all of them are there.
 

@@ -3,12 +3,21 @@
 ``dwf`` (Dirichlet-based random weighted fusion): S candidate weight matrices (inputs × outputs) drawn from
 Dirichlet(α) with the spec's seed, plus each input alone and the plain average; the fused output is
 ``Σ_m w[m, k] · p_m[:, k]`` and the candidate with the best validation score wins (closed-form CCC for VA, blocked
-argmax counts for EXPR: :mod:`harness.fusion_math`). An optional per-input entropy gate zeroes an input's EXPR rows
-whose class probabilities are too unsure (the paper gated audio this way).
+argmax counts for EXPR: :mod:`harness.fusion_math`). For AU every unit chooses its own weight column and its own
+decision threshold (:data:`~harness.fusion_math.AU_THRESHOLDS`) for its F1, the unit's score being independent of the
+others'; ``pred`` stores the fused probabilities mapped per unit so that its threshold lands at 0.5
+(:func:`~harness.fusion_math.threshold_at_half`): the task's decision (>= 0.5), which scoring and the submission
+writer take, is the thresholded one, and the values keep their order for a fusion on top. An optional per-input
+entropy gate zeroes an input's EXPR rows whose class probabilities are too unsure (the paper gated audio this way).
 
-``rf`` (random-forest fusion): VA, one regressor per dimension on the inputs' predictions of that dimension; EXPR,
-one classifier on the inputs' concatenated class probabilities with balanced class weights. Tree count and
-criterion are chosen by the out-of-bag challenge score (CCC, macro-F1); training frames are a seeded subsample.
+``rf`` (random-forest fusion): VA, one regressor per dimension on the inputs' predictions of that dimension; AU, one
+classifier per unit on the inputs' probabilities of that unit, with balanced class weights (its stored output is the
+probability of the unit being on, decided at 0.5); EXPR, one classifier on the inputs' concatenated class
+probabilities with balanced class weights. Tree count and criterion are chosen by the out-of-bag challenge score
+(CCC, the unit's F1, macro-F1); training frames are a seeded subsample.
+
+What differs between tasks is asked of the task (:mod:`harness.tasks`): its output width, which frames are valid, and
+its ``problem`` ("regression", "multiclass", "multilabel"), which picks the search and the forests.
 
 An input that was itself fitted on validation (``kelm``, another fusion) is fused through its cross-fitted validation
 predictions. Both kinds fit on the validation split, so their validation score is optimistic. Each also yields the
@@ -29,22 +38,22 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from harness.errors import SpecError, StoreError
 from harness.fusion_math import (
+    au_best_choices,
     corner_candidates,
     dirichlet_candidates,
     entropy_gate,
     expr_candidate_scores,
     fuse,
     normalise_rows,
+    threshold_at_half,
     va_candidate_scores,
     va_moments,
     video_folds,
 )
-from harness.metrics import ccc, expr_scores
+from harness.metrics import ccc, confusion_counts, f1_from_confusion
 from harness.models.context import HONEST, Context
 from harness.models.registry import register_kind
-from harness.tasks import NUM_EXPR_CLASSES, Task
-
-OUTPUTS: dict[str, int] = {"va": 2, "expr": NUM_EXPR_CLASSES}
+from harness.tasks import Task, TaskDef, get_task
 
 
 class DWFSettings(BaseModel):
@@ -55,8 +64,8 @@ class DWFSettings(BaseModel):
     samples: int | None = Field(None, ge=1)  # random candidates; default 1000 for 2 inputs, 2000 for 3 or more
     alpha: float = Field(1.0, gt=0)  # Dirichlet concentration: 1 = uniform over the simplex
     corners: bool = True  # also try each input alone and the plain average
-    entropy_gate: dict[str, Annotated[float, Field(ge=0, le=1)]] = Field(default_factory=dict)  # EXPR only:
-    # input spec → threshold on its rows' entropy / log 8; rows above it are zeroed before fusing
+    entropy_gate: dict[str, Annotated[float, Field(ge=0, le=1)]] = Field(default_factory=dict)  # EXPR (one class
+    # distribution per row) only: input spec → threshold on its rows' entropy / log K; rows above it are zeroed
     folds: int = Field(5, ge=2)  # video-level folds of the honest estimate
     workers: int = Field(2, ge=1)  # threads of the EXPR search
 
@@ -69,14 +78,18 @@ class RFSettings(BaseModel):
     trees: list[Annotated[int, Field(ge=1)]] = Field(  # chosen by out-of-bag score
         default_factory=lambda: [50, 100, 200], min_length=1
     )
-    criteria: list[str] | None = None  # default: squared_error (VA; absolute_error is slow); gini, entropy (EXPR)
+    criteria: list[str] | None = None  # default: squared_error (VA; absolute_error is slow); gini, entropy (EXPR, AU)
     min_samples_leaf: int = Field(10, ge=1)
     max_rows: int = Field(100_000, ge=100)  # validation frames a forest trains on (a seeded subsample)
     folds: int = Field(5, ge=2)
     jobs: int = Field(2, ge=1)  # scikit-learn n_jobs
 
 
-DEFAULT_CRITERIA: dict[str, tuple[str, ...]] = {"va": ("squared_error",), "expr": ("gini", "entropy")}
+# Per forest type (a task's problem: regression or not): the accepted criteria, and the default ones.
+REGRESSION_CRITERIA = ("squared_error", "absolute_error")
+CLASSIFICATION_CRITERIA = ("gini", "entropy", "log_loss")
+DEFAULT_REGRESSION_CRITERIA = ("squared_error",)
+DEFAULT_CLASSIFICATION_CRITERIA = ("gini", "entropy")
 
 
 class _Fusion:
@@ -89,6 +102,10 @@ class _Fusion:
         self.settings = settings
         self.task = task
         self.seed = seed
+
+    @property
+    def definition(self) -> TaskDef:
+        return get_task(self.task)
 
     # -- inputs ----------------------------------------------------------------------------------------------
     def _inputs(self, context: Context) -> list[str]:
@@ -105,7 +122,7 @@ class _Fusion:
         On validation an input that was itself fitted there offers its cross-fitted ``honest`` predictions, and those
         are fused: its in-sample ones would draw the weights toward it (stacking on out-of-fold predictions)."""
         n_rows = context.split(split_name).track(track).n_rows
-        width = OUTPUTS[self.task]
+        width = self.definition.width
         arrays = []
         for name in self._inputs(context):
             source = context.inputs[name]
@@ -166,8 +183,8 @@ class _Fusion:
     def predict(
         self, context: Context, split_name: str, tracks: list[str]
     ) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
-        """Per track: ``pred`` (VA values or EXPR probabilities, one row per label line); on validation also
-        ``honest``, the prediction of the fold fit that did not see the track's video."""
+        """Per track: ``pred`` (the task's outputs: VA values, EXPR or AU probabilities, one row per label line); on
+        validation also ``honest``, the prediction of the fold fit that did not see the track's video."""
         self._check_fitted()
         split = context.split(split_name)
         position = {name: i for i, name in enumerate(context.split("validation").names)}
@@ -193,14 +210,14 @@ class DWFKind(_Fusion):
 
     def _prepared(self, context: Context, split_name: str, track: str) -> list[np.ndarray]:
         arrays = self._track_inputs(context, split_name, track)
-        if self.task != "expr":
+        if self.definition.problem != "multiclass":  # the gate reads a class distribution per row
             return arrays
         gates = self.settings.entropy_gate
         names = self._inputs(context)
         unknown = sorted(set(gates) - set(names))
         if unknown:
             raise SpecError(
-                f"{self.name} (expr): key 'entropy_gate': {unknown[0]!r} is not an input of this node "
+                f"{self.name} ({self.task}): key 'entropy_gate': {unknown[0]!r} is not an input of this node "
                 f"(inputs: {', '.join(names)})"
             )
         return [entropy_gate(a, gates[n]) if n in gates else a for n, a in zip(names, arrays, strict=True)]
@@ -210,61 +227,88 @@ class DWFKind(_Fusion):
         s = self.settings
         count = s.samples if s.samples is not None else (1000 if n_inputs <= 2 else 2000)
         rng = np.random.default_rng(self.seed)
-        drawn = dirichlet_candidates(rng, count, n_inputs, OUTPUTS[self.task], s.alpha)
-        return np.concatenate([drawn, corner_candidates(n_inputs, OUTPUTS[self.task])]) if s.corners else drawn
+        width = self.definition.width
+        drawn = dirichlet_candidates(rng, count, n_inputs, width, s.alpha)
+        return np.concatenate([drawn, corner_candidates(n_inputs, width)]) if s.corners else drawn
 
-    def search(self, candidates: np.ndarray, inputs: np.ndarray, labels: np.ndarray) -> tuple[int, float]:
-        """Index and validation score of the best candidate on these frames (the first of equal ones)."""
-        if self.task == "va":
-            scores = va_candidate_scores(candidates, va_moments(inputs, labels))
+    def search(
+        self, candidates: np.ndarray, inputs: np.ndarray, labels: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray | None, float]:
+        """The best weights ``(M, K)`` on these frames and their score: the first of equal candidates; for a
+        multilabel task (AU) each unit's best weight column and its decision threshold ``(K,)`` (else None)."""
+        task = self.definition
+        valid = task.valid(labels)
+        if not valid.any():
+            raise SpecError(f"dwf ({self.task}): no validation frame with a valid label to choose the weights on")
+        if task.problem == "multilabel":
+            weights, thresholds, f1 = au_best_choices(candidates, inputs[:, valid], labels[valid])
+            return weights, thresholds, float(f1.mean())
+        if task.problem == "regression":
+            scores = va_candidate_scores(candidates, va_moments(inputs, labels, valid))
         else:
-            valid = labels >= 0
-            if not valid.any():
-                raise SpecError("dwf (expr): no validation frame with a valid label to choose the weights on")
-            scores = expr_candidate_scores(candidates, inputs[:, valid], labels[valid], self.settings.workers)
+            scores = expr_candidate_scores(
+                candidates, inputs[:, valid], labels[valid], self.settings.workers, classes=task.width
+            )
         best = int(np.nanargmax(scores))
-        return best, float(scores[best])
+        return candidates[best], None, float(scores[best])
 
     def _fit_all(self, inputs: np.ndarray, labels: np.ndarray, frame_fold: np.ndarray, names: list[str]) -> None:
         candidates = self.candidates(len(names))
-        best, score = self.search(candidates, inputs, labels)
-        fold_weights = []
+        self.weights_, self.thresholds_, score = self.search(candidates, inputs, labels)
+        fold_weights, fold_thresholds = [], []
         for fold in range(int(frame_fold.max()) + 1):
             keep = frame_fold != fold
-            fold_best, _ = self.search(candidates, inputs[:, keep], labels[keep])
-            fold_weights.append(candidates[fold_best])
-        self.weights_ = candidates[best]
+            weights, thresholds, _ = self.search(candidates, inputs[:, keep], labels[keep])
+            fold_weights.append(weights)
+            fold_thresholds.append(thresholds)
         self.fold_weights_ = np.stack(fold_weights)
+        self.fold_thresholds_ = None if self.thresholds_ is None else np.stack(fold_thresholds)
         rows = "; ".join(
             f"{n} {'/'.join(f'{w:.2f}' for w in row)}" for n, row in zip(names, self.weights_, strict=True)
         )
-        self.notes_ = [f"dwf {self.task}: best of {len(candidates)} candidates, in-sample {score:.4f}: {rows}"]
+        note = f"dwf {self.task}: best of {len(candidates)} candidates, in-sample {score:.4f}: {rows}"
+        if self.thresholds_ is not None:
+            note += f"; thresholds {'/'.join(f'{t:.2f}' for t in self.thresholds_)}"
+        self.notes_ = [note]
 
-    def _predict_rows(self, inputs: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
-        fused = fuse(self.weights_ if weights is None else weights, list(inputs))
-        return fused if self.task == "va" else normalise_rows(fused)
+    def _predict_rows(self, inputs: np.ndarray, fold: int | None) -> np.ndarray:
+        """The fused outputs with the weights (and thresholds) of the fit on all validation, or of fold ``fold``'s."""
+        fused = fuse(self.weights_ if fold is None else self.fold_weights_[fold], list(inputs))
+        problem = self.definition.problem
+        if problem == "multiclass":
+            return normalise_rows(fused)
+        if problem == "multilabel":
+            return threshold_at_half(fused, self.thresholds_ if fold is None else self.fold_thresholds_[fold])
+        return fused
 
     def _honest_rows(self, inputs: np.ndarray, split, track: str, position: int) -> np.ndarray:
-        return self._predict_rows(inputs, self.fold_weights_[self.folds_[position]])
+        return self._predict_rows(inputs, int(self.folds_[position]))
 
     def state(self) -> dict[str, torch.Tensor]:
         self._check_fitted()
-        return {
+        state = {
             "weights": torch.from_numpy(np.ascontiguousarray(self.weights_)),
             "fold_weights": torch.from_numpy(np.ascontiguousarray(self.fold_weights_)),
             "folds": torch.from_numpy(self.folds_),
         }
+        if self.thresholds_ is not None:
+            state["thresholds"] = torch.from_numpy(np.ascontiguousarray(self.thresholds_))
+            state["fold_thresholds"] = torch.from_numpy(np.ascontiguousarray(self.fold_thresholds_))
+        return state
 
     def load_state(self, state: Mapping[str, torch.Tensor]) -> DWFKind:
         self.weights_ = state["weights"].numpy()
         self.fold_weights_ = state["fold_weights"].numpy()
         self.folds_ = state["folds"].numpy()
+        self.thresholds_ = state["thresholds"].numpy() if "thresholds" in state else None
+        self.fold_thresholds_ = state["fold_thresholds"].numpy() if "fold_thresholds" in state else None
         return self
 
 
 @register_kind("rf")
 class RFKind(_Fusion):
-    """Random-forest fusion: per-dimension regressors (VA) or one balanced classifier (EXPR) on the inputs."""
+    """Random-forest fusion: per-dimension regressors (VA), per-unit balanced classifiers (AU) or one balanced
+    classifier (EXPR) on the inputs."""
 
     version = "2"
     Settings = RFSettings
@@ -273,21 +317,31 @@ class RFKind(_Fusion):
         "smoke": {"trees": [10, 25, 50], "max_rows": 5000, "min_samples_leaf": 5},
     }
 
+    @property
+    def _regression(self) -> bool:
+        return self.definition.problem == "regression"
+
+    @property
+    def _per_column(self) -> bool:
+        """One forest per output column (VA dimensions, AUs) rather than one over all (EXPR classes)."""
+        return self.definition.problem != "multiclass"
+
     def _criteria(self) -> tuple[str, ...]:
-        chosen = tuple(self.settings.criteria or DEFAULT_CRITERIA[self.task])
-        allowed = {"va": ("squared_error", "absolute_error"), "expr": ("gini", "entropy", "log_loss")}
-        bad = [c for c in chosen if c not in allowed[self.task]]
+        allowed = REGRESSION_CRITERIA if self._regression else CLASSIFICATION_CRITERIA
+        default = DEFAULT_REGRESSION_CRITERIA if self._regression else DEFAULT_CLASSIFICATION_CRITERIA
+        chosen = tuple(self.settings.criteria or default)
+        bad = [c for c in chosen if c not in allowed]
         if bad:
             raise SpecError(
                 f"rf ({self.task}): key 'criteria': {bad[0]!r} is not a criterion of a random forest for {self.task} "
-                f"(accepted: {', '.join(allowed[self.task])})"
+                f"(accepted: {', '.join(allowed)})"
             )
         return chosen
 
     def _design(self, inputs: np.ndarray) -> list[np.ndarray]:
-        """Feature matrices: VA one ``(n, M)`` per dimension; EXPR one ``(n, M·8)``."""
-        if self.task == "va":
-            return [np.ascontiguousarray(inputs[:, :, d].T, dtype=np.float32) for d in range(2)]
+        """Feature matrices: per column (VA, AU) one ``(n, M)`` of the inputs' values of it; EXPR one ``(n, M·K)``."""
+        if self._per_column:
+            return [np.ascontiguousarray(inputs[:, :, d].T, dtype=np.float32) for d in range(inputs.shape[2])]
         return [np.ascontiguousarray(inputs.transpose(1, 0, 2).reshape(inputs.shape[1], -1), dtype=np.float32)]
 
     def _forest(self, trees: int, criterion: str, warm: bool = False):
@@ -303,20 +357,25 @@ class RFKind(_Fusion):
             oob_score=warm,
             warm_start=warm,
         )
-        if self.task == "va":
+        if self._regression:
             return RandomForestRegressor(**options)
         return RandomForestClassifier(class_weight="balanced", **options)
 
     def _oob_score(self, forest, target: np.ndarray) -> float:
-        """The challenge metric of the out-of-bag predictions (rows no tree left out are skipped)."""
-        if self.task == "va":
+        """The challenge metric of the out-of-bag predictions (rows no tree left out are skipped): a dimension's CCC,
+        an AU's F1, the task's score over all classes."""
+        if self._regression:
             oob = forest.oob_prediction_
             keep = np.isfinite(oob)
             return ccc(oob[keep], target[keep]) if keep.sum() > 1 else -np.inf
         votes = forest.oob_decision_function_
         keep = np.isfinite(votes).all(axis=1)
+        if not keep.any():
+            return -np.inf
         predicted = forest.classes_[votes[keep].argmax(axis=1)]
-        return expr_scores(predicted, target[keep]).score if keep.any() else -np.inf
+        if self._per_column:
+            return float(f1_from_confusion(confusion_counts(target[keep], predicted, 2))[1])
+        return self.definition.scores(predicted, target[keep]).score
 
     def _choose(self, x: np.ndarray, y: np.ndarray) -> tuple[int, int]:
         """(trees, criterion index) with the best out-of-bag score; trees grow in place (warm start)."""
@@ -335,8 +394,7 @@ class RFKind(_Fusion):
 
     def _train_rows(self, labels: np.ndarray, keep: np.ndarray, salt: int) -> np.ndarray:
         """At most ``max_rows`` frames with a valid label among ``keep``, a seeded subsample in frame order."""
-        valid = np.all(labels != -5, axis=1) if self.task == "va" else labels >= 0
-        rows = np.flatnonzero(valid & keep)
+        rows = np.flatnonzero(self.definition.valid(labels) & keep)
         if not len(rows):
             raise SpecError(f"rf ({self.task}): no validation frame with a valid label to train the forest on")
         if len(rows) > self.settings.max_rows:
@@ -356,13 +414,14 @@ class RFKind(_Fusion):
         ]
 
     def _targets(self, labels: np.ndarray, rows: np.ndarray) -> list[np.ndarray]:
-        if self.task == "va":
-            return [labels[rows, d].astype(np.float32) for d in range(2)]
-        return [labels[rows].astype(np.int64)]
+        if not self._per_column:
+            return [labels[rows].astype(np.int64)]
+        dtype = np.float32 if self._regression else np.int64
+        return [labels[rows, d].astype(dtype) for d in range(labels.shape[1])]
 
     def _fit_all(self, inputs: np.ndarray, labels: np.ndarray, frame_fold: np.ndarray, names: list[str]) -> None:
         designs = self._design(inputs)
-        honest = np.zeros((inputs.shape[1], OUTPUTS[self.task]), np.float32)
+        honest = np.zeros((inputs.shape[1], self.definition.width), np.float32)
         n_folds = int(frame_fold.max()) + 1
         for fold in range(n_folds):
             rows = self._train_rows(labels, frame_fold != fold, salt=fold + 1)
@@ -379,14 +438,22 @@ class RFKind(_Fusion):
         self.notes_ = [f"rf {self.task}: {chosen} (out-of-bag), {len(rows)} training frames"]
 
     def _apply(self, forests: list, designs: list[np.ndarray]) -> np.ndarray:
-        if self.task == "va":
+        """VA the regressors' values, AU each unit's probability of being on, EXPR the class probabilities."""
+        if self._regression:
             return np.stack([forest.predict(x) for forest, x in zip(forests, designs, strict=True)], axis=1)
+        if self._per_column:
+            return np.stack([self._probabilities(f, x, 2)[:, 1] for f, x in zip(forests, designs, strict=True)], 1)
         (forest,), (x,) = forests, designs
-        probabilities = np.zeros((len(x), NUM_EXPR_CLASSES))
+        return self._probabilities(forest, x, self.definition.width)
+
+    @staticmethod
+    def _probabilities(forest, x: np.ndarray, classes: int) -> np.ndarray:
+        """``(n, classes)`` probabilities of a classifier; 0 for a class its training rows never held."""
+        probabilities = np.zeros((len(x), classes))
         probabilities[:, forest.classes_] = forest.predict_proba(x)
         return probabilities
 
-    def _predict_rows(self, inputs: np.ndarray, weights: None) -> np.ndarray:
+    def _predict_rows(self, inputs: np.ndarray, fold: None) -> np.ndarray:
         return self._apply(self.forests_, self._design(inputs))
 
     def _honest_rows(self, inputs: np.ndarray, split, track: str, position: int) -> np.ndarray:

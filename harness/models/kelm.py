@@ -2,14 +2,18 @@
 
 A static video spec's frame embeddings on the 5 Hz step grid (:mod:`harness.models.step_table`) are summarised
 over windows of W seconds (hop W/2) by functionals — mean, max, min and optionally std per feature — standardised
-with training statistics, and mapped to the window's label by a Kernel ELM (:mod:`harness.models.kernel_elm`):
-VA the mean label over the window's steps, EXPR the most frequent class as a one-hot row, class-weighted by inverse
-frequency. Beyond the exact solve's bound (20 k windows, ~27 k on the real train split) the kind switches to Nyström
-with ``AUTO_LANDMARKS`` landmarks and says so in the run's notes, unless the spec sets ``nystrom_landmarks``.
-C is chosen on validation from a grid (step-level score); since that choice sees validation, the kind
-also yields ``honest`` validation predictions: per fold of whole videos, the C chosen on the other folds.
-Window outputs are averaged per step and interpolated to every frame; EXPR scores become a distribution (clipped at
-0, normalised) so that fusion can weigh them like probabilities.
+with training statistics, and mapped to the window's target by a Kernel ELM (:mod:`harness.models.kernel_elm`); the
+task defines the target (:meth:`~harness.tasks.base.TaskDef.window_target`: VA the mean label over the window's steps,
+EXPR the most frequent class as a one-hot row, AU per unit whether it is on in most labelled steps) and the row
+weights (:meth:`~harness.tasks.base.TaskDef.sample_weights`: EXPR inverse class frequency, the weighted ELM).
+Beyond the exact solve's bound (20 k windows, ~27 k on the real train split) the kind switches to Nyström with
+``AUTO_LANDMARKS`` landmarks and says so in the run's notes, unless the spec sets ``nystrom_landmarks``.
+C is chosen on validation from a grid (step-level score, the task's hard decisions); since that choice sees
+validation, the kind also yields ``honest`` validation predictions: per fold of whole videos, the C chosen on the other
+folds.
+Window outputs are averaged per step and interpolated to every frame, then made outputs by the task
+(:meth:`~harness.tasks.base.TaskDef.outputs_from_scores`): VA clipped to [-1, 1], EXPR scores a distribution (clipped
+at 0, normalised), AU scores clipped to [0, 1] as probabilities, so that fusion can weigh them like a neural kind's.
 """
 
 from collections.abc import Iterator
@@ -28,7 +32,7 @@ from harness.models.context import HONEST, Context
 from harness.models.registry import register_kind
 from harness.models.step_table import StepTable, build_table, window_rows, windows
 from harness.steps import step_centres
-from harness.tasks import NUM_EXPR_CLASSES, Task
+from harness.tasks import Task, get_task
 
 Functional = Literal["mean", "max", "min", "std"]
 # Nyström landmarks used when the training windows exceed the exact bound and the spec names none: the count that
@@ -53,7 +57,7 @@ class KelmSettings(BaseModel):
     c_grid: list[Annotated[float, Field(gt=0)]] = Field(
         default_factory=lambda: [0.01, 0.1, 1.0, 10.0, 100.0], min_length=1
     )
-    class_weighted: bool = True  # EXPR: the weighted ELM, W = inverse class frequency
+    class_weighted: bool = True  # the weighted ELM, W = the task's sample weights (EXPR: inverse class frequency)
     nystrom_landmarks: int | None = Field(None, ge=1)  # None: exact up to max_exact_rows, AUTO_LANDMARKS Nyström beyond
     max_exact_rows: int = Field(kernel_elm.MAX_EXACT_ROWS, ge=1)
     honest_folds: int = Field(5, ge=2)
@@ -103,12 +107,11 @@ class KelmKind:
         tracks, starts, values, labelled = self._windows(train)
         rows, _ = window_rows(train, tracks, starts, self.width)
         keep = labelled.any(1)
-        targets = window_targets(self.task, train.targets[rows[keep]], labelled[keep])
+        task = get_task(self.task)
+        targets = task.window_target(train.targets[rows[keep]], labelled[keep])
         self.mean_, self.std_ = values[keep].mean(0), values[keep].std(0) + 1e-6
         self.prior_ = targets.mean(0).astype(np.float32)
-        weight = None
-        if self.task == "expr" and s.class_weighted:
-            weight = class_weights(targets.argmax(1))[targets.argmax(1)]
+        weight = task.sample_weights(task.from_one_hot(targets)) if s.class_weighted else None
         _, val_starts, val_values, _ = self._windows(validation)
         params = kernel_elm.KernelParams(s.kernel, s.gamma, s.degree, s.coef0)
         landmarks, notes = s.nystrom_landmarks, []
@@ -168,10 +171,10 @@ class KelmKind:
         labels = np.concatenate(
             [table.targets[table.track_rows(i)][v] for i, v in zip(track_indices, valid, strict=True)]
         )
-        scores = []
+        task, scores = get_task(self.task), []
         for c in range(len(self.settings.c_grid)):
             pred = np.concatenate([per_track[i][c][v] for i, v in zip(track_indices, valid, strict=True)])
-            pred = np.clip(pred, -1.0, 1.0) if self.task == "va" else pred.argmax(1)
+            pred = task.decide(task.clip_scores(pred))
             scores.append(task_scores(self.task, pred, labels).score if len(labels) else 0.0)
         return np.asarray(scores)
 
@@ -210,19 +213,10 @@ class KelmKind:
                 if name in faceless:
                     result[output] = np.tile(self.prior_, (track.n_rows, 1)).astype(np.float32)
                 else:
-                    result[output] = self._finish(
+                    result[output] = get_task(self.task).outputs_from_scores(
                         interpolate_to_frames(centres, per_track[index][wanted.index(c)], times)
                     )
             yield name, result
-
-    def _finish(self, values: np.ndarray) -> np.ndarray:
-        """VA clipped to [-1, 1]; EXPR scores clipped at 0 and normalised into a distribution (uniform if all ≤ 0)."""
-        if self.task == "va":
-            return np.clip(values, -1.0, 1.0).astype(np.float32)
-        positive = np.clip(values, 0.0, None)
-        total = positive.sum(1, keepdims=True)
-        uniform = np.full_like(positive, 1.0 / positive.shape[1])
-        return np.where(total > 0, positive / np.where(total > 0, total, 1.0), uniform).astype(np.float32)
 
     # -- state ---------------------------------------------------------------------------------------------------------
     def state(self) -> dict[str, torch.Tensor]:
@@ -283,21 +277,3 @@ def _functional(name: str, block: np.ndarray, inside: np.ndarray) -> np.ndarray:
     if name == "mean":
         return mean
     return np.sqrt(np.where(mask, (block - mean[:, None, :]) ** 2, 0.0).sum(1) / count)
-
-
-def window_targets(task: Task, step_targets: np.ndarray, labelled: np.ndarray) -> np.ndarray:
-    """One target row per window from its labelled steps: VA the mean; EXPR the most frequent class, one-hot."""
-    if task == "va":
-        weights = labelled[:, :, None].astype(np.float64)
-        return ((step_targets * weights).sum(1) / weights.sum(1)).astype(np.float64)
-    counts = np.zeros((len(step_targets), NUM_EXPR_CLASSES))
-    for column in range(step_targets.shape[1]):
-        np.add.at(counts, (np.arange(len(step_targets)), np.maximum(step_targets[:, column], 0)), labelled[:, column])
-    return np.eye(NUM_EXPR_CLASSES)[counts.argmax(1)]
-
-
-def class_weights(classes: np.ndarray) -> np.ndarray:
-    """Per class, inverse frequency normalised to mean 1 over the rows (the weighted ELM's W)."""
-    counts = np.bincount(classes, minlength=NUM_EXPR_CLASSES).astype(np.float64)
-    weights = np.where(counts > 0, len(classes) / (NUM_EXPR_CLASSES * np.maximum(counts, 1)), 0.0)
-    return weights / weights[classes].mean()

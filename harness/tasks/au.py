@@ -2,8 +2,9 @@
 
 6th ABAW (Aff-Wild2): ``AU_Detection_Challenge/{Train_Set,Validation_Set}/TRACK.txt``, header
 ``AU1,AU2,AU4,AU6,AU7,AU10,AU12,AU15,AU23,AU24,AU25,AU26``, one line of 12 comma-separated 0/1 values per frame, a line
-holding -1 invalid. Models output 12 probabilities; the hard prediction is each above 0.5 (fusion may store its own
-per-AU thresholds by writing already-decided 0/1 outputs).
+holding -1 invalid. Models output 12 probabilities; the hard prediction is each at or above 0.5 (a fusion that chose
+its own per-AU thresholds stores its probabilities mapped so that each threshold lands at 0.5:
+:func:`harness.fusion_math.threshold_at_half`).
 """
 
 from __future__ import annotations
@@ -170,3 +171,15 @@ class ActionUnits(TaskDef):
     @property
     def part_labels(self) -> dict[str, tuple[str, ...]]:
         return {"f1_per_au": UNITS}
+
+    # -- closed-form and fusion kinds
+    problem = "multilabel"
+
+    def from_one_hot(self, rows: np.ndarray) -> np.ndarray:
+        return np.asarray(rows).astype(np.int8)
+
+    def clip_scores(self, scores: np.ndarray) -> np.ndarray:
+        return np.clip(scores, 0.0, 1.0)
+
+    def outputs_from_scores(self, scores: np.ndarray) -> np.ndarray:
+        return np.clip(scores, 0.0, 1.0).astype(np.float32)

@@ -225,6 +225,23 @@ class TaskDef(ABC):
     def split_folder(self, challenge: Path, split: str) -> Path:
         return challenge / SPLIT_FOLDERS[split]
 
+    # -- closed-form and fusion kinds ---------------------------------------------------------------------------
+    problem: ClassVar[str]  # "regression" (values per column), "multiclass" (one class), "multilabel" (0/1 per column)
+
+    @abstractmethod
+    def from_one_hot(self, rows: np.ndarray) -> np.ndarray:
+        """Targets in label form from :meth:`one_hot_targets` rows (its inverse), e.g. for :meth:`sample_weights`."""
+
+    @abstractmethod
+    def clip_scores(self, scores: np.ndarray) -> np.ndarray:
+        """A regressor's scores of :meth:`one_hot_targets` brought into the outputs' range where :meth:`decide` needs
+        it (VA values clipped to [-1, 1], AU probabilities to [0, 1]; EXPR scores as they are, their argmax decides)."""
+
+    @abstractmethod
+    def outputs_from_scores(self, scores: np.ndarray) -> np.ndarray:
+        """Stored float32 outputs from a regressor's scores of :meth:`one_hot_targets` (values, a class distribution,
+        AU probabilities), so that fusion can weigh them like a neural kind's."""
+
 
 def read_fields(path: Path, body: Sequence[str], count: int, form: str) -> np.ndarray:
     """Label lines split into ``count`` comma-separated string fields, ``(n, count)``; a line with another count is

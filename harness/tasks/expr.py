@@ -139,6 +139,22 @@ class Expression(TaskDef):
     def part_labels(self) -> dict[str, tuple[str, ...]]:
         return {"f1_per_class": CLASSES}
 
+    # -- closed-form and fusion kinds
+    problem = "multiclass"
+
+    def from_one_hot(self, rows: np.ndarray) -> np.ndarray:
+        return np.asarray(rows).argmax(1)
+
+    def clip_scores(self, scores: np.ndarray) -> np.ndarray:
+        return scores
+
+    def outputs_from_scores(self, scores: np.ndarray) -> np.ndarray:
+        """Scores clipped at 0 and normalised into a distribution (uniform where all are <= 0)."""
+        positive = np.clip(scores, 0.0, None)
+        total = positive.sum(1, keepdims=True)
+        uniform = np.full_like(positive, 1.0 / positive.shape[1])
+        return np.where(total > 0, positive / np.where(total > 0, total, 1.0), uniform).astype(np.float32)
+
 
 def _classes(values: Any, what: str, lowest: int) -> np.ndarray:
     """``values`` as a 1-D intp array of classes lowest..7; floats must be finite whole numbers."""

@@ -147,3 +147,15 @@ class ValenceArousal(TaskDef):
             raise ValueError("VA labels have no valid frame (every row has -5); nothing to score")
         cv, ca = (float(c) for c in ccc_from_central_moments(mean_p, mean_l, var_p, var_l, cov))
         return TaskScores((cv + ca) / 2, int(n), Breakdown({"ccc_valence": cv, "ccc_arousal": ca}, {}))
+
+    # -- closed-form and fusion kinds
+    problem = "regression"
+
+    def from_one_hot(self, rows: np.ndarray) -> np.ndarray:
+        return np.asarray(rows)
+
+    def clip_scores(self, scores: np.ndarray) -> np.ndarray:
+        return np.clip(scores, -1.0, 1.0)
+
+    def outputs_from_scores(self, scores: np.ndarray) -> np.ndarray:
+        return np.clip(scores, -1.0, 1.0).astype(np.float32)
