@@ -14,10 +14,12 @@ the candidate that scores best. Scoring S candidates must not cost S passes over
   the others are grouped by their set of surviving classes and scored in blocks of candidates × frames, the
   per-class counts taken as a product of the winner mask with one-hot labels (:func:`expr_candidate_confusions`).
 - AU: each unit's F1 depends on its own weight column and decision threshold only, so every unit picks its best
-  (candidate column, threshold) pair: the fused values of a block of frames are placed among a threshold grid
-  (:data:`AU_THRESHOLDS`) once per candidate, and counts per grid cell give every threshold's true and predicted
-  positives by a cumulative sum (:func:`au_candidate_f1`). The chosen thresholds are stored by mapping each unit's
-  fused probability so that its threshold lands at 0.5 (:func:`threshold_at_half`), where the task decides.
+  (candidate column, threshold) pair. Thresholds are the levels ``L / AU_STEPS`` (:data:`AU_THRESHOLDS`; a value is
+  on at level L when ``value · AU_STEPS >= L``): a fused value's level index ``floor(value · AU_STEPS)`` is counted
+  per candidate, and a cumulative sum over levels gives every threshold's true and predicted positives
+  (:func:`au_candidate_f1`). A convex combination stays between the inputs' smallest and largest value, so a frame
+  whose inputs share a level index has it under every candidate and is counted once for all. The chosen thresholds
+  are stored by mapping each unit's fused probability so that its threshold lands at 0.5 (:func:`threshold_at_half`).
 
 Cross-fitting (:func:`video_folds`) assigns validation tracks to folds by video, so the two tracks of a
 ``_left``/``_right`` pair are always held out together.
@@ -41,10 +43,11 @@ _BLOCK_FRAMES = 1024  # frames per EXPR work item ...
 _BLOCK_CANDIDATES = 128  # ... times candidates per block: (classes, 128, 1024) float32 stays within a few MiB
 _SMALL_GROUP = 256  # frames of a rare surviving-class set are scored with all classes (fewer, larger blocks)
 _ALIVE_TOL = 1e-5  # float32 rounding of a fused value stays far below this
-_AU_BLOCK_FRAMES = 4096  # frames per AU block: (candidates, 4096) float64 is 64 MiB for 2000 candidates
+_AU_BLOCK_FRAMES = 256  # frames per AU block: (candidates, 256) float64 stays in cache (4 MiB for 2000 candidates)
 # The decision thresholds an AU fusion searches: 0.02 to 0.98 in steps of 0.02 (0.5 among them, so each input alone
 # at the task's own threshold is a candidate and the in-sample choice never scores below its best input).
-AU_THRESHOLDS = np.round(np.arange(1, 50) * 0.02, 2)
+AU_STEPS = 50
+AU_THRESHOLDS = np.arange(1, AU_STEPS) / AU_STEPS
 
 
 def dirichlet_candidates(
@@ -248,62 +251,86 @@ def expr_candidate_scores(
 # --------------------------------------------------------------------------------------------------- AU
 
 
+def au_levels(values: np.ndarray) -> np.ndarray:
+    """The number of thresholds of :data:`AU_THRESHOLDS` each probability is on at: ``floor(value · AU_STEPS)``, 0 to
+    ``AU_STEPS - 1`` (a value of 1 or, by rounding, above it is on at every threshold)."""
+    return np.clip((np.asarray(values, dtype=np.float64) * AU_STEPS).astype(np.intp), 0, AU_STEPS - 1)
+
+
 def au_candidate_f1(
-    weights: np.ndarray, probabilities: np.ndarray, labels: np.ndarray, thresholds: np.ndarray = AU_THRESHOLDS
+    weights: np.ndarray, probabilities: np.ndarray, labels: np.ndarray, workers: int | None = None
 ) -> np.ndarray:
-    """``(S, K, T)`` binary F1 of each candidate's fused unit ``k`` decided at each threshold (fused >= threshold).
+    """``(S, K, T)`` binary F1 of each candidate's fused unit ``k`` decided at each threshold of
+    :data:`AU_THRESHOLDS` (on at level L: ``fused · AU_STEPS >= L``).
 
     ``weights (S, M, K)`` have columns on the simplex; ``probabilities (M, n, K)`` are the inputs' unit probabilities
-    of the frames to count; ``labels (n, K)`` their 0/1 units (drop invalid frames first); ``thresholds`` ascending.
-    The fused values are float64 sums over the inputs, as :func:`fuse` makes them.
+    in [0, 1] of the frames to count; ``labels (n, K)`` their 0/1 units (drop invalid frames first). Fused values are
+    float64 weighted sums, as :func:`fuse` makes them (equal up to the last bit: a value that lands exactly on a
+    threshold may be counted on the other side). Units run on ``workers`` threads (default: up to 2 cores).
     """
     w = np.asarray(weights, dtype=np.float64)
     p = np.asarray(probabilities, dtype=np.float64)
-    truth = np.asarray(labels) == 1
-    grid = np.asarray(thresholds, dtype=np.float64)
-    n_candidates, _, k = w.shape
-    cells = len(grid) + 1  # cell c holds the values with exactly c thresholds at or below them
-    offsets = (np.arange(n_candidates) * cells)[:, None]
-    predicted = np.zeros((n_candidates, k, cells), np.int64)
-    hits = np.zeros((n_candidates, k, cells), np.int64)
-    for unit in range(k):
-        for start in range(0, p.shape[1], _AU_BLOCK_FRAMES):
-            stop = start + _AU_BLOCK_FRAMES
-            fused = np.einsum("sm,mn->sn", w[:, :, unit], p[:, start:stop, unit])
-            cell = np.searchsorted(grid, fused, side="right") + offsets
-            size = n_candidates * cells
-            predicted[:, unit] += np.bincount(cell.ravel(), minlength=size).reshape(n_candidates, cells)
-            on = truth[start:stop, unit]
-            hits[:, unit] += np.bincount(cell[:, on].ravel(), minlength=size).reshape(n_candidates, cells)
-    # decided on at threshold j: the values in cells j + 1 and above
-    above = np.cumsum(predicted[:, :, ::-1], axis=2)[:, :, ::-1][:, :, 1:].astype(np.float64)
-    true_positives = np.cumsum(hits[:, :, ::-1], axis=2)[:, :, ::-1][:, :, 1:].astype(np.float64)
-    denom = above + truth.sum(0)[None, :, None]  # 2·tp + fp + fn = predicted positives + true positives
-    return np.divide(2.0 * true_positives, denom, out=np.zeros_like(denom), where=denom > 0)
+    if p.size and not (p.min() >= 0.0 and p.max() <= 1.0):
+        raise ValueError(f"AU fusion needs probabilities in [0, 1]; got values from {p.min()} to {p.max()}")
+    truth = (np.asarray(labels) == 1).astype(np.intp)
+    k = w.shape[2]
+    threads = max(1, workers or min(2, cpu_budget().cores))
+    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(threads) as pool:
+        counts = np.stack(list(pool.map(lambda u: _au_unit_counts(w[:, :, u], p[:, :, u], truth[:, u]), range(k))))
+    # on at threshold j (level j + 1): the level indices j + 1 and above (the last cell holds values at or above 1)
+    predicted = np.cumsum(counts.sum(axis=1)[..., ::-1], axis=-1)[..., ::-1][..., 1:AU_STEPS].astype(np.float64)
+    hits = np.cumsum(counts[:, 1, :, ::-1], axis=-1)[..., ::-1][..., 1:AU_STEPS].astype(np.float64)
+    denom = predicted + truth.sum(axis=0)[:, None, None]  # 2·tp + fp + fn = predicted positives + true positives
+    f1 = np.divide(2.0 * hits, denom, out=np.zeros_like(denom), where=denom > 0)
+    return np.ascontiguousarray(f1.transpose(1, 0, 2))
+
+
+def _au_unit_counts(columns: np.ndarray, values: np.ndarray, on: np.ndarray) -> np.ndarray:
+    """``(2, S, AU_STEPS + 1)`` frames per label (off, on), candidate and level index ``floor(fused · AU_STEPS)``
+    (the last index: fused at or above 1) of one unit: ``columns (S, M)``, ``values (M, n)``, ``on (n,)`` 0/1."""
+    n_candidates, cells = len(columns), AU_STEPS + 1
+    size = n_candidates * cells
+    counts = np.zeros((2, n_candidates, cells), np.int64)
+    low, high = au_levels(values.min(axis=0)), au_levels(values.max(axis=0))
+    shared = low == high  # one level under every weighting (cells AU_STEPS - 1 and up decide alike): counted once
+    counts += np.bincount(low[shared] + cells * on[shared], minlength=2 * cells).reshape(2, 1, cells)
+    contested = np.flatnonzero(~shared)
+    columns = np.ascontiguousarray(columns)
+    offsets = (np.arange(n_candidates, dtype=np.float64) * cells)[:, None]
+    for start in range(0, len(contested), _AU_BLOCK_FRAMES):
+        frames = contested[start : start + _AU_BLOCK_FRAMES]
+        fused = columns @ values[:, frames]  # (S, b), values in [0, 1 + rounding]
+        fused *= AU_STEPS
+        fused += offsets  # whole numbers: the floor below adds them exactly
+        index = fused.astype(np.intp)
+        index += size * on[frames]
+        counts += np.bincount(index.ravel(), minlength=2 * size).reshape(2, n_candidates, cells)
+    return counts
 
 
 def au_best_choices(
-    weights: np.ndarray, probabilities: np.ndarray, labels: np.ndarray, thresholds: np.ndarray = AU_THRESHOLDS
+    weights: np.ndarray, probabilities: np.ndarray, labels: np.ndarray, workers: int | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per unit the best weight column and threshold of :func:`au_candidate_f1` (the first of equal ones, candidates
     before thresholds): ``(M, K)`` weights, ``(K,)`` thresholds and ``(K,)`` F1."""
-    f1 = au_candidate_f1(weights, probabilities, labels, thresholds)
+    f1 = au_candidate_f1(weights, probabilities, labels, workers)
     n_candidates, k, n_thresholds = f1.shape
     flat = f1.transpose(1, 0, 2).reshape(k, n_candidates * n_thresholds)
     best = flat.argmax(axis=1)
     candidate, threshold = np.divmod(best, n_thresholds)
     chosen = np.asarray(weights, dtype=np.float64)[candidate, :, np.arange(k)].T  # (M, K)
-    return chosen, np.asarray(thresholds, dtype=np.float64)[threshold], flat[np.arange(k), best]
+    return chosen, AU_THRESHOLDS[threshold], flat[np.arange(k), best]
 
 
 def threshold_at_half(probabilities: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
-    """``(n, K)`` probabilities mapped per unit, monotonically and piecewise linearly, so that its threshold lands at
-    0.5: ``[0, t] → [0, 0.5]`` and ``[t, 1] → [0.5, 1]``. A value is at or above 0.5 exactly where it was at or above
-    its threshold, also once stored as float32 (values are returned float32-exact), so deciding at 0.5 takes the
-    thresholded decisions while the order of the values is kept."""
+    """``(n, K)`` probabilities mapped per unit, monotonically and piecewise linearly, so that its threshold (one of
+    :data:`AU_THRESHOLDS`) lands at 0.5: ``[0, t] → [0, 0.5]`` and ``[t, 1] → [0.5, 1]``. A value is at or above 0.5
+    exactly where it is on at its threshold's level (``value · AU_STEPS >= t · AU_STEPS``, as the search counts), also
+    once stored as float32 (values are returned float32-exact), so deciding at 0.5 takes the thresholded decisions
+    while the order of the values is kept."""
     p = np.asarray(probabilities, dtype=np.float64)
     t = np.asarray(thresholds, dtype=np.float64)
-    on = p >= t
+    on = p * AU_STEPS >= np.round(t * AU_STEPS)
     mapped = np.where(on, 0.5 + 0.5 * (p - t) / (1.0 - t), 0.5 * p / t).astype(np.float32)
     below_half = np.nextafter(np.float32(0.5), np.float32(0.0))
     mapped = np.where(on, np.maximum(mapped, np.float32(0.5)), np.minimum(mapped, below_half))

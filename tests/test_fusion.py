@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict
 from harness.data.affwild2 import Dataset
 from harness.errors import SpecError
 from harness.fusion_math import (
+    AU_STEPS,
     AU_THRESHOLDS,
     au_best_choices,
     au_candidate_f1,
@@ -202,7 +203,7 @@ def test_au_f1_of_every_candidate_and_threshold_equals_thresholding_the_fused_fr
     for s in (0, 3, len(weights) - 1):
         fused = fuse(weights[s], list(inputs))
         for j in (0, 10, 24, 48):
-            decided = (fused >= AU_THRESHOLDS[j]).astype(np.int8)
+            decided = (fused * AU_STEPS >= j + 1).astype(np.int8)  # on at threshold j: its level j + 1
             expected = task_scores("au", decided, labels).f1_per_au
             np.testing.assert_allclose(f1[s, :, j], expected, rtol=0, atol=1e-12)
 
@@ -229,7 +230,7 @@ def test_threshold_at_half_keeps_every_decision_and_the_order_once_float32() -> 
     below = np.nextafter(thresholds, 0.0)
     rows = np.stack([thresholds, below, np.zeros(4), np.ones(4), np.nextafter(thresholds, 1.0), thresholds / 2])
     mapped = threshold_at_half(rows, thresholds).astype(np.float32)
-    np.testing.assert_array_equal(mapped >= 0.5, rows >= thresholds)
+    np.testing.assert_array_equal(mapped >= 0.5, rows * AU_STEPS >= np.round(thresholds * AU_STEPS))
     np.testing.assert_array_equal(mapped[0], 0.5)
     np.testing.assert_array_equal(mapped[2], 0.0)
     np.testing.assert_array_equal(mapped[3], 1.0)
@@ -357,7 +358,8 @@ def test_au_dwf_chooses_weights_and_thresholds_per_unit_inside_the_folds(toy_wor
         np.testing.assert_allclose(node.read_track("honest-validation", name), expected, atol=1e-6)
         pred = node.read_track("pred-validation", name)
         decided = get_task("au").decide(pred)
-        np.testing.assert_array_equal(decided, fuse(state["weights"].numpy(), inputs) >= thresholds)
+        on = fuse(state["weights"].numpy(), inputs) * AU_STEPS >= np.round(thresholds * AU_STEPS)
+        np.testing.assert_array_equal(decided, on)
     single = [score_of(r, dataset, store) for r in results if r.plan.name.startswith("toy")]
     assert fused.score["score"] >= max(single)  # in-sample: each input alone at 0.5 is among the choices
     assert fused.honest["score"] > max(single), (fused.honest["score"], single)  # the toys' 0.5 is too high

@@ -67,7 +67,7 @@ class DWFSettings(BaseModel):
     entropy_gate: dict[str, Annotated[float, Field(ge=0, le=1)]] = Field(default_factory=dict)  # EXPR (one class
     # distribution per row) only: input spec → threshold on its rows' entropy / log K; rows above it are zeroed
     folds: int = Field(5, ge=2)  # video-level folds of the honest estimate
-    workers: int = Field(2, ge=1)  # threads of the EXPR search
+    workers: int = Field(2, ge=1)  # threads of the EXPR and AU searches
 
 
 class RFSettings(BaseModel):
@@ -210,6 +210,13 @@ class DWFKind(_Fusion):
 
     def _prepared(self, context: Context, split_name: str, track: str) -> list[np.ndarray]:
         arrays = self._track_inputs(context, split_name, track)
+        if self.definition.problem == "multilabel":  # thresholds are searched on probabilities
+            for name, values in zip(self._inputs(context), arrays, strict=True):
+                if values.min() < 0.0 or values.max() > 1.0:
+                    raise SpecError(
+                        f"{self.name} ({self.task}): input spec {name!r}, track {track!r} ({split_name}): expected "
+                        f"probabilities in [0, 1], found values from {values.min():.4g} to {values.max():.4g}"
+                    )
         if self.definition.problem != "multiclass":  # the gate reads a class distribution per row
             return arrays
         gates = self.settings.entropy_gate
@@ -241,7 +248,9 @@ class DWFKind(_Fusion):
         if not valid.any():
             raise SpecError(f"dwf ({self.task}): no validation frame with a valid label to choose the weights on")
         if task.problem == "multilabel":
-            weights, thresholds, f1 = au_best_choices(candidates, inputs[:, valid], labels[valid])
+            weights, thresholds, f1 = au_best_choices(
+                candidates, inputs[:, valid], labels[valid], self.settings.workers
+            )
             return weights, thresholds, float(f1.mean())
         if task.problem == "regression":
             scores = va_candidate_scores(candidates, va_moments(inputs, labels, valid))
