@@ -48,6 +48,7 @@ class ToySettings(BaseModel):
     nan_in: str | None = None  # a validation track whose first row is NaN
     skip_test: bool = False  # no prediction for the first test track
     rows: int = 0  # rows added to (or, negative, removed from) every track
+    offset: float = 0.0  # added to every prediction (AU probabilities then leave [0, 1])
 
 
 @register_kind("toy")
@@ -87,6 +88,7 @@ class ToyKind:
                 truth = np.zeros((n, 12)) if track.labels is None else np.resize(np.maximum(track.labels, 0), (n, 12))
                 logits = 3.0 * (truth - 0.5) - 1.0 + rng.normal(0, self.settings.noise * 3, (n, 12))
                 pred = 1 / (1 + np.exp(-logits))
+            pred = pred + self.settings.offset
             if self.settings.nan_in == name:
                 pred[0] = np.nan
             yield name, {"pred": pred.astype(np.float32)}
@@ -183,6 +185,10 @@ def test_expr_counts_equal_an_argmax_loop_ties_included() -> None:
         expr_candidate_scores(weights[:, :, :7], inputs[:, :, :7], labels)
     with pytest.raises(ValueError, match="needs 9 class scores per frame; got 8"):
         expr_candidate_scores(weights, inputs, labels, classes=9)
+    with pytest.raises(ValueError, match=r"AU fusion needs probabilities in \[0, 1\]; got values from -0.5 to 1.0"):
+        au_candidate_f1(
+            corner_candidates(2, 12), np.stack([np.full((3, 12), -0.5), np.ones((3, 12))]), np.ones((3, 12))
+        )
 
 
 def au_data(seed: int, n: int = 2000) -> tuple[np.ndarray, np.ndarray]:
@@ -363,6 +369,18 @@ def test_au_dwf_chooses_weights_and_thresholds_per_unit_inside_the_folds(toy_wor
     single = [score_of(r, dataset, store) for r in results if r.plan.name.startswith("toy")]
     assert fused.score["score"] >= max(single)  # in-sample: each input alone at 0.5 is among the choices
     assert fused.honest["score"] > max(single), (fused.honest["score"], single)  # the toys' 0.5 is too high
+
+
+def test_au_dwf_refuses_inputs_that_are_not_probabilities(toy_world) -> None:
+    dataset, store, board, systems = toy_world
+    add_spec(systems, "toy_shifted", "kind: toy\ntasks: [au]\nseed: 6\noffset: 0.5\n")
+    add_spec(systems, "fuse_shifted", "kind: dwf\ntasks: [au]\ninputs: [toy_a, toy_shifted]\nsamples: 10\nfolds: 2\n")
+    with pytest.raises(
+        SpecError,
+        match=r"dwf \(au\): input spec 'toy_shifted', track '\S+' \(validation\): expected "
+        r"probabilities in \[0, 1\], found values from 0\.5\d* to 1\.\d+",
+    ):
+        run_system("fuse_shifted", ["au"], dataset, "smoke", store, board, systems)
 
 
 def test_au_rf_fuses_per_unit_and_refits_identically(toy_world) -> None:
