@@ -4,7 +4,12 @@ A row is a :class:`harness.run_record.RunRecord`: what identifies the run, its s
 sufficient statistics with the ordered track names. The statistics make any two rows of the same (task, dataset
 fingerprint, split) comparable later, from the database alone: :func:`harness.resampling.paired_from_statistics`
 resamples whole tracks with the same counts for both. Ranking uses :attr:`RunRecord.rank_score` (the honest,
-cross-fitted score of a system fitted on the validation split, else its score).
+cross-fitted score of a system fitted on the validation split, else its score). :func:`multitask_scores` sums the
+rank scores of a system's tasks (the 7th ABAW's multi-task score).
+
+The file records its schema version (:data:`SCHEMA_VERSION`): an older file is read as it is and migrated, in the
+transaction of the first write, by the steps of ``_MIGRATIONS``; a newer one is refused. Task names are not listed in
+SQL: :func:`harness.run_record.check_task` checks them.
 
 The terminal table, the JSON object and the HTML report live in :mod:`harness.report` (``ranking_table``,
 ``ranking_json``, ``write_html`` are also importable from here, lazily).
@@ -86,9 +91,9 @@ class RankedEntry:
 class Leaderboard:
     """The SQLite leaderboard at ``path`` (default ``leaderboard/leaderboard.sqlite`` under the current folder).
 
-    The file and its schema are created on the first write; every write is one transaction. Reading opens the file
-    read-only and writes nothing, so a read-only leaderboard can be viewed; a failed write is one
-    :class:`LeaderboardError` line.
+    The file and its schema are created on the first write, or an older schema migrated; every write is one
+    transaction. Reading opens the file read-only and writes nothing (an older schema is read as it is), so a
+    read-only leaderboard can be viewed; a failed write is one :class:`LeaderboardError` line.
     """
 
     def __init__(self, path: str | os.PathLike | None = None) -> None:

@@ -134,8 +134,7 @@ def multitask_table(scores: Sequence[MultitaskScore], title: str | None = None, 
     rows = [([s.dataset_fingerprint[:8]] if several else []) + _multitask_cells(s) for s in scores]
     styles = ["bold" if s.rank == 1 else None for s in scores]
     table, dropped = fitted_table(columns, rows, width or 10_000, styles, title=title, caption_justify="left")
-    notes = [_MULTITASK_NOTE] + ([f"{HONEST} {_HONEST_NOTE}"] if any(s.honest for s in scores) else [])
-    table.caption = Text("\n".join(notes + ([dropped_note(dropped)] if dropped else [])))
+    table.caption = Text("\n".join(_multitask_notes(scores) + ([dropped_note(dropped)] if dropped else [])))
     return table
 
 
@@ -312,13 +311,12 @@ def _html_multitask(scores: Sequence[MultitaskScore]) -> str:
         css = "best" if s.rank == 1 else ""
         cells = [s.dataset_fingerprint, *_multitask_cells(s)]
         rows.append(f'<tr class="{css}">' + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
-    notes = [_MULTITASK_NOTE] + ([f"{HONEST} {_HONEST_NOTE}"] if any(s.honest for s in scores) else [])
-    return (
-        f"<table>{''.join(rows)}</table>"
-        + '<ul class="note">'
-        + "".join(f"<li>{html.escape(n)}</li>" for n in notes)
-        + "</ul>"
-    )
+    notes = "".join(f"<li>{html.escape(note)}</li>" for note in _multitask_notes(scores))
+    return f'<table>{"".join(rows)}</table><ul class="note">{notes}</ul>'
+
+
+def _multitask_notes(scores: Sequence[MultitaskScore]) -> list[str]:
+    return [_MULTITASK_NOTE] + ([f"{HONEST} {_HONEST_NOTE}"] if any(s.honest for s in scores) else [])
 
 
 def _multitask_cells(score: MultitaskScore) -> list[str]:
