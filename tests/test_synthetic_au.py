@@ -18,7 +18,7 @@ HEADER = "AU1,AU2,AU4,AU6,AU7,AU10,AU12,AU15,AU23,AU24,AU25,AU26"
 ROW = re.compile(r"(-1(,-1){11}|[01](,[01]){11})")
 SPLITS = {"Train_Set": ANNOTATION_FOLDER, "Validation_Set": ANNOTATION_FOLDER, "Test_Set": "synthetic_test_labels"}
 EXPR_CLASSES = ("Neutral", "Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise", "Other")
-MICRO = {"videos": 4, "pairs": 1, "seconds": (2.0, 3.0), "extra_validation": (0, 0)}
+MICRO = {"videos": 3, "pairs": 1, "seconds": (2.0, 3.0), "extra_validation": (0, 0)}
 
 
 def _folder(root: Path, challenge: str, split: str) -> Path:
