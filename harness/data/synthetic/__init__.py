@@ -145,7 +145,7 @@ def _oracle_tracks(rendered: list[RenderedVideo]) -> list[OracleTrack]:
                     split=video.plan.split,
                     va=signals.va_file if "va" in track.tasks else None,
                     expr=signals.expr_file if "expr" in track.tasks else None,
-                    au=video.aus[track.name] if "expr" in track.tasks else None,  # AU labels go with EXPR's
+                    au=video.aus[track.name] if aus.has_aus(track) else None,
                     video=cues,
                     audio=heard,
                 )
@@ -184,8 +184,8 @@ def _settings() -> dict:
 
 
 def _track_entry(track: TrackPlan) -> dict:
-    """A track in the metadata: its name, the tasks that label it (AU with EXPR), whether its face appears late."""
-    tasks = [*track.tasks, "au"] if "expr" in track.tasks else list(track.tasks)
+    """A track in the metadata: its name, the tasks that label it, whether its face appears late."""
+    tasks = [*track.tasks, "au"] if aus.has_aus(track) else list(track.tasks)
     return {"name": track.name, "tasks": tasks, "late_start": track.late_start}
 
 

@@ -26,7 +26,7 @@ stream per video, so adding AUs left every other file of the dataset as it was.
 
 import numpy as np
 
-from harness.data.synthetic.plan import VideoPlan
+from harness.data.synthetic.plan import TrackPlan, VideoPlan
 from harness.data.synthetic.signals import CUE_NAMES, TrackSignals, smooth_process
 from harness.tasks import EXPR_INVALID
 
@@ -48,6 +48,12 @@ THRESHOLDS = {
 # AUs drawn from the expression: the classes (ABAW order) during which they can occur, and whether the lips close
 DRAWN = {"AU23": ((1, 2), False), "AU24": ((1, 5), True)}
 DRAWN_SECONDS = 1.0  # correlation time of the smooth process that switches a drawn AU on and off
+
+
+def has_aus(track: TrackPlan) -> bool:
+    """Whether a track gets AU labels: the tracks with EXPR labels do (the real release splits its AU tracks its own
+    way; the synthetic one labels the same people for both challenges)."""
+    return "expr" in track.tasks
 
 
 def movements(expressed: np.ndarray) -> dict[str, np.ndarray]:
@@ -91,7 +97,7 @@ def track_aus(signals: TrackSignals, fps: float, rng: np.random.Generator) -> np
 
 
 def video_aus(plan: VideoPlan, signals: dict[str, TrackSignals], seed: int) -> dict[str, np.ndarray]:
-    """Each track's AU labels (see :func:`track_aus`), drawn from the video's own AU stream ``[seed, 5, video]``: the
-    other streams, so every other file, stay as they were before the dataset had AU labels."""
+    """The AU labels of each track that has them (see :func:`track_aus`), drawn from the video's own AU stream
+    ``[seed, 5, video]``: the other streams, so every other file, stay as they were before the dataset had AUs."""
     rng = np.random.default_rng([seed, 5, plan.index])
-    return {t.name: track_aus(signals[t.name], float(plan.fps), rng) for t in plan.tracks}
+    return {t.name: track_aus(signals[t.name], float(plan.fps), rng) for t in plan.tracks if has_aus(t)}

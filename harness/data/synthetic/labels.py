@@ -11,7 +11,7 @@ import numpy as np
 
 from harness.atomic import write_atomically
 from harness.data.annotations import write_annotation
-from harness.data.synthetic.aus import AU_NAMES
+from harness.data.synthetic.aus import AU_NAMES, has_aus
 from harness.data.synthetic.plan import VideoPlan
 from harness.data.synthetic.signals import TrackSignals
 from harness.data.templates import write_template
@@ -38,8 +38,7 @@ def write_video_labels(
 ) -> dict[str, dict[str, int]]:
     """Write one video's annotation files; return ``{task: {test track: rows}}`` for the test lists.
 
-    The AU labels ``aus`` (per track, see :func:`.aus.track_aus`) go to the tracks that carry EXPR labels: the real
-    release has its own AU track split, the synthetic one labels the same people for both challenges.
+    The AU labels ``aus`` (per track, see :func:`.aus.track_aus`) go to the tracks that have them (:func:`.has_aus`).
     """
     test_rows: dict[str, dict[str, int]] = {"va": {}, "expr": {}, "au": {}}
     split = plan.split
@@ -50,7 +49,7 @@ def write_video_labels(
             write_annotation(base / CHALLENGE[task] / SPLIT_FOLDER[split] / f"{track.name}.txt", task, labels)
             if split == "test":
                 test_rows[task][track.name] = len(labels)
-        if "expr" in track.tasks:
+        if has_aus(track):
             labels = aus[track.name]
             write_au_annotation(base / CHALLENGE["au"] / SPLIT_FOLDER[split] / f"{track.name}.txt", labels)
             if split == "test":
