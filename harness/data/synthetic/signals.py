@@ -7,7 +7,8 @@ Per track (one person):
   every class shows up in a tiny dataset), weighted by
   how close the current valence/arousal lies to each class's prototype;
 - face cues (what the drawn face shows): mouth curvature follows valence closely, eye and brow opening follow
-  arousal weakly (blinks and noise hide it), each class adds its own cue; per-subject biases and per-frame noise;
+  arousal weakly (blinks and noise hide it), each class adds its own cue; per-subject biases and per-frame noise
+  (the cues before them, ``expressed``, are what the action units of :mod:`.aus` are read from);
 - audio cues (what the voice carries while the person speaks): arousal strongly, valence weakly and noisily.
 So video is the stronger modality for valence and expressions, audio for arousal, and fusing them helps.
 """
