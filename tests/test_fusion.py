@@ -26,7 +26,7 @@ from harness.leaderboard import Leaderboard
 from harness.metrics import expr_scores, va_scores
 from harness.models.context import HONEST, Context
 from harness.models.fusion import DWFKind, DWFSettings, RFKind, RFSettings
-from harness.models.registry import KIND_MODULES, register_kind
+from harness.models.registry import KIND_MODULES, Kind, register_kind
 from harness.runner import run_system, store_input
 from harness.store import Store
 
@@ -45,7 +45,7 @@ class ToySettings(BaseModel):
 
 
 @register_kind("toy")
-class ToyKind:
+class ToyKind(Kind):
     version = "1"
     Settings = ToySettings
     profiles: dict = {}

@@ -33,7 +33,7 @@ HONEST = "honest"  # the validation-only output of cross-fitted predictions (see
 
 def split_outputs(kind, split: str) -> tuple[str, ...]:
     """The outputs a kind writes for ``split``: ``outputs``, plus ``validation_outputs`` on validation."""
-    extra = tuple(getattr(kind, "validation_outputs", ())) if split == "validation" else ()
+    extra = tuple(kind.validation_outputs) if split == "validation" else ()
     return tuple(kind.outputs) + extra
 
 

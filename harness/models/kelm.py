@@ -25,7 +25,7 @@ from harness.fusion_math import video_folds
 from harness.metrics import task_scores
 from harness.models import kernel_elm
 from harness.models.context import HONEST, Context
-from harness.models.registry import register_kind
+from harness.models.registry import Kind, register_kind
 from harness.models.step_table import StepTable, build_table, window_rows, windows
 from harness.steps import step_centres
 from harness.tasks import NUM_EXPR_CLASSES, Task
@@ -60,7 +60,7 @@ class KelmSettings(BaseModel):
 
 
 @register_kind("kelm")
-class KelmKind:
+class KelmKind(Kind):
     """Functionals of one static video spec's embeddings → Kernel ELM, for one task."""
 
     version = "1"
