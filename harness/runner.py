@@ -326,12 +326,11 @@ def _predict_missing(plan: NodePlan, system, context: Context, node: Node) -> No
             continue
         asked = {name: split.track(name).n_rows for name in todo}
         expected = split_outputs(system, split_name)
+        where = _where(plan)
         with bar() as progress:
             job = progress.add_task(f"{plan.name} {plan.task}: predicting {split_name}", total=len(todo))
             for track, outputs in system.predict(context, split_name, todo):
-                check_track(
-                    _where(plan), plan.task, plan.resolved.settings, split_name, track, asked, outputs, expected
-                )
+                check_track(where, plan.task, plan.resolved.settings, split_name, track, asked, outputs, expected)
                 for output, array in outputs.items():
                     node.write_track(f"{output}-{split_name}", track, array)
                 progress.update(job, advance=1)
