@@ -97,6 +97,7 @@ def test_kind_conforms(world, kind: str, task: str, monkeypatch: pytest.MonkeyPa
             written.add(where)
         return write_track(self, group, track, array, dtype)
 
+    store.remove(plan.key)  # computed already as another case's input: this case computes it again
     monkeypatch.setattr(Node, "write_track", dies)
     with pytest.raises(KeyboardInterrupt):
         run_system(system, [task], dataset, "smoke", store, board, systems)
