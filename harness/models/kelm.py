@@ -141,7 +141,6 @@ class KelmKind(Kind):
         for fold in np.unique(folds):
             scores = self._scores(validation, per_track, np.flatnonzero(folds != fold))
             self.honest_choice_[folds == fold] = int(np.argmax(scores))
-        self.validation_names_ = list(validation.names)
         self.notes_: list[str] = notes
         return self
 
@@ -204,7 +203,7 @@ class KelmKind(Kind):
             )
             chosen = {"pred": self.choice_}
             if split_name == "validation":
-                chosen[HONEST] = int(self.honest_choice_[self.validation_names_.index(name)])
+                chosen[HONEST] = int(self.honest_choice_[split.names.index(name)])  # fit's validation order
             result = {}
             for output, c in chosen.items():
                 if name in faceless:
