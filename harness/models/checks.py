@@ -14,10 +14,9 @@ from pydantic import BaseModel
 
 from harness.errors import KindOutputError
 from harness.models.context import HONEST
-from harness.tasks import NUM_EXPR_CLASSES, Task
+from harness.tasks import Task, get_task
 
 PREDICTIONS: tuple[str, ...] = ("pred", HONEST)  # the outputs that are predictions (scored, fused, submitted)
-PREDICTION_WIDTH: dict[Task, int] = {"va": 2, "expr": NUM_EXPR_CLASSES}  # VA values; EXPR class probabilities
 
 
 def expected_rows(output: str, label_lines: int) -> int | None:
@@ -30,7 +29,7 @@ def expected_width(task: Task, output: str, settings: BaseModel) -> int | None:
     """The columns of ``output``: the task's prediction width for ``pred`` and ``honest``, the settings'
     ``embedding_dim`` for any other output of a kind that has one, else None (any width)."""
     if output in PREDICTIONS:
-        return PREDICTION_WIDTH[task]
+        return get_task(task).width
     return getattr(settings, "embedding_dim", None)
 
 
