@@ -52,7 +52,7 @@ from harness.fusion_math import (
 )
 from harness.metrics import ccc, confusion_counts, f1_from_confusion
 from harness.models.context import HONEST, Context
-from harness.models.registry import register_kind
+from harness.models.registry import Kind, register_kind
 from harness.tasks import Task, TaskDef, get_task
 
 
@@ -92,7 +92,7 @@ DEFAULT_REGRESSION_CRITERIA = ("squared_error",)
 DEFAULT_CLASSIFICATION_CRITERIA = ("gini", "entropy")
 
 
-class _Fusion:
+class _Fusion(Kind):
     """What both fusion kinds share: reading and checking inputs, cross-fitting, predicting ``pred`` and ``honest``."""
 
     outputs = ("pred",)
