@@ -9,7 +9,6 @@ import pytest
 from conftest import LabelEmbeddings
 
 from harness.data.affwild2 import Dataset
-from harness.errors import StoreError
 from harness.metrics import task_scores
 from harness.models import kelm as kelm_module
 from harness.models.context import HONEST, Context
@@ -85,23 +84,9 @@ def test_kelm_learns_and_chooses_c_on_validation(synthetic_tiny: Path, task: str
     np.testing.assert_array_equal(only[1]["pred"], again[1]["pred"])
 
 
-class UnitEmbeddings(LabelEmbeddings):
-    """The AU stand-in static video spec: per face frame, noise plus the frame's 12 units (0 where invalid), 16-d."""
-
-    def read(self, output: str, split: str, track: str) -> np.ndarray:
-        if output != "emb":
-            raise StoreError(f"no file {output}-{split}/{track}.npy")
-        frames = self.dataset.split("au", split).face_frames(track)
-        emb = np.random.default_rng(len(track) * 7 + len(frames)).normal(0.0, 0.3, (len(frames), 16))
-        labels = self.dataset.split("au", split).track(track).labels
-        if labels is not None:
-            emb[:, :12] += np.maximum(labels[np.minimum(frames, len(labels)) - 1], 0)
-        return emb.astype(np.float16)
-
-
 def test_kelm_serves_au_with_probabilities_decided_at_half(synthetic_tiny: Path) -> None:
     dataset = Dataset(synthetic_tiny)
-    context = Context(dataset, "au", {"fake_video": UnitEmbeddings(dataset, "au")})
+    context = Context(dataset, "au", {"fake_video": LabelEmbeddings(dataset, "au")})
     kind = KelmKind(KelmSettings(window_s=2.0, honest_folds=3), "au", seed=2).fit(context)
     split = context.split("validation")
     results = dict(kind.predict(context, "validation", list(split.names)))
