@@ -272,6 +272,120 @@ def test_video_folds_keep_both_people_of_a_video_together() -> None:
         video_folds(["a_left", "a_right"], 5, seed=0)
 
 
+# ----------------------------------------------------------------------------------------------- AU kinds on arrays
+
+
+class _Track:
+    def __init__(self, labels: np.ndarray) -> None:
+        self.labels, self.n_rows = labels, len(labels)
+
+
+class _Split:
+    """What the fusion kinds read of a split: its tracks' names, label rows and each frame's track number."""
+
+    def __init__(self, labels: dict[str, np.ndarray]) -> None:
+        self.names = list(labels)
+        self.tracks = [_Track(value) for value in labels.values()]
+
+    def track(self, name: str) -> _Track:
+        return self.tracks[self.names.index(name)]
+
+    def labels(self) -> np.ndarray:
+        return np.concatenate([t.labels for t in self.tracks])
+
+    def track_index(self) -> np.ndarray:
+        return np.repeat(np.arange(len(self.tracks)), [t.n_rows for t in self.tracks])
+
+
+class _Dataset:
+    def __init__(self, splits: dict[str, _Split]) -> None:
+        self.splits = splits
+
+    def split(self, task: str, name: str) -> _Split:
+        return self.splits[name]
+
+
+class _Input:
+    honest = False
+
+    def __init__(self, name: str, values: dict[tuple[str, str], np.ndarray]) -> None:
+        self.name, self.values = name, values
+
+    def read(self, output: str, split: str, track: str) -> np.ndarray:
+        return self.values[(split, track)]
+
+
+def au_context() -> Context:
+    """Hand-made AU splits (6 validation videos, one with an invalid stretch, 2 test tracks) and two inputs' unit
+    probabilities: a skilled one that is too low (its best thresholds lie below 0.5) and a weak one."""
+    rng = np.random.default_rng(7)
+    splits, inputs = {}, {"good": {}, "weak": {}}
+    for split, names in {
+        "validation": [f"v{i}" for i in range(5)] + ["w_left", "w_right"],
+        "test": ["t1", "t2"],
+    }.items():
+        labels = {}
+        for name in names:
+            units = (rng.random((300, 12)) < np.linspace(0.05, 0.4, 12)).astype(np.int8)
+            if name == "v1":
+                units[:40] = -1
+            labels[name] = units
+            truth = np.maximum(units, 0)
+            inputs["good"][(split, name)] = 1 / (1 + np.exp(-(3.0 * truth - 2.5 + rng.normal(0, 1, truth.shape))))
+            inputs["weak"][(split, name)] = 1 / (1 + np.exp(-(1.0 * truth - 0.5 + rng.normal(0, 1, truth.shape))))
+        splits[split] = _Split(labels)
+    return Context(_Dataset(splits), "au", {name: _Input(name, values) for name, values in inputs.items()})
+
+
+def test_au_dwf_on_arrays_thresholds_inside_the_folds_and_state_round_trip() -> None:
+    context = au_context()
+    kind = DWFKind(DWFSettings(samples=60, folds=3), "au", 0).fit(context)
+    assert kind.weights_.shape == (2, 12) and kind.thresholds_.shape == (12,) and kind.fold_thresholds_.shape == (3, 12)
+    assert kind.thresholds_.min() < 0.5 and "thresholds" in kind.notes_[0]
+    split = context.split("validation")
+    outputs = dict(kind.predict(context, "validation", split.names))
+    au = get_task("au")
+    for position, name in enumerate(split.names):
+        inputs = [context.inputs[n].read("pred", "validation", name) for n in ("good", "weak")]
+        fold = kind.folds_[position]
+        honest = threshold_at_half(fuse(kind.fold_weights_[fold], inputs), kind.fold_thresholds_[fold])
+        np.testing.assert_array_equal(outputs[name][HONEST], honest.astype(np.float32))
+        on = fuse(kind.weights_, inputs) * AU_STEPS >= np.round(kind.thresholds_ * AU_STEPS)
+        np.testing.assert_array_equal(au.decide(outputs[name]["pred"]), on)
+    pred = np.concatenate([outputs[n]["pred"] for n in split.names])
+    honest = np.concatenate([outputs[n][HONEST] for n in split.names])
+    good = np.concatenate([context.inputs["good"].read("pred", "validation", n) for n in split.names])
+    in_sample, honest_score, alone = (
+        task_scores("au", au.decide(x), split.labels()).score for x in (pred, honest, good)
+    )
+    assert in_sample >= honest_score > alone  # the good input's own 0.5 is too high: thresholds chosen on folds help
+    loaded = DWFKind(kind.settings, "au", 0).load_state(kind.state())
+    np.testing.assert_array_equal(
+        next(loaded.predict(context, "test", ["t1"]))[1]["pred"], next(kind.predict(context, "test", ["t1"]))[1]["pred"]
+    )
+
+
+def test_au_rf_on_arrays_one_forest_per_unit() -> None:
+    context = au_context()
+    kind = RFKind(RFSettings(trees=[5, 10], max_rows=1000, folds=3), "au", 0).fit(context)
+    assert len(kind.forests_) == 12 and kind.notes_[0].count("trees") == 12
+    split = context.split("validation")
+    outputs = dict(kind.predict(context, "validation", split.names))
+    pred = np.concatenate([outputs[n]["pred"] for n in split.names])
+    honest = np.concatenate([outputs[n][HONEST] for n in split.names])
+    assert pred.shape == honest.shape == (len(split.labels()), 12) and pred.min() >= 0 and pred.max() <= 1
+    au = get_task("au")
+    assert (
+        task_scores("au", au.decide(pred), split.labels()).score
+        > task_scores("au", au.decide(honest), split.labels()).score
+        > 0.3
+    )
+    loaded = RFKind(kind.settings, "au", 0).load_state(kind.state())
+    np.testing.assert_array_equal(
+        next(loaded.predict(context, "test", ["t2"]))[1]["pred"], next(kind.predict(context, "test", ["t2"]))[1]["pred"]
+    )
+
+
 # ----------------------------------------------------------------------------------------------- kinds end to end
 
 
