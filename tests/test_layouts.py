@@ -146,7 +146,8 @@ def test_a_root_without_test_material_says_what_was_looked_for(canonical_copy: P
     assert report["ok"], report["problems"]
     (note,) = [note for note in report["notes"] if note.startswith("no test material")]
     assert "Valence_Arousal_Estimation_Challenge_test_set_release.txt" in note
-    assert "CVPR_<N>th_ABAW_{VA,EXPR}_test_set_{sample,example}.txt" in note
+    assert "Action_Unit_Detection_Challenge_test_set_release.txt" in note
+    assert "CVPR_<N>th_ABAW_{VA,EXPR,AU}_test_set_{sample,example}.txt" in note
     assert report["test_material"]["va"] == {"track_list": None, "template": None}
     with pytest.raises(DataError, match=r"no va prediction template found \(looked for track lists"):
         Dataset(canonical_copy).template("va")

@@ -229,7 +229,7 @@ def test_package_writes_manifest_and_zip(tmp_path):
     [
         ("[ ]", {"va": "va.txt"}, None, r"system name '\[ \]' cannot name a file"),
         ("s", {"va": "missing.txt"}, None, r"missing\.txt: cannot read the va prediction file"),
-        ("s", {"au": "va.txt"}, None, r"unknown task 'au'"),
+        ("s", {"mtl": "va.txt"}, None, r"unknown task 'mtl'"),
         ("s", {"va": "va.txt"}, {"bad": object()}, r"cannot be written as JSON"),
     ],
 )

@@ -161,8 +161,8 @@ def test_template_bad_file(tmp_path, text, message):
 def test_template_missing_file_and_unknown_task(tmp_path):
     with pytest.raises(DataError, match=r"missing\.txt: cannot read the file"):
         read_template(tmp_path / "missing.txt", "va")
-    with pytest.raises(DataError, match=r"unknown task 'au'"):
-        read_template(write(tmp_path, VA_TEMPLATE), "au")
+    with pytest.raises(DataError, match=r"unknown task 'mtl'"):
+        read_template(write(tmp_path, VA_TEMPLATE), "mtl")
 
 
 def test_template_with_bom(tmp_path):

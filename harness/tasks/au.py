@@ -170,3 +170,29 @@ class ActionUnits(TaskDef):
     @property
     def part_labels(self) -> dict[str, tuple[str, ...]]:
         return {"f1_per_au": UNITS}
+
+    # -- prediction file values
+    value_dtype = np.int64
+    value_expected = f"{A} comma-separated values 0 or 1"
+    value_range = "0 or 1 per AU"
+    value_kinds = {
+        "not_an_integer": "AU values that are not integers",
+        "au_out_of_range": "AU values other than 0 and 1",
+    }
+    unparsed_kind = "not_an_integer"
+
+    def array_ok(self, array: np.ndarray) -> bool:
+        return array.ndim == 2 and array.shape[1] == A and array.dtype.kind in "fiub"
+
+    def array_form(self, need: int) -> str:
+        return (
+            f"0/1 values of shape (n_frames, {A}) ({','.join(UNITS)}) with n_frames >= {need} "
+            f"(threshold the probabilities)"
+        )
+
+    def range_problems(self, values: np.ndarray) -> dict[str, np.ndarray]:
+        return {"au_out_of_range": ((values != 0) & (values != 1)).any(axis=1)}
+
+    def format_rows(self, locations, rows: np.ndarray) -> str:
+        row = ("{}" + ",{}" * A + "\n").format
+        return "".join(map(row, locations, *rows.T.tolist()))
