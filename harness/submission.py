@@ -326,21 +326,30 @@ def _parse_fields(scan: RowScan, rows: np.ndarray, width: int, dtype, convert) -
     """The ``width`` fields after the location of the rows in mask ``rows``, parsed as ``dtype`` (``convert`` per
     row when the vectorised pass fails); unparsed rows hold NaN (float) or -1 (int) and are False in the mask."""
     out = np.full((scan.n_rows, width), np.nan if dtype == np.float64 else -1, dtype)
-    parsed, chosen = rows.copy(), np.flatnonzero(rows).tolist()
+    parsed = rows.copy()
+    if np.dtype(dtype).kind == "i":  # one-digit integers (classes, AU 0/1) read straight from the bytes
+        single, digits = _single_digits(scan, rows, width)
+        if single.all():
+            out = digits
+        else:
+            out[single] = digits
+        rows = rows & ~single
+    chosen = np.flatnonzero(rows).tolist()
+    if not chosen:
+        return out, parsed
     body = scan.data.tobytes()
     lines = body.split(b"\n") if len(chosen) < scan.n_rows else None
     block = None
-    if chosen:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                text = io.BytesIO(body if lines is None else b"\n".join([lines[row] for row in chosen]))
-                block = np.loadtxt(text, dtype, comments=None, delimiter=",", usecols=range(1, width + 1), ndmin=2)
-        except ValueError:
-            pass
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            text = io.BytesIO(body if lines is None else b"\n".join([lines[row] for row in chosen]))
+            block = np.loadtxt(text, dtype, comments=None, delimiter=",", usecols=range(1, width + 1), ndmin=2)
+    except ValueError:
+        pass
     if block is not None and block.shape == (len(chosen), width):
         out[chosen] = block
-    elif chosen:
+    else:
         lines = lines or body.split(b"\n")
         for row in chosen:
             try:
@@ -348,6 +357,22 @@ def _parse_fields(scan: RowScan, rows: np.ndarray, width: int, dtype, convert) -
             except (ValueError, OverflowError):
                 parsed[row] = False
     return out, parsed
+
+
+def _single_digits(scan: RowScan, rows: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of mask ``rows`` whose ``width`` fields after the location are one digit each (``,4`` or
+    ``,0,1,...``), and their values ``(n_single, width)``; other rows are left to the general parser."""
+    start, span = scan.location_ends, 2 * width
+    single = rows & (scan.ends - start == span)
+    if not single.any():
+        return single, np.zeros((0, width), np.int64)
+    windows = np.lib.stride_tricks.as_strided(scan.data, shape=(len(scan.data) - span + 1, span), strides=(1, 1))
+    pairs = windows[start[single]].view("<u2")  # (n_single, width): ',' then a digit in each 16-bit pair
+    shifted = pairs - np.uint16(ord(",") | ord("0") << 8)  # a valid pair leaves digit << 8 (wraps if below '0')
+    ok = ((shifted & 0xFF == 0) & (shifted <= 9 << 8)).all(axis=1)
+    single[single] = ok
+    values = (shifted >> 8).astype(np.int64)
+    return single, values if ok.all() else values[ok]  # (boolean row selection is slow: only when needed)
 
 
 def field_count_message(scan: RowScan, task: Task, row: int) -> str:
