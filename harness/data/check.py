@@ -132,7 +132,7 @@ def _check_videos(dataset: Dataset, splits: list[Split], problems: list[str], no
             for track, rows in entries
             if rows != infos[video].n_frames
         },
-        key=lambda item: -abs(item[1] - item[2]),
+        key=lambda item: (-abs(item[1] - item[2]), item[0]),  # ties by track: the set has no order
     )
     if differences:
         largest = max(abs(rows - frames) for _, rows, frames in differences)
