@@ -251,6 +251,9 @@ def test_the_test_material_alone_is_a_dataset_root(tmp_path: Path) -> None:
         ("CVPR_6th_ABAW_Expr_test_set_example.txt", ("expr", 6, "example")),
         ("CVPR_5th_ABAW_EXPR_test_set_sample.txt", ("expr", 5, "sample")),
         ("CVPR_8th_ABAW_VA_test_set_sample.txt", ("va", 8, "sample")),
+        ("CVPR_6th_ABAW_AU_test_set_sample.txt", ("au", 6, "sample")),
+        ("CVPR_7th_ABAW_au_test_set_example.txt", ("au", 7, "example")),
+        ("CVPR_6th_ABAW_MTL_test_set_sample.txt", None),
         ("CVPR_6th_ABAW_VA_test_set.txt", None),
         ("CVPR_6th_ABAW_VA_test_set_sample.csv", None),
     ],
@@ -264,6 +267,7 @@ def test_track_list_names_of_the_5th_and_6th_abaw() -> None:
     assert track_list_task("Expression_Classification_Challenge_test_set_release.txt") == "expr"
     assert track_list_task("Expression_Recognition_Challenge_test_set_release.txt") == "expr"
     assert track_list_task("Valence_Arousal_Estimation_Challenge_test_set_release.txt") == "va"
+    assert track_list_task("Action_Unit_Detection_Challenge_test_set_release.txt") == "au"
     assert track_list_task("readme.txt") is None
 
 
@@ -273,3 +277,6 @@ def test_release_from_folder_names_alone() -> None:
     hinted = detect_release(Path("/x/annotations"), ["EXPR_Classification_Challenge"], [])
     assert hinted.round is None and hinted.name == "5th ABAW or earlier"
     assert Release(None, ()).name == "unknown"
+    assert (
+        detect_release(Path("/x/annotations"), ["AU_Detection_Challenge", "VA_Estimation_Challenge"], []).evidence == ()
+    )
