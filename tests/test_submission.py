@@ -157,6 +157,25 @@ def test_write_au_refuses_class_indices_naming_the_shape(tmp_path, au_template):
         write_predictions(tmp_path / "au.txt", "au", au_template, {n: np.zeros(3, int) for n in au_template.names})
 
 
+def test_au_test_file_of_the_synthetic_tiny_set_is_written_validated_and_scored(synthetic_tiny, tmp_path):
+    from harness.data.affwild2 import Dataset
+    from harness.scoring import file_by_track, score_split
+
+    dataset = Dataset(synthetic_tiny)
+    assert dataset.layout.tasks == ("va", "expr", "au")
+    template, test = dataset.template("au"), dataset.split("au", "test")
+    truth = {track.name: np.maximum(track.labels, 0) for track in test.tracks}  # -1 rows written as 0
+    name = get_task("au").submission_name(dataset.layout.release.round)
+    path = write_predictions(tmp_path / name, "au", template, truth)
+    assert path.name == "CVPR_6th_ABAW_AU_test_set.txt" and path.read_text().startswith(AU_HEADER + "\n")
+    assert validate_predictions(path, "au", template, strict=True).ok
+    by_track = file_by_track(read_predictions(path, "au"), test)
+    assert all(np.array_equal(by_track[name], values) for name, values in truth.items())
+    result = score_split(test, by_track, n_resamples=50)
+    present = np.concatenate([track.labels[get_task("au").valid(track.labels)] for track in test.tracks]).any(axis=0)
+    assert result["f1_per_au"] == [1.0 if on else 0.0 for on in present]  # the labels score 1 where an AU occurs
+
+
 # ---------------------------------------------------------------------------------------------------------- reading
 
 
