@@ -13,6 +13,7 @@ from harness.errors import SubmissionError
 from harness.metrics import task_scores
 from harness.resampling import bootstrap_ci, ci_note, per_track_scores
 from harness.submission import PredictionFile
+from harness.tasks import get_task
 
 WORST_SHOWN = 5
 
@@ -48,9 +49,8 @@ def file_by_track(predictions: PredictionFile, split: Split) -> dict[str, np.nda
         bad = _out_of_range(values, split.task)
         if bad.any():
             line = int(predictions.line_numbers[rows][np.argmax(bad)])
-            expected = "finite values in [-1, 1]" if split.task == "va" else "classes 0..7"
             raise SubmissionError(
-                f"{predictions.path}, line {line}: track {track.name!r}: expected {expected} "
+                f"{predictions.path}, line {line}: track {track.name!r}: expected {get_task(split.task).value_range} "
                 f"({int(bad.sum())} row(s) of this track are not)"
             )
         by_track[track.name] = values
@@ -58,9 +58,8 @@ def file_by_track(predictions: PredictionFile, split: Split) -> dict[str, np.nda
 
 
 def _out_of_range(values: np.ndarray, task: str) -> np.ndarray:
-    if task == "va":
-        return ~np.all((values >= -1.0) & (values <= 1.0), axis=1)  # NaN fails the comparison
-    return (values < 0) | (values > 7)
+    """Row mask of values a scored file may not hold (any of the task's range problems; NaN included)."""
+    return np.logical_or.reduce(list(get_task(task).range_problems(values).values()))
 
 
 def _row_mismatch(frames: np.ndarray, n_rows: int) -> str:
