@@ -170,3 +170,8 @@ class ActionUnits(TaskDef):
     @property
     def part_labels(self) -> dict[str, tuple[str, ...]]:
         return {"f1_per_au": UNITS}
+
+    # -- score reports
+    heading = "Action units (mean AU F1)"
+    part_titles = {"f1_per_au": "F1 per AU"}
+    part_abbrevs = {"f1_per_au": "F1"}

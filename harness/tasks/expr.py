@@ -139,6 +139,15 @@ class Expression(TaskDef):
     def part_labels(self) -> dict[str, tuple[str, ...]]:
         return {"f1_per_class": CLASSES}
 
+    # -- score reports
+    heading = "Expression (macro-F1)"
+    part_titles = {"f1_per_class": "F1 per class"}
+    part_abbrevs = {"f1_per_class": "F1"}
+
+    def confusion_matrix(self, summed: np.ndarray) -> np.ndarray:
+        """The statistics are the flattened confusion matrix itself."""
+        return np.rint(summed).astype(np.int64).reshape(K, K)
+
 
 def _classes(values: Any, what: str, lowest: int) -> np.ndarray:
     """``values`` as a 1-D intp array of classes lowest..7; floats must be finite whole numbers."""

@@ -147,3 +147,8 @@ class ValenceArousal(TaskDef):
             raise ValueError("VA labels have no valid frame (every row has -5); nothing to score")
         cv, ca = (float(c) for c in ccc_from_central_moments(mean_p, mean_l, var_p, var_l, cov))
         return TaskScores((cv + ca) / 2, int(n), Breakdown({"ccc_valence": cv, "ccc_arousal": ca}, {}))
+
+    # -- score reports
+    heading = "Valence-arousal (mean CCC)"
+    part_titles = {"ccc_valence": "CCC valence", "ccc_arousal": "CCC arousal"}
+    part_abbrevs = {"ccc_valence": "V", "ccc_arousal": "A"}
