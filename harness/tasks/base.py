@@ -210,22 +210,6 @@ class TaskDef(ABC):
                 pieces.append(f"{key.replace('_', ' ')} {float(value):.3f}")
         return "; ".join(pieces)
 
-    # -- prediction files ---------------------------------------------------------------------------------------
-    @property
-    def row_form(self) -> str:
-        return f"'TRACK/00001.jpg,{self.value_form}'"
-
-    def submission_name(self, round_: int | None) -> str:
-        """The prediction file's name for a release round (6th ABAW when unknown)."""
-        return f"CVPR_{ordinal(round_ or 6)}_ABAW_{self.submission_code(round_ or 6)}_test_set.txt"
-
-    def submission_code(self, round_: int) -> str:
-        """The ``<TASK>`` of the release's file names (the organizers' capitalisation changed between rounds)."""
-        return self.template_codes[0]
-
-    def split_folder(self, challenge: Path, split: str) -> Path:
-        return challenge / SPLIT_FOLDERS[split]
-
     # -- score reports: how a result is shown, what a record derives from its statistics ----------------------
     heading: ClassVar[str]  # a report's section title: 'Valence-arousal (mean CCC)'
     part_titles: ClassVar[dict[str, str]]  # breakdown key -> its name in a score line: 'CCC valence', 'F1 per class'
@@ -262,6 +246,22 @@ class TaskDef(ABC):
         """The ``(k, k)`` int64 confusion matrix (rows = true class, columns in :attr:`columns` order) that summed
         statistics hold, for a task whose statistics are one; None for the others."""
         return None
+
+    # -- prediction files ---------------------------------------------------------------------------------------
+    @property
+    def row_form(self) -> str:
+        return f"'TRACK/00001.jpg,{self.value_form}'"
+
+    def submission_name(self, round_: int | None) -> str:
+        """The prediction file's name for a release round (6th ABAW when unknown)."""
+        return f"CVPR_{ordinal(round_ or 6)}_ABAW_{self.submission_code(round_ or 6)}_test_set.txt"
+
+    def submission_code(self, round_: int) -> str:
+        """The ``<TASK>`` of the release's file names (the organizers' capitalisation changed between rounds)."""
+        return self.template_codes[0]
+
+    def split_folder(self, challenge: Path, split: str) -> Path:
+        return challenge / SPLIT_FOLDERS[split]
 
 
 def read_fields(path: Path, body: Sequence[str], count: int, form: str) -> np.ndarray:

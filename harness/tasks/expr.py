@@ -135,10 +135,6 @@ class Expression(TaskDef):
         f1 = f1_from_confusion(summed.reshape(*summed.shape[:-1], K, K))
         return f1.mean(axis=-1), {"f1_per_class": f1}
 
-    @property
-    def part_labels(self) -> dict[str, tuple[str, ...]]:
-        return {"f1_per_class": CLASSES}
-
     # -- score reports
     heading = "Expression (macro-F1)"
     part_titles = {"f1_per_class": "F1 per class"}
@@ -147,6 +143,10 @@ class Expression(TaskDef):
     def confusion_matrix(self, summed: np.ndarray) -> np.ndarray:
         """The statistics are the flattened confusion matrix itself."""
         return np.rint(summed).astype(np.int64).reshape(K, K)
+
+    @property
+    def part_labels(self) -> dict[str, tuple[str, ...]]:
+        return {"f1_per_class": CLASSES}
 
 
 def _classes(values: Any, what: str, lowest: int) -> np.ndarray:

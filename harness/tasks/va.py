@@ -139,6 +139,11 @@ class ValenceArousal(TaskDef):
     def part_labels(self) -> dict[str, tuple[str, ...]]:
         return {}
 
+    # -- score reports
+    heading = "Valence-arousal (mean CCC)"
+    part_titles = {"ccc_valence": "CCC valence", "ccc_arousal": "CCC arousal"}
+    part_abbrevs = {"ccc_valence": "V", "ccc_arousal": "A"}
+
     def scores(self, pred: Any, labels: Any) -> TaskScores:
         """Pooled score from centred moments (one blocked pass; raw sums would lose digits on 2.6 M frames)."""
         p, lab = self.check_pair(pred, labels)
@@ -147,8 +152,3 @@ class ValenceArousal(TaskDef):
             raise ValueError("VA labels have no valid frame (every row has -5); nothing to score")
         cv, ca = (float(c) for c in ccc_from_central_moments(mean_p, mean_l, var_p, var_l, cov))
         return TaskScores((cv + ca) / 2, int(n), Breakdown({"ccc_valence": cv, "ccc_arousal": ca}, {}))
-
-    # -- score reports
-    heading = "Valence-arousal (mean CCC)"
-    part_titles = {"ccc_valence": "CCC valence", "ccc_arousal": "CCC arousal"}
-    part_abbrevs = {"ccc_valence": "V", "ccc_arousal": "A"}
