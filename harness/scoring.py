@@ -17,7 +17,7 @@ from harness.models.context import HONEST
 from harness.resampling import bootstrap_ci, ci_note, per_track_scores, track_statistics
 from harness.store import Node
 from harness.submission import PredictionFile
-from harness.tasks import Task, get_task
+from harness.tasks import get_task
 
 WORST_SHOWN = 5
 
@@ -117,7 +117,7 @@ def score_split(split: Split, predictions: Mapping[str, np.ndarray], n_resamples
 
 
 def node_predictions(
-    node: Node, dataset: Dataset, task: Task, split: str, output: str = "pred"
+    node: Node, dataset: Dataset, task: str, split: str, output: str = "pred"
 ) -> dict[str, np.ndarray]:
     """Hard frame-level predictions of a complete node's ``output`` for a split: the task's decision from the stored
     outputs (:meth:`harness.tasks.TaskDef.decide`: VA values, EXPR argmax classes, AU 0/1)."""
@@ -133,7 +133,7 @@ class NodeScores:
     those of its cross-fitted ones (a kind fitted on validation, else None), and ``stats``, the per-track statistics of
     the predictions a ranking compares (the honest ones when there are), rows in ``track_names`` order."""
 
-    task: Task
+    task: str
     scores: dict
     honest: dict | None
     stats: np.ndarray
@@ -162,7 +162,7 @@ class NodeScores:
         return {"fitted_on_validation": True, **honest, **{f"honest_{key}": self.honest[key] for key in parts}}
 
 
-def score_node_predictions(node: Node, dataset: Dataset, task: Task, split: str, honest: bool) -> NodeScores:
+def score_node_predictions(node: Node, dataset: Dataset, task: str, split: str, honest: bool) -> NodeScores:
     """Score a complete node's stored predictions of ``split``, and its cross-fitted ``honest`` ones when ``honest``.
 
     The one procedure behind a run's leaderboard row (:func:`harness.runner.score_node`) and the drift guard's
