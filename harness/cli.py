@@ -643,16 +643,36 @@ def leaderboard(
 ) -> None:
     """Rank the recorded systems per task, with 95% intervals and a paired test against the best.
 
+    Without --task: every task with a recorded run (every registered task when none has one), and for a system with
+    a validation run of each of them on one dataset and profile, the multi-task score, the sum of its task scores
+    (7th ABAW: P_VA + P_EXPR + P_AU).
+
     Example: abaw leaderboard --task va --html leaderboard/report.html
     """
     from harness.leaderboard import Leaderboard
-    from harness.report import ranking_json, ranking_table, task_rankings, write_html
+    from harness.report import (
+        multitask_formula,
+        multitask_json,
+        multitask_table,
+        ranking_json,
+        ranking_table,
+        task_rankings,
+        write_html,
+    )
     from harness.runner import leaderboard_path
 
     board = Leaderboard(leaderboard_path())
     rankings = task_rankings(board, task.value if task else None)
+    tasks = list(rankings)
+    # the multi-task score sums the tasks shown; only a system with a run of each of them has one
+    multitask = board.multitask(tasks) if not task and len(tasks) > 1 else []
     if as_json:
-        print(json.dumps({name: ranking_json(entries) for name, entries in rankings.items()}))
+        print(
+            json.dumps(
+                {name: ranking_json(entries) for name, entries in rankings.items()}
+                | ({"multitask": multitask_json(multitask)} if multitask else {})
+            )
+        )
     else:
         for name, entries in rankings.items():
             out.print(
@@ -660,8 +680,11 @@ def leaderboard(
                 if entries
                 else f"{name}: no runs recorded yet"
             )
+        if multitask:
+            title = f"multi-task validation ({multitask_formula(tasks)})"
+            out.print(multitask_table(multitask, title=title, width=out.width))
     if html is not None:
-        write_html(html, board, task=task.value if task else None)
+        write_html(html, board, task=task.value if task else None, multitask=tasks)
         err.print(f"wrote {html}")
 
 
