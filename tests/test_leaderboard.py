@@ -105,7 +105,7 @@ def va_split() -> Split:
 # ----------------------------------------------------------------------------------------------- storage
 
 
-@pytest.mark.parametrize("task", ["va", "expr"])
+@pytest.mark.parametrize("task", ["va", "expr", "au"])
 def test_record_round_trip_keeps_every_field(board: Leaderboard, task: str) -> None:
     split = make_split(task, seed=2)
     pred = predict(split, 0.6, seed=3)
@@ -135,6 +135,8 @@ def test_record_round_trip_keeps_every_field(board: Leaderboard, task: str) -> N
         p, lab = get_task("expr").check_pair(pred, split.labels())
         np.testing.assert_array_equal(back.confusion_matrix, confusion_counts(lab, p, 8))
         assert len(back.details["f1_per_class"]) == 8
+    elif task == "au":
+        assert back.confusion_matrix is None and len(back.details["f1_per_au"]) == 12
     else:
         assert back.confusion_matrix is None
         assert {"ccc_valence", "ccc_arousal"} <= set(back.details)
@@ -613,3 +615,16 @@ def test_au_runs_are_compared_from_stored_statistics_and_rendered() -> None:
     first, second = obj["entries"]
     assert len(first["f1_per_au"]) == 12 and first["frames"] == best.frames and first["videos"] == 8
     assert second["significantly_below_best"] and second["difference_vs_best"] == comparison.difference
+
+
+def test_write_html_gives_au_its_per_au_f1_line(board: Leaderboard, tmp_path: Path) -> None:
+    au = make_split("au", seed=11)
+    best = make_honest_run(au, predict(au, 0.95, 12), predict(au, 0.8, 13), "dwf")
+    board.record(best)
+    board.record(make_run(au, predict(au, 0.4, 14), "kelm"))
+    page = write_html(tmp_path / "au.html", board, task="au", n_resamples=200).read_text(encoding="utf-8")
+    assert "<h2>Action units (mean AU F1)</h2>" in page
+    f1 = best.details["f1_per_au"]
+    line = ", ".join(f"{name} {value:.3f}" for name, value in zip(get_task("au").columns, f1, strict=True))
+    assert f'<p class="note">dwf (smoke), in-sample: F1 per AU: {line}</p>' in page
+    assert len(page.split('<img src="data:image/png;base64,')[1:]) == 2  # scores, tracks: no confusion matrix

@@ -183,9 +183,20 @@ def test_leaderboard_lists_the_tasks_with_runs_or_every_task(board: Leaderboard)
     shown = runner.invoke(cli.app, ["leaderboard"])
     assert "va validation" in shown.stdout and "expr validation" in shown.stdout
     assert "au validation" not in shown.stdout and "au:" not in shown.stdout
-    assert list(json.loads(runner.invoke(cli.app, ["leaderboard", "--json"]).stdout)) == ["va", "expr"]
+    shown = json.loads(runner.invoke(cli.app, ["leaderboard", "--json"]).stdout)
+    assert list(shown) == ["va", "expr", "multitask"]  # the multi-task score sums the tasks shown
+    assert list(shown["multitask"][0]["parts"]) == ["va", "expr"]
     only = runner.invoke(cli.app, ["leaderboard", "--task", "au"])
     assert only.exit_code == 0 and only.stdout.strip() == "au: no runs recorded yet"
+    au = make_split("au", 6, seed=1)
+    board.record(make_run(au, predict(au, 0.8, 0), "video_b1"))
+    shown = json.loads(runner.invoke(cli.app, ["leaderboard", "--json"]).stdout)
+    assert list(shown) == ["va", "expr", "au", "multitask"] and len(shown["au"]["entries"][0]["f1_per_au"]) == 12
+    (multitask,) = shown["multitask"]
+    assert list(multitask["parts"]) == ["va", "expr", "au"]
+    assert multitask["score"] == pytest.approx(sum(shown[t]["entries"][0]["rank_score"] for t in ("va", "expr", "au")))
+    text = runner.invoke(cli.app, ["leaderboard"]).stdout
+    assert "au validation" in text and "P = P_VA + P_EXPR + P_AU" in text
 
 
 # ----------------------------------------------------------------------------------------------- narrow terminals
