@@ -38,7 +38,6 @@ from harness.scoring import file_by_track, node_predictions, score_node_predicti
 from harness.spec import ResolvedSpec, load_graph
 from harness.store import Node, Store, key_material, node_key
 from harness.submission import (
-    SUBMISSION_FILES,
     Package,
     file_stem,
     package_submission,
@@ -46,7 +45,7 @@ from harness.submission import (
     staged_folder,
     write_predictions,
 )
-from harness.tasks import Task
+from harness.tasks import Task, get_task
 from harness.validation import validate_predictions
 
 MODEL_FILE = "model.safetensors"
@@ -492,7 +491,8 @@ def submit_system(
 ) -> Submission | None:
     """Run what ``system`` lacks, write its test-set files from the templates, validate and package them.
 
-    Files go to ``out_dir/<system>/`` (:data:`harness.submission.SUBMISSION_FILES`) with ``manifest.json`` and
+    Files go to ``out_dir/<system>/``, named after the data's release (:meth:`~harness.tasks.TaskDef.submission_name`:
+    ``CVPR_6th_ABAW_VA_test_set.txt``), with ``manifest.json`` and
     ``<system>.zip`` (a sweep's variant is named by :func:`harness.submission.file_stem`; a whole sweep is refused),
     written in a staging folder that then replaces the old one as a unit (:func:`harness.submission.staged_folder`).
     A file the validator rejects or warns about is an error, never packaged. Where the test split has labels, each
@@ -527,7 +527,8 @@ def submit_system(
             (result,) = scored
             template = dataset.template(task)
             predictions = _stored_predictions(result, dataset, store, "test", done)
-            path = write_predictions(staging / SUBMISSION_FILES[task], task, template, predictions)
+            name = get_task(task).submission_name(dataset.layout.release.round)
+            path = write_predictions(staging / name, task, template, predictions)
             report = validate_predictions(path, task, template)
             if not report.ok or report.warnings:  # our own writer writes the exact header: a warning is a bug
                 raise SubmissionError(

@@ -53,9 +53,8 @@ def file_by_track(predictions: PredictionFile, split: Split) -> dict[str, np.nda
         bad = _out_of_range(values, split.task)
         if bad.any():
             line = int(predictions.line_numbers[rows][np.argmax(bad)])
-            expected = "finite values in [-1, 1]" if split.task == "va" else "classes 0..7"
             raise SubmissionError(
-                f"{predictions.path}, line {line}: track {track.name!r}: expected {expected} "
+                f"{predictions.path}, line {line}: track {track.name!r}: expected {get_task(split.task).value_range} "
                 f"({int(bad.sum())} row(s) of this track are not)"
             )
         by_track[track.name] = values
@@ -63,9 +62,8 @@ def file_by_track(predictions: PredictionFile, split: Split) -> dict[str, np.nda
 
 
 def _out_of_range(values: np.ndarray, task: str) -> np.ndarray:
-    if task == "va":
-        return ~np.all((values >= -1.0) & (values <= 1.0), axis=1)  # NaN fails the comparison
-    return (values < 0) | (values > 7)
+    """Row mask of values a scored file may not hold (any of the task's range problems; NaN included)."""
+    return np.logical_or.reduce(list(get_task(task).range_problems(values).values()))
 
 
 def _row_mismatch(frames: np.ndarray, n_rows: int) -> str:

@@ -263,6 +263,46 @@ class TaskDef(ABC):
     def split_folder(self, challenge: Path, split: str) -> Path:
         return challenge / SPLIT_FOLDERS[split]
 
+    # -- prediction file values: what the submission writer, reader and validator check ---------------------------
+    value_dtype: ClassVar[type]  # a prediction file's parsed values: np.float64 or np.int64 (one field: 1-D)
+    value_expected: ClassVar[str]  # what a row holds after its location, for messages ('two numbers')
+    value_range: ClassVar[str]  # the values a scored file may hold, for messages ('finite values in [-1, 1]')
+    value_kinds: ClassVar[Mapping[str, str]]  # the validator's problem kinds about values (kind → description)
+    unparsed_kind: ClassVar[str]  # the kind (of value_kinds) of a value that does not parse
+    whole_float_values: ClassVar[bool] = False  # whether '4.0' may be read leniently as the integer 4
+    wide_row_hint: ClassVar[str] = ""  # the hint for a row holding one field per model output column
+    folder_releases: ClassVar[Mapping[str, str]] = {}  # challenge folder name → the release it tells, if it does
+
+    @property
+    def value_fields(self) -> int:
+        """Comma-separated value fields of a prediction row, after the location."""
+        return self.fields - 1
+
+    @abstractmethod
+    def array_ok(self, array: np.ndarray) -> bool:
+        """Whether a track's prediction array has the dtype and shape the writer takes."""
+
+    @abstractmethod
+    def array_form(self, need: int) -> str:
+        """The prediction array the writer takes for a track of ``need`` frames, for messages."""
+
+    @abstractmethod
+    def range_problems(self, values: np.ndarray) -> dict[str, np.ndarray]:
+        """Per kind of :attr:`value_kinds`, the row mask of parsed values outside what a file may hold (NaN too)."""
+
+    def unwritable(self, rows: np.ndarray) -> np.ndarray:
+        """Row mask of predictions the writer refuses (default: any of :meth:`range_problems`)."""
+        return np.logical_or.reduce(list(self.range_problems(rows).values()))
+
+    @property
+    def writable_form(self) -> str:
+        """What the writer accepts, for messages (default: :attr:`value_range`)."""
+        return self.value_range
+
+    @abstractmethod
+    def format_rows(self, locations: Sequence[str], rows: np.ndarray) -> str:
+        """The body of a prediction file: one line per location with its row of ``rows`` (``value_dtype``)."""
+
 
 def read_fields(path: Path, body: Sequence[str], count: int, form: str) -> np.ndarray:
     """Label lines split into ``count`` comma-separated string fields, ``(n, count)``; a line with another count is

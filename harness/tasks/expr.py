@@ -148,6 +148,38 @@ class Expression(TaskDef):
     def part_labels(self) -> dict[str, tuple[str, ...]]:
         return {"f1_per_class": CLASSES}
 
+    # -- prediction file values
+    value_dtype = np.int64
+    value_expected = "an integer class"
+    value_range = f"classes 0..{K - 1}"
+    value_kinds = {
+        "not_a_class": "EXPR values that are not integers",
+        "float_class": "EXPR classes written as whole-number floats (4.0)",
+        "class_out_of_range": f"EXPR classes outside 0..{K - 1}",
+    }
+    unparsed_kind = "not_a_class"
+    whole_float_values = True
+    wide_row_hint = " (class probabilities? write one class per row, the argmax)"
+    folder_releases = {"EXPR_Classification_Challenge": "5th ABAW or earlier", "EXPR_Recognition_Challenge": "6th ABAW"}
+    release_codes = {5: "EXPR", 6: "Expr"}  # the <TASK> of the file names from each round on
+
+    def array_ok(self, array: np.ndarray) -> bool:
+        return array.ndim == 1 and array.dtype.kind in "iu"
+
+    def array_form(self, need: int) -> str:
+        return f"integer classes 0..{K - 1} of shape (n_frames,) (take the argmax of class scores)"
+
+    def range_problems(self, values: np.ndarray) -> dict[str, np.ndarray]:
+        return {"class_out_of_range": (values < 0) | (values >= K)}
+
+    def format_rows(self, locations, rows: np.ndarray) -> str:
+        return "".join(map("{},{}\n".format, locations, rows.tolist()))
+
+    def submission_code(self, round_: int) -> str:
+        """``EXPR`` up to the 5th ABAW, ``Expr`` from the 6th on."""
+        newest = [code for first, code in sorted(self.release_codes.items()) if round_ >= first]
+        return newest[-1] if newest else self.template_codes[0]
+
 
 def _classes(values: Any, what: str, lowest: int) -> np.ndarray:
     """``values`` as a 1-D intp array of classes lowest..7; floats must be finite whole numbers."""
