@@ -253,3 +253,32 @@ def test_an_au_score_prints_its_per_au_f1_and_keeps_it_in_the_summary(monkeypatc
     summary = cli._summary(result)
     assert list(summary) == ["score", "ci95", "ci95_note", "f1_per_au", "frames", "videos"]
     assert summary["f1_per_au"] == result["f1_per_au"]
+
+
+def test_score_an_au_file_of_the_synthetic_validation_split(synthetic_tiny: Path, tmp_path: Path) -> None:
+    from sklearn.metrics import f1_score
+
+    from harness.tasks import get_task
+
+    au = get_task("au")
+    split = Dataset(synthetic_tiny).split("au", "validation")
+    rng = np.random.default_rng(3)
+    lines, pred = ["image_location," + au.annotation_header], []
+    for track in split.tracks:
+        truth = np.maximum(track.labels, 0)
+        rows = np.where(rng.random(truth.shape) < 0.2, 1 - truth, truth)
+        pred.append(rows)
+        lines += [f"{track.name}/{i:05d}.jpg," + ",".join(map(str, row)) for i, row in enumerate(rows.tolist(), 1)]
+    path = write_text(tmp_path / "au.txt", "\n".join(lines[:1] + lines[:0:-1]) + "\n")  # rows in any order
+    base = ["score", str(path), "--task", "au", "--data", str(synthetic_tiny)]
+    result = runner.invoke(app, [*base, "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    labels, pred = split.labels(), np.concatenate(pred)
+    keep = au.valid(labels)
+    want = f1_score(labels[keep], pred[keep], average=None, zero_division=0)
+    np.testing.assert_allclose(report["f1_per_au"], want, rtol=0, atol=1e-12)
+    assert report["score"] == pytest.approx(want.mean(), abs=1e-12) and report["frames"] == keep.sum()
+    assert report["videos"] == len(split.tracks) and report["ci95"][0] <= report["score"] <= report["ci95"][1]
+    text = " ".join(runner.invoke(app, base).stdout.split())
+    assert f"au validation: score {report['score']:.4f}" in text and f"F1 per AU: AU1 {want[0]:.3f}, AU2" in text
