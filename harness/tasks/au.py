@@ -169,6 +169,11 @@ class ActionUnits(TaskDef):
         f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp, dtype=np.float64), where=denom > 0)
         return f1.mean(axis=-1), {"f1_per_au": f1}
 
+    # -- score reports
+    heading = "Action units (mean AU F1)"
+    part_titles = {"f1_per_au": "F1 per AU"}
+    part_abbrevs = {"f1_per_au": "F1"}
+
     @property
     def part_labels(self) -> dict[str, tuple[str, ...]]:
         return {"f1_per_au": UNITS}

@@ -135,6 +135,15 @@ class Expression(TaskDef):
         f1 = f1_from_confusion(summed.reshape(*summed.shape[:-1], K, K))
         return f1.mean(axis=-1), {"f1_per_class": f1}
 
+    # -- score reports
+    heading = "Expression (macro-F1)"
+    part_titles = {"f1_per_class": "F1 per class"}
+    part_abbrevs = {"f1_per_class": "F1"}
+
+    def confusion_matrix(self, summed: np.ndarray) -> np.ndarray:
+        """The statistics are the flattened confusion matrix itself."""
+        return np.rint(summed).astype(np.int64).reshape(K, K)
+
     @property
     def part_labels(self) -> dict[str, tuple[str, ...]]:
         return {"f1_per_class": CLASSES}

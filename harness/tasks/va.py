@@ -140,6 +140,11 @@ class ValenceArousal(TaskDef):
     def part_labels(self) -> dict[str, tuple[str, ...]]:
         return {}
 
+    # -- score reports
+    heading = "Valence-arousal (mean CCC)"
+    part_titles = {"ccc_valence": "CCC valence", "ccc_arousal": "CCC arousal"}
+    part_abbrevs = {"ccc_valence": "V", "ccc_arousal": "A"}
+
     def scores(self, pred: Any, labels: Any) -> TaskScores:
         """Pooled score from centred moments (one blocked pass; raw sums would lose digits on 2.6 M frames)."""
         p, lab = self.check_pair(pred, labels)
