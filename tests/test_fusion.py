@@ -502,7 +502,7 @@ def test_au_rf_fuses_per_unit_and_refits_identically(toy_world) -> None:
     results = run_system("forest", ["au"], dataset, "smoke", store, board, systems)
     (fused,) = [r for r in results if r.plan.name == "forest"]
     (row,) = board.rows(task="au", system="forest")
-    assert row.honest and np.isfinite(row.rank_score) and row.extra["notes"][0].count("trees") == 12
+    assert row.honest and np.isfinite(row.rank_score) and " ".join(row.extra["notes"]).count("trees") == 12
     context = Context(dataset, "au", {p.name: store_input(store, p) for p in fused.plan.inputs})
     kind = RFKind(fused.plan.resolved.settings, "au", 0).load_state(
         store.node(fused.plan.key).load_state("model.safetensors")
