@@ -170,3 +170,18 @@ class ActionUnits(TaskDef):
     @property
     def part_labels(self) -> dict[str, tuple[str, ...]]:
         return {"f1_per_au": UNITS}
+
+    # -- neural kinds and `abaw predict`
+    audio_step_rate = 5.0  # as VA: AUs are frame-level events, often shorter than a second
+
+    def stored_outputs(self, train_outputs):
+        import torch
+
+        return torch.sigmoid(train_outputs)
+
+    @property
+    def csv_columns(self) -> tuple[str, ...]:
+        return UNITS
+
+    def csv_fields(self, outputs: np.ndarray) -> list[str]:
+        return [",".join(map(str, row)) for row in self.decide(outputs).tolist()]

@@ -84,7 +84,9 @@ class Expression(TaskDef):
         weights = inverse_frequency_weights(valid_targets, K)
         if options.focal_gamma is not None:
             return FocalLoss(weights, options.focal_gamma)
-        return nn.CrossEntropyLoss(weight=weights if options.class_weighted else None)
+        return nn.CrossEntropyLoss(
+            weight=weights if options.class_weighted else None, label_smoothing=options.label_smoothing
+        )
 
     def target_tensor(self, targets: np.ndarray):
         import torch
@@ -138,6 +140,21 @@ class Expression(TaskDef):
     @property
     def part_labels(self) -> dict[str, tuple[str, ...]]:
         return {"f1_per_class": CLASSES}
+
+    # -- neural kinds and `abaw predict`
+    audio_step_rate = 1.0
+
+    def stored_outputs(self, train_outputs):
+        import torch
+
+        return torch.softmax(train_outputs, dim=-1)
+
+    @property
+    def csv_columns(self) -> tuple[str, ...]:
+        return ("expression",)
+
+    def csv_fields(self, outputs: np.ndarray) -> list[str]:
+        return [CLASSES[c] for c in self.decide(outputs).tolist()]
 
 
 def _classes(values: Any, what: str, lowest: int) -> np.ndarray:

@@ -147,3 +147,16 @@ class ValenceArousal(TaskDef):
             raise ValueError("VA labels have no valid frame (every row has -5); nothing to score")
         cv, ca = (float(c) for c in ccc_from_central_moments(mean_p, mean_l, var_p, var_l, cov))
         return TaskScores((cv + ca) / 2, int(n), Breakdown({"ccc_valence": cv, "ccc_arousal": ca}, {}))
+
+    # -- neural kinds and `abaw predict`
+    audio_step_rate = 5.0
+
+    def stored_outputs(self, train_outputs):
+        return train_outputs
+
+    @property
+    def csv_columns(self) -> tuple[str, ...]:
+        return DIMENSIONS
+
+    def csv_fields(self, outputs: np.ndarray) -> list[str]:
+        return [f"{v:.4f},{a:.4f}" for v, a in self.decide(outputs).tolist()]
