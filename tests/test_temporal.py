@@ -174,6 +174,8 @@ def test_temporal_net_gives_the_task_outputs_per_step() -> None:
     features = torch.randn(3, 10, 16) * 20
     for task, width in (("va", 2), ("expr", 8), ("au", 12)):
         torch.manual_seed(0)
-        out = TemporalNet(16, task, settings).eval()(features)
+        net = TemporalNet(16, task, settings).eval()
+        net.head.bias.data.fill_(3.0)
+        out = net(features)
         assert out.shape == (3, 10, width)
         assert (out.abs().max() <= 1) == (task == "va")  # VA bounded by tanh; EXPR and AU logits

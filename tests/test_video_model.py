@@ -60,8 +60,8 @@ def test_missing_weights_under_paper_say_where_to_put_them(tmp_path: Path, monke
 def test_head_is_dropout_linear_batchnorm_tanh_and_outputs_per_task() -> None:
     net = VideoKind(settings(), "expr", 0)._build()
     assert [type(m) for m in net.embed] == [nn.Dropout, nn.Linear, nn.BatchNorm1d, nn.Tanh]
-    _, logits = net.eval()(torch.randn(3, 3, 48, 48) * 50)
-    assert net.out.out_features == 8 and logits.abs().max() > 1  # logits: the focal loss takes them
+    embedding, logits = net.eval()(torch.randn(3, 3, 48, 48) * 50)
+    assert net.out.out_features == 8 and torch.equal(logits, net.out(embedding))  # logits: the focal loss takes them
     va = VideoKind(settings(), "va", 0)._build()
     _, output = va.eval()(torch.randn(3, 3, 48, 48) * 50)
     assert output.abs().max() <= 1 and va.out.out_features == 2

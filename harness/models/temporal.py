@@ -225,7 +225,7 @@ class TemporalNet(nn.Module):
     def __init__(self, dim: int, task: Task, settings: DynamicSettings) -> None:
         super().__init__()
         s = settings
-        self.task = get_task(task)
+        self.task, self.definition = task, get_task(task)
         self.norm = nn.BatchNorm1d(dim)
         if s.temporal == "transformer":
             if dim % s.heads:
@@ -236,7 +236,7 @@ class TemporalNet(nn.Module):
             if dim % 2:
                 raise SpecError(f"key 'temporal': a bidirectional GRU needs an even embedding size, found {dim}")
             self.encoder = nn.GRU(dim, dim // 2, s.layers, batch_first=True, bidirectional=True, dropout=s.dropout)
-        self.head = nn.Linear(dim, self.task.width)
+        self.head = nn.Linear(dim, self.definition.width)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """``(batch, steps, dim)`` → ``(batch, steps, outputs)``."""
@@ -245,4 +245,4 @@ class TemporalNet(nn.Module):
             x = self.encoder(x)[0]
         else:
             x = self.encoder(x + sinusoidal_positions(x.shape[1], x.shape[2]).to(x.device))
-        return self.task.train_outputs(self.head(x))
+        return self.definition.train_outputs(self.head(x))

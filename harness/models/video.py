@@ -330,7 +330,7 @@ class VideoNet(nn.Module):
             nn.Dropout(dropout), nn.Linear(backbone.num_features, dim), nn.BatchNorm1d(dim), nn.Tanh()
         )
         self.out = nn.Linear(dim, task.width)
-        self.task = task
+        self.definition = task
         self.norm = norm
         self.register_buffer("prior", torch.zeros(task.width))
 
@@ -341,7 +341,7 @@ class VideoNet(nn.Module):
         if images.is_cuda:
             images = images.contiguous(memory_format=torch.channels_last)
         embedding = self.embed(self.backbone(images))
-        return embedding, self.task.train_outputs(self.out(embedding))
+        return embedding, self.definition.train_outputs(self.out(embedding))
 
 
 # -- faces: retinaface (issue #9) ------------------------------------------------------------------------------------
