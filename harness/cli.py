@@ -635,17 +635,33 @@ def leaderboard(
 ) -> None:
     """Rank the recorded systems per task, with 95% intervals and a paired test against the best.
 
+    Without --task, a system with a validation run of every task on one dataset and profile also gets the multi-task
+    score, the sum of its task scores (7th ABAW).
+
     Example: abaw leaderboard --task va --html leaderboard/report.html
     """
     from harness.leaderboard import Leaderboard
-    from harness.report import ranking_json, ranking_table, write_html
+    from harness.report import (
+        multitask_formula,
+        multitask_json,
+        multitask_table,
+        ranking_json,
+        ranking_table,
+        write_html,
+    )
     from harness.runner import leaderboard_path
 
     board = Leaderboard(leaderboard_path())
     tasks = [task.value] if task else ["va", "expr"]
     rankings = {name: board.ranking(name) for name in tasks}
+    multitask = [] if task else board.multitask(tasks)  # shown only when a system has a run of every task
     if as_json:
-        print(json.dumps({name: ranking_json(entries) for name, entries in rankings.items()}))
+        print(
+            json.dumps(
+                {name: ranking_json(entries) for name, entries in rankings.items()}
+                | ({"multitask": multitask_json(multitask)} if multitask else {})
+            )
+        )
     else:
         for name, entries in rankings.items():
             out.print(
@@ -653,8 +669,11 @@ def leaderboard(
                 if entries
                 else f"{name}: no runs recorded yet"
             )
+        if multitask:
+            title = f"multi-task validation ({multitask_formula(tasks)})"
+            out.print(multitask_table(multitask, title=title, width=out.width))
     if html is not None:
-        write_html(html, board, task=task.value if task else None)
+        write_html(html, board, task=task.value if task else None, multitask=tasks)
         err.print(f"wrote {html}")
 
 

@@ -23,3 +23,8 @@ class StoreError(HarnessError):
 
 class LeaderboardError(HarnessError):
     """The leaderboard file cannot be opened or read, or a run record is malformed."""
+
+
+class KindOutputError(HarnessError):
+    """A kind yielded outputs that break its contract (a missing track or output, wrong rows or width, NaN or inf);
+    the node is not completed, and a later run computes what it lacks again."""

@@ -4,7 +4,12 @@ A row is a :class:`harness.run_record.RunRecord`: what identifies the run, its s
 sufficient statistics with the ordered track names. The statistics make any two rows of the same (task, dataset
 fingerprint, split) comparable later, from the database alone: :func:`harness.resampling.paired_from_statistics`
 resamples whole tracks with the same counts for both. Ranking uses :attr:`RunRecord.rank_score` (the honest,
-cross-fitted score of a system fitted on the validation split, else its score).
+cross-fitted score of a system fitted on the validation split, else its score). :func:`multitask_scores` sums the
+rank scores of a system's tasks (the 7th ABAW's multi-task score).
+
+The file records its schema version (:data:`SCHEMA_VERSION`): an older file is read as it is and migrated, in the
+transaction of the first write, by the steps of ``_MIGRATIONS``; a newer one is refused. Task names are not listed in
+SQL: :func:`harness.run_record.check_task` checks them.
 
 The terminal table, the JSON object and the HTML report live in :mod:`harness.report` (``ranking_table``,
 ``ranking_json``, ``write_html`` are also importable from here, lazily).
@@ -14,7 +19,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -25,15 +30,13 @@ from harness.errors import LeaderboardError
 from harness.resampling import PairedComparison, paired_from_statistics
 from harness.run_record import RunRecord, check_task
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 1: the task column listed 'va' and 'expr' in a CHECK; 2: task names are checked in Python
 DEFAULT_PATH = Path("leaderboard") / "leaderboard.sqlite"
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS runs (
+_RUNS_COLUMNS = """(
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     system TEXT NOT NULL,
-    task TEXT NOT NULL CHECK (task IN ('va', 'expr')),
+    task TEXT NOT NULL,
     split TEXT NOT NULL,
     profile TEXT NOT NULL,
     spec_hash TEXT NOT NULL,
@@ -51,9 +54,13 @@ CREATE TABLE IF NOT EXISTS runs (
     train_seconds REAL,
     infer_seconds REAL,
     extra TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS runs_by_data ON runs (task, dataset_fingerprint, split, system, profile);
-"""
+)"""
+_INDEX = "CREATE INDEX IF NOT EXISTS runs_by_data ON runs (task, dataset_fingerprint, split, system, profile)"
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    f"CREATE TABLE IF NOT EXISTS runs {_RUNS_COLUMNS}",
+    _INDEX,
+)
 _COLUMNS = tuple(f.name for f in fields(RunRecord))  # the table's columns are the record's fields
 
 
@@ -84,9 +91,9 @@ class RankedEntry:
 class Leaderboard:
     """The SQLite leaderboard at ``path`` (default ``leaderboard/leaderboard.sqlite`` under the current folder).
 
-    The file and its schema are created on the first write; every write is one transaction. Reading opens the file
-    read-only and writes nothing, so a read-only leaderboard can be viewed; a failed write is one
-    :class:`LeaderboardError` line.
+    The file and its schema are created on the first write, or an older schema migrated; every write is one
+    transaction. Reading opens the file read-only and writes nothing (an older schema is read as it is), so a
+    read-only leaderboard can be viewed; a failed write is one :class:`LeaderboardError` line.
     """
 
     def __init__(self, path: str | os.PathLike | None = None) -> None:
@@ -161,13 +168,19 @@ class Leaderboard:
             entries.extend(_rank_group(group, n_resamples, level, seed))
         return entries
 
+    def multitask(
+        self, tasks: Sequence[str], dataset_fingerprint: str | None = None, profile: str | None = None
+    ) -> list[MultitaskScore]:
+        """:func:`multitask_scores` of the recorded validation rows: the systems with a row for each of ``tasks``."""
+        return multitask_scores(self.rows(None, None, profile, dataset_fingerprint, "validation"), tasks)
+
     # ------------------------------------------------------------------------------------------- database
 
     def _select(self, where: str, params: Sequence) -> list[RunRecord]:
         if not self.path.exists():
             return []  # nothing recorded yet; viewing creates nothing
         with self._connection() as db:
-            if not self._schema(db):
+            if self._schema(db) is None:
                 return []
             cursor = db.execute(f"SELECT {', '.join(_COLUMNS)} FROM runs WHERE {where} ORDER BY created_at, id", params)
             return [self._from_row(row) for row in cursor.fetchall()]
@@ -228,8 +241,11 @@ class Leaderboard:
                     db.execute("ROLLBACK")
                 raise
 
-    def _schema(self, db: sqlite3.Connection) -> bool:
-        """Whether the file holds a leaderboard of this schema version (False: an empty file); raises otherwise."""
+    def _schema(self, db: sqlite3.Connection) -> int | None:
+        """The file's leaderboard schema version (None: an empty file); raises for another file or a newer schema.
+
+        Every older version is read as it is (its columns are this version's); only a write migrates it.
+        """
         try:
             tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         except sqlite3.OperationalError:
@@ -242,18 +258,23 @@ class Leaderboard:
                     f"{self.path} is an SQLite file of something else (tables: {', '.join(sorted(tables))}), not a "
                     "harness leaderboard; pass another path"
                 )
-            return False
+            return None
         found = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         version = found[0] if found else None
-        if version != str(SCHEMA_VERSION):
+        if not (isinstance(version, str) and version.isdigit() and int(version) >= 1):
             raise LeaderboardError(
-                f"{self.path} has leaderboard schema version {version}; this harness reads version "
-                f"{SCHEMA_VERSION}. Use the harness version that wrote it, or start a new file"
+                f"{self.path}: the meta table holds no leaderboard schema version (schema_version = {version!r}); "
+                "move the file away or pass another path"
             )
-        return "runs" in tables
+        if int(version) > SCHEMA_VERSION:
+            raise LeaderboardError(
+                f"{self.path} has leaderboard schema version {version}, newer than version {SCHEMA_VERSION} that this "
+                "harness reads and writes. Use the harness version that wrote it (or a newer one), or start a new file"
+            )
+        return int(version) if "runs" in tables else None
 
     def _ensure_schema(self, db: sqlite3.Connection) -> None:
-        """Create the tables on first write (one transaction); an existing file is checked first."""
+        """Create the tables on first write, or migrate an older schema, in one transaction (rolled back on error)."""
         try:
             db.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError:
@@ -261,12 +282,15 @@ class Leaderboard:
         except sqlite3.DatabaseError as exc:
             raise self._unreadable(exc) from exc
         try:
-            if not self._schema(db):
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        db.execute(statement)
+            version = self._schema(db)
+            if version is None:
+                for statement in _SCHEMA:
+                    db.execute(statement)
+            else:
+                self._migrate(db, version)
+            if version != SCHEMA_VERSION:
                 db.execute(
-                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
                 )
             db.execute("COMMIT")
         except BaseException:
@@ -274,6 +298,36 @@ class Leaderboard:
                 db.execute("ROLLBACK")
             raise
         self._ready = True
+
+    def _migrate(self, db: sqlite3.Connection, version: int) -> None:
+        """Bring a file of schema ``version`` to :data:`SCHEMA_VERSION`, inside the caller's transaction."""
+        try:
+            for step in range(version, SCHEMA_VERSION):
+                _MIGRATIONS[step](db)
+        except sqlite3.Error as exc:
+            raise LeaderboardError(
+                f"cannot migrate the leaderboard {self.path} from schema version {version} to {SCHEMA_VERSION} "
+                f"before writing ({exc}); the file is unchanged and still readable. Make it and its folder writable, "
+                "or set $ABAW_LEADERBOARD to another file"
+            ) from exc
+
+
+def _migrate_1_to_2(db: sqlite3.Connection) -> None:
+    """Drop version 1's ``CHECK (task IN ('va', 'expr'))``: SQLite cannot drop a constraint, so the rows move to a
+    new table, ids and values as stored (statistics blobs, JSON texts); the id sequence continues where it was."""
+    columns = ", ".join(_COLUMNS)
+    (sequence,) = db.execute("SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence WHERE name = 'runs'").fetchone()
+    db.execute(f"CREATE TABLE runs_v2 {_RUNS_COLUMNS}")
+    db.execute(f"INSERT INTO runs_v2 ({columns}) SELECT {columns} FROM runs ORDER BY id")
+    db.execute("DROP TABLE runs")
+    db.execute("ALTER TABLE runs_v2 RENAME TO runs")
+    db.execute(_INDEX)
+    (copied,) = db.execute("SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence WHERE name = 'runs'").fetchone()
+    db.execute("DELETE FROM sqlite_sequence WHERE name = 'runs'")
+    db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('runs', ?)", (max(sequence, copied),))
+
+
+_MIGRATIONS = {1: _migrate_1_to_2}  # schema version -> the step to the next version
 
 
 # ----------------------------------------------------------------------------------------------- comparisons
@@ -291,6 +345,66 @@ def compare_runs(
     _check_resampling(n_resamples, level)
     scores = (a.rank_score, b.rank_score)
     return paired_from_statistics(a.task, a.stats, _align(a, b), n_resamples, level, seed, scores)
+
+
+@dataclass(frozen=True, eq=False)
+class MultitaskScore:
+    """The multi-task score of one system, profile and dataset (the 7th ABAW's P = P_VA + P_EXPR + P_AU).
+
+    ``parts`` maps each task, in the order given, to the latest validation row of the system on that data; ``score``
+    is the sum of their :attr:`RunRecord.rank_score` (each honest score for a system fitted on validation).
+    ``rank`` counts from 1 among the systems of the same dataset fingerprint.
+    """
+
+    rank: int
+    system: str
+    profile: str
+    dataset_fingerprint: str
+    parts: dict[str, RunRecord]
+
+    @property
+    def score(self) -> float:
+        return float(sum(run.rank_score for run in self.parts.values()))
+
+    @property
+    def honest(self) -> bool:
+        """Whether any part is the honest score of a system fitted on validation."""
+        return any(run.honest for run in self.parts.values())
+
+
+def multitask_scores(rows: Iterable[RunRecord], tasks: Sequence[str]) -> list[MultitaskScore]:
+    """The multi-task score of every (system, profile, dataset fingerprint) with a validation row for each of ``tasks``.
+
+    Of several rows of one task the latest counts (as in :meth:`Leaderboard.current`); rows of other splits or tasks
+    are ignored. Systems are grouped by dataset fingerprint, the group with the most recent row first, and ranked by
+    score in each group (ties: the earlier latest row first). ``tasks`` are the tasks the score sums, at least two.
+    """
+    tasks = tuple(tasks)
+    if len(tasks) < 2 or len(set(tasks)) != len(tasks):
+        raise LeaderboardError(f"a multi-task score sums two or more distinct tasks; got {list(tasks)}")
+    latest: dict[tuple[str, str, str], dict[str, RunRecord]] = {}
+    for run in rows:
+        if run.split != "validation" or run.task not in tasks:
+            continue
+        parts = latest.setdefault((run.system, run.profile, run.dataset_fingerprint), {})
+        held = parts.get(run.task)
+        if held is None or (run.created_at, run.id or 0) > (held.created_at, held.id or 0):
+            parts[run.task] = run
+    groups: dict[str, list[tuple[tuple[str, str, str], dict[str, RunRecord]]]] = {}
+    for key, parts in latest.items():
+        if len(parts) == len(tasks):
+            groups.setdefault(key[2], []).append((key, {task: parts[task] for task in tasks}))
+    newest = {fingerprint: max(_latest_of(parts) for _, parts in group) for fingerprint, group in groups.items()}
+    scores: list[MultitaskScore] = []
+    for fingerprint in sorted(groups, key=newest.__getitem__, reverse=True):
+        group = groups[fingerprint]
+        group.sort(key=lambda item: (-sum(r.rank_score for r in item[1].values()), _latest_of(item[1]), item[0]))
+        scores += [MultitaskScore(n, key[0], key[1], key[2], parts) for n, (key, parts) in enumerate(group, start=1)]
+    return scores
+
+
+def _latest_of(parts: dict[str, RunRecord]) -> tuple[str, int]:
+    return max((r.created_at, r.id or 0) for r in parts.values())
 
 
 def _rank_group(group: list[RunRecord], n_resamples: int, level: float, seed: int) -> list[RankedEntry]:

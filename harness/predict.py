@@ -109,7 +109,7 @@ def predict_video(
 ) -> Prediction:
     """Run ``system`` (trained on ``dataset``) on every frame of ``video``."""
     from harness.data.media import list_face_frames, probe_video
-    from harness.models.registry import get_kind
+    from harness.models.registry import build_kind
     from harness.runner import MODEL_FILE
     from harness.store import Store, default_store_root
 
@@ -142,7 +142,7 @@ def predict_video(
             folder, result = crops_for[faces]
             faces_found = max(faces_found, result.detected)
             frames = list_face_frames(folder)
-            kind = get_kind(plan.resolved.kind)(settings, plan.task, plan.resolved.spec.seed)
+            kind = build_kind(plan.resolved.kind, settings, plan.task, plan.resolved.spec.seed)
             kind.load_state(node.load_state(MODEL_FILE))
             n_rows = result.frames
             outputs[plan.task] = _frame_outputs(kind, [folder / f"{f:05d}.jpg" for f in frames], frames, n_rows)

@@ -21,7 +21,7 @@ from rich.text import Text
 
 from harness.atomic import write_atomically
 from harness.errors import LeaderboardError
-from harness.leaderboard import Leaderboard, RankedEntry
+from harness.leaderboard import Leaderboard, MultitaskScore, RankedEntry
 from harness.resampling import MIN_CI_VIDEOS, ci_note
 from harness.run_record import RunRecord
 from harness.tables import Col, dropped_note, fitted_table
@@ -31,6 +31,11 @@ BELOW = "▼"
 HONEST = "†"
 FEW_VIDEOS = "‡"  # marks a 95% interval over too few videos to mean anything (harness.resampling.ci_note)
 TASK_TITLES = {"va": "Valence-arousal (mean CCC)", "expr": "Expression (macro-F1)"}
+_HONEST_NOTE = "fitted on validation: ranked by the honest cross-fitted score"
+_MULTITASK_NOTE = (
+    "P sums each task's validation score (the latest run of the system, profile and dataset per task); ranked per "
+    "dataset"
+)
 
 
 def ranking_table(entries: Sequence[RankedEntry], title: str | None = None, width: int | None = None) -> Table:
@@ -114,6 +119,50 @@ def ranking_json(entries: Sequence[RankedEntry]) -> dict:
     return {"tasks": tasks, "entries": out}
 
 
+def multitask_formula(tasks: Sequence[str]) -> str:
+    """``P = P_VA + P_EXPR + …``: what a multi-task score over ``tasks`` sums."""
+    return "P = " + " + ".join(f"P_{task.upper()}" for task in tasks)
+
+
+def multitask_table(scores: Sequence[MultitaskScore], title: str | None = None, width: int | None = None) -> Table:
+    """A terminal table of :func:`harness.leaderboard.multitask_scores`: the sum and each task's part per system."""
+    tasks = list(scores[0].parts) if scores else []
+    several = len({s.dataset_fingerprint for s in scores}) > 1
+    columns = [Col("data", drop=3)] if several else []
+    columns += [Col("#", justify="right"), Col("system", whole=True), Col("profile", drop=2), Col("P", justify="right")]
+    columns += [Col(f"P_{task.upper()}", justify="right") for task in tasks] + [Col("date (UTC)", drop=1)]
+    rows = [([s.dataset_fingerprint[:8]] if several else []) + _multitask_cells(s) for s in scores]
+    styles = ["bold" if s.rank == 1 else None for s in scores]
+    table, dropped = fitted_table(columns, rows, width or 10_000, styles, title=title, caption_justify="left")
+    table.caption = Text("\n".join(_multitask_notes(scores) + ([dropped_note(dropped)] if dropped else [])))
+    return table
+
+
+def multitask_json(scores: Sequence[MultitaskScore]) -> list[dict]:
+    """One JSON-serialisable entry per multi-task score: its sum under ``score``, and per task under ``parts`` the
+    leaderboard row ``id``, ``rank_score``, whether it is ``honest`` and its ``created_at``."""
+    return [
+        {
+            "rank": s.rank,
+            "system": s.system,
+            "profile": s.profile,
+            "dataset_fingerprint": s.dataset_fingerprint,
+            "score": _finite(s.score),
+            "honest": s.honest,
+            "parts": {
+                task: {
+                    "id": run.id,
+                    "rank_score": _finite(run.rank_score),
+                    "honest": run.honest,
+                    "created_at": run.created_at,
+                }
+                for task, run in s.parts.items()
+            },
+        }
+        for s in scores
+    ]
+
+
 def write_html(
     path: str | os.PathLike,
     leaderboard: Leaderboard,
@@ -122,14 +171,24 @@ def write_html(
     profile: str | None = None,
     n_resamples: int = 10_000,
     seed: int = 0,
+    multitask: Sequence[str] | None = None,
 ) -> Path:
     """Write one static HTML report of the current rankings (one task, or both) to ``path``; returns the path.
 
     Per task and dataset: the ranking table, the scores with their 95% intervals, the per-track score distribution of
-    each system, and for EXPR the row-normalised confusion matrix of the best system.
+    each system, and for EXPR the row-normalised confusion matrix of the best system. Without ``task``, a first
+    section holds the multi-task scores over the tasks ``multitask`` (default: every task) when a system has them all.
     """
     tasks = TASKS if task is None else (task,)
     sections = []
+    if task is None:
+        summed = tuple(TASKS if multitask is None else multitask)
+        scores = leaderboard.multitask(summed, dataset_fingerprint, profile)
+        if scores:
+            sections += [
+                f"<h2>Multi-task score ({html.escape(multitask_formula(summed))})</h2>",
+                _html_multitask(scores),
+            ]
     for name in tasks:
         entries = leaderboard.ranking(name, dataset_fingerprint, profile, n_resamples=n_resamples, seed=seed)
         sections.append(f"<h2>{html.escape(TASK_TITLES.get(name, name))}</h2>")
@@ -206,7 +265,7 @@ def _footnotes(entries: Sequence[RankedEntry]) -> list[str]:
     if any(e.significantly_below_best for e in entries):
         notes.append(f"{BELOW} significantly below the best: the paired video-block 95% interval of Δ is below 0")
     if any(e.run.honest for e in entries):
-        notes.append(f"{HONEST} fitted on validation: ranked by the honest cross-fitted score")
+        notes.append(f"{HONEST} {_HONEST_NOTE}")
     few = sorted({note for e in entries if e.run.rank_ci and (note := ci_note(e.run.videos))})
     notes += [f"{FEW_VIDEOS} 95% interval {note}" for note in few]
     notes += [f"n/a {e.run.system}: {e.note}" for e in entries if e.note]
@@ -242,6 +301,29 @@ def _html_group(entries: list[RankedEntry]) -> str:
     if best.task == "expr":
         parts.append(_img(_confusion_plot(best), f"confusion matrix of {best.system}"))
     return "\n".join(parts)
+
+
+def _html_multitask(scores: Sequence[MultitaskScore]) -> str:
+    tasks = list(scores[0].parts)
+    head = ("dataset", "#", "system", "profile", "P", *(f"P_{task.upper()}" for task in tasks), "date (UTC)")
+    rows = ["<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"]
+    for s in scores:
+        css = "best" if s.rank == 1 else ""
+        cells = [s.dataset_fingerprint, *_multitask_cells(s)]
+        rows.append(f'<tr class="{css}">' + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+    notes = "".join(f"<li>{html.escape(note)}</li>" for note in _multitask_notes(scores))
+    return f'<table>{"".join(rows)}</table><ul class="note">{notes}</ul>'
+
+
+def _multitask_notes(scores: Sequence[MultitaskScore]) -> list[str]:
+    return [_MULTITASK_NOTE] + ([f"{HONEST} {_HONEST_NOTE}"] if any(s.honest for s in scores) else [])
+
+
+def _multitask_cells(score: MultitaskScore) -> list[str]:
+    """The row of a multi-task score, shared by the terminal table and the HTML report."""
+    parts = [f"{run.rank_score:.4f}{HONEST if run.honest else ''}" for run in score.parts.values()]
+    latest = max(score.parts.values(), key=lambda run: (run.created_at, run.id or 0))
+    return [str(score.rank), score.system, score.profile, f"{score.score:.4f}", *parts, _date(latest)]
 
 
 def _cells(entry: RankedEntry) -> list[str]:

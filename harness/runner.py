@@ -28,8 +28,9 @@ from harness.cpu import budget_note, cpu_budget, limit_torch_threads
 from harness.data.affwild2 import SPLITS, Dataset
 from harness.errors import HarnessError, SpecError, StoreError, SubmissionError
 from harness.leaderboard import Leaderboard
+from harness.models.checks import check_track, check_tracks_done
 from harness.models.context import HONEST, Context, split_outputs
-from harness.models.registry import get_kind
+from harness.models.registry import build_kind, get_kind
 from harness.preflight import NodeWrites, check_before_work, check_data, check_writable_folder
 from harness.progress import bar
 from harness.resampling import track_statistics
@@ -146,7 +147,7 @@ def plan_nodes(system: str, tasks: Sequence[Task], dataset: Dataset, profile: st
                 "dataset_fingerprint": fingerprint,
                 "profile": profile,
                 "tasks": [task],
-                "extra": kind.key_extra(resolved.settings) if hasattr(kind, "key_extra") else None,
+                "extra": kind.key_extra(resolved.settings),
             }
             plan = NodePlan(resolved, task, node_key(**arguments), key_material(**arguments), inputs)
             plans[(resolved.name, task)] = plan
@@ -189,7 +190,7 @@ def run_node(plan: NodePlan, dataset: Dataset, store: Store) -> NodeResult:
     kind = get_kind(plan.resolved.kind)
     budget = cpu_budget()
     cpu_note = budget_note(budget, limit_torch_threads(budget))  # the kind's module has imported torch if it uses it
-    system = kind(plan.resolved.settings, plan.task, plan.resolved.spec.seed)
+    system = build_kind(plan.resolved.kind, plan.resolved.settings, plan.task, plan.resolved.spec.seed)
     inputs = {p.name: store_input(store, p) for p in plan.inputs}
     context = Context(dataset, plan.task, inputs, cache=_cache_opener(store, plan.material["dataset"]))
     times = _read_times(node)
@@ -205,10 +206,10 @@ def run_node(plan: NodePlan, dataset: Dataset, store: Store) -> NodeResult:
         node, times = store.node(plan.key), {}
         fitted_here = True
         started = time.perf_counter()
-        if main or getattr(kind, "distributed_fit", False):
+        if main or kind.distributed_fit:
             system.fit(context)
         times["train_seconds"] = round(time.perf_counter() - started, 2)
-        times["notes"] = list(getattr(system, "notes_", []))
+        times["notes"] = list(system.notes_)
         if main:
             node.save_state(MODEL_FILE, system.state())
             node.write_json(TIMES_FILE, times)
@@ -217,11 +218,12 @@ def run_node(plan: NodePlan, dataset: Dataset, store: Store) -> NodeResult:
             system.load_state(node.load_state(MODEL_FILE))
     started = time.perf_counter()
     _predict_missing(plan, system, context, node)
-    notes = set().union(*distributed.all_gather(sorted(getattr(system, "notes_", []))))  # waits for every rank
+    notes = set().union(*distributed.all_gather(sorted(system.notes_)))  # waits for every rank
     times["infer_seconds"] = round(times.get("infer_seconds", 0.0) + time.perf_counter() - started, 2)
     times["notes"] = sorted(set(times.get("notes", [])) | notes | {cpu_note})
     times["peak_memory_mb"] = memory.peak_mb()
     if main:
+        _check_complete(plan, context, node)
         node.write_json(TIMES_FILE, times)
         node.complete({**plan.material, "system": plan.name, "git_commit": git_commit()})
         if fitted_here:
@@ -322,12 +324,31 @@ def _predict_missing(plan: NodePlan, system, context: Context, node: Node) -> No
         todo = [name for name in mine if name in set(missing)]
         if not todo:
             continue
+        asked = {name: split.track(name).n_rows for name in todo}
+        expected = split_outputs(system, split_name)
+        where = _where(plan)
         with bar() as progress:
             job = progress.add_task(f"{plan.name} {plan.task}: predicting {split_name}", total=len(todo))
             for track, outputs in system.predict(context, split_name, todo):
+                check_track(where, plan.task, plan.resolved.settings, split_name, track, asked, outputs, expected)
                 for output, array in outputs.items():
                     node.write_track(f"{output}-{split_name}", track, array)
                 progress.update(job, advance=1)
+
+
+def _where(plan: NodePlan) -> str:
+    """How an output check names a node: its system, task and store key."""
+    return f"system {plan.name!r} ({plan.task}), node {plan.key}"
+
+
+def _check_complete(plan: NodePlan, context: Context, node: Node) -> None:
+    """Before a node is completed: it holds every output of every track of every split (each checked when written,
+    by :func:`harness.models.checks.check_track`)."""
+    for split_name in SPLITS:
+        names = context.split(split_name).names
+        for output in split_outputs(get_kind(plan.resolved.kind), split_name):
+            missing = node.missing_tracks(f"{output}-{split_name}", names, verify=False)
+            check_tracks_done(_where(plan), split_name, output, missing)
 
 
 def node_predictions(

@@ -12,7 +12,7 @@ from harness.cpu import CpuBudget, cgroup_cpus, cpu_budget, decoding_workers, li
 from harness.data.affwild2 import Dataset
 from harness.errors import HarnessError
 from harness.leaderboard import Leaderboard
-from harness.models.registry import KIND_MODULES, register_kind
+from harness.models.registry import KIND_MODULES, Kind, register_kind
 from harness.store import Store
 
 
@@ -93,7 +93,7 @@ class _Settings(BaseModel):
 
 
 @register_kind("cpu_toy")
-class _ThreadsKind:
+class _ThreadsKind(Kind):
     """Predicts the number of torch threads it ran with, as every label."""
 
     version = "1"

@@ -9,7 +9,7 @@ import torch
 from pydantic import BaseModel, ConfigDict
 
 from harness.data.affwild2 import Dataset
-from harness.errors import SpecError
+from harness.errors import KindOutputError, SpecError
 from harness.fusion_math import (
     corner_candidates,
     dirichlet_candidates,
@@ -26,7 +26,7 @@ from harness.leaderboard import Leaderboard
 from harness.metrics import expr_scores, va_scores
 from harness.models.context import HONEST, Context
 from harness.models.fusion import DWFKind, DWFSettings, RFKind, RFSettings
-from harness.models.registry import KIND_MODULES, register_kind
+from harness.models.registry import KIND_MODULES, Kind, register_kind
 from harness.runner import run_system, store_input
 from harness.store import Store
 
@@ -45,7 +45,7 @@ class ToySettings(BaseModel):
 
 
 @register_kind("toy")
-class ToyKind:
+class ToyKind(Kind):
     version = "1"
     Settings = ToySettings
     profiles: dict = {}
@@ -300,29 +300,23 @@ def test_single_input_degenerates_to_it_and_equal_inputs_are_fine(toy_world) -> 
 @pytest.mark.parametrize(
     ("toy", "match"),
     [
-        ("noise: 0.5\nnan_in: {track}\n", r"input spec 'bad_\w+', track '{track}' \(validation\): NaN or inf"),
-        ("skip_test: true\n", r"input spec 'bad_\w+' has no test predictions for track '{test}'"),
-        ("rows: -3\n", r"input spec 'bad_\w+', track '\S+' \(\w+\): \d+ prediction rows for \d+ label rows"),
+        ("noise: 0.5\nnan_in: {track}\n", r"track '{track}' \(validation\), output 'pred': expected finite values"),
+        ("skip_test: true\n", r"track '{test}' \(test\), output 'pred': expected every track of the split, found none"),
+        ("rows: -3\n", r"track '\S+' \(\w+\), output 'pred': expected \d+ rows \(one per label line\), found \d+"),
+        ("rows: 4\n", r"track '\S+' \(\w+\), output 'pred': expected \d+ rows \(one per label line\), found \d+"),
     ],
 )
-def test_bad_inputs_are_named_with_the_track(toy_world, toy: str, match: str) -> None:
+def test_bad_inputs_are_refused_at_their_own_node(toy_world, toy: str, match: str) -> None:
+    """A NaN, a missing track or a wrong row count fails the input's node (the runner checks what a kind yields), so
+    the fusion over it is never fitted."""
     dataset, store, board, systems = toy_world
     track, test = dataset.split("va", "validation").names[2], dataset.split("va", "test").names[0]
     suffix = abs(hash(toy)) % 10_000
     bad = add_spec(systems, f"bad_{suffix}", "kind: toy\ntasks: [va]\n" + toy.format(track=track))
     add_spec(systems, f"fuse_bad_{suffix}", f"kind: dwf\ntasks: [va]\ninputs: [toy_a, {bad}]\nsamples: 10\nfolds: 2\n")
-    with pytest.raises(SpecError, match=match.format(track=track, test=test)):
+    message = rf"system '{bad}' \(va\), node \S+, " + match.format(track=track, test=test)
+    with pytest.raises(KindOutputError, match=message):
         run_system(f"fuse_bad_{suffix}", ["va"], dataset, "smoke", store, board, systems)
-
-
-def test_longer_input_tracks_are_cut_to_the_label_rows(toy_world) -> None:
-    dataset, store, board, systems = toy_world
-    add_spec(systems, "toy_long", "kind: toy\nseed: 1\nnoise: 0.6\nrows: 4\n")
-    add_spec(systems, "fuse_long", "kind: dwf\ninputs: [toy_long, toy_b]\nsamples: 20\nfolds: 2\n")
-    results = run_system("fuse_long", ["va"], dataset, "smoke", store, board, systems)
-    name = dataset.split("va", "test").names[0]
-    fused = store.node(results[-1].plan.key).read_track("pred-test", name)
-    assert fused.shape == (dataset.split("va", "test").track(name).n_rows, 2)
 
 
 def test_fusion_setting_errors(toy_world) -> None:

@@ -473,7 +473,9 @@ def test_unreadable_files_and_rows_are_reported(board: Leaderboard, va_split: Sp
     Leaderboard(newer).record(make_run(va_split, predict(va_split, 0.5, 0), "a"))
     with sqlite3.connect(newer) as db:
         db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
-    with pytest.raises(LeaderboardError, match=f"schema version 99; this harness reads version {SCHEMA_VERSION}"):
+    with pytest.raises(
+        LeaderboardError, match=f"schema version 99, newer than version {SCHEMA_VERSION} that this harness"
+    ):
         Leaderboard(newer).rows()
 
 

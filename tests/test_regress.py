@@ -18,7 +18,7 @@ from harness.data.affwild2 import Dataset
 from harness.drift import DRIFT_RTOL, check_leaderboard, same_value
 from harness.errors import HarnessError, SpecError
 from harness.leaderboard import Leaderboard
-from harness.models.registry import KIND_MODULES, register_kind
+from harness.models.registry import KIND_MODULES, Kind, register_kind
 from harness.regress import DEFAULT_TOLERANCE, BaselineError, Baselines, parse_systems, regress
 from harness.runner import run_system
 from harness.store import Store
@@ -37,7 +37,7 @@ class QualitySettings(BaseModel):
 
 
 @register_kind("regress_toy")
-class QualityKind:
+class QualityKind(Kind):
     version = "1"
     Settings = QualitySettings
     profiles: dict = {}

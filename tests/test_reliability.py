@@ -20,7 +20,7 @@ from harness.cli import app
 from harness.data.affwild2 import Dataset
 from harness.errors import DataError, LeaderboardError, StoreError, SubmissionError
 from harness.leaderboard import Leaderboard
-from harness.models.registry import KIND_MODULES, register_kind
+from harness.models.registry import KIND_MODULES, Kind, register_kind
 from harness.runner import run_system, submit_system
 from harness.store import Store, forget_verified
 from harness.submission import staged_folder
@@ -35,7 +35,7 @@ class ToySettings(BaseModel):
 
 
 @register_kind("rel_source")
-class SourceKind:
+class SourceKind(Kind):
     """Labels plus seeded noise, per track; the test split gets noise around zero."""
 
     version = "1"

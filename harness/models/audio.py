@@ -38,7 +38,7 @@ from harness.models.pdem import (
     load_pdem,
     normalise_windows,
 )
-from harness.models.registry import register_kind
+from harness.models.registry import Kind, register_kind
 from harness.models.step_table import step_targets
 from harness.models.training import EarlyStopping, device, seed_everything
 from harness.progress import bar
@@ -72,7 +72,7 @@ class AudioSettings(BaseModel):
 
 
 @register_kind("audio")
-class AudioKind:
+class AudioKind(Kind):
     """One audio system of one task: cached frozen wav2vec2 features, trainable top blocks and a head."""
 
     version = "2"
@@ -331,6 +331,8 @@ class AudioKind:
         return self.model_
 
     def state(self) -> dict[str, torch.Tensor]:
+        if not hasattr(self, "model_") and hasattr(self, "saved_"):  # loaded, not rebuilt yet: what was loaded
+            return dict(self.saved_)
         if not hasattr(self, "model_"):
             raise RuntimeError("this audio system is not fitted: call fit() or load_state() first")
         state = {f"model.{k}": v.detach().cpu().contiguous() for k, v in self.model_.state_dict().items()}

@@ -5,8 +5,9 @@ which reads what the input node produced, per output name, split and track.
 
 Outputs. A kind lists in ``outputs`` what its ``predict`` yields for every track of every split (``"pred"``: one row
 per label line, VA values ``(n, 2)`` or EXPR class probabilities ``(n, 8)``), and may list in
-``validation_outputs`` what it yields for the validation split only. The runner writes each output ``o`` of split
-``s`` as the per-track group ``"{o}-{s}"`` and counts a node complete when all of them are there.
+``validation_outputs`` what it yields for the validation split only. The runner checks each track's outputs
+(:mod:`harness.models.checks`), writes each output ``o`` of split ``s`` as the per-track group ``"{o}-{s}"`` and
+counts a node complete when all of them are there.
 
 Honest scores: a kind that chooses anything on the validation split (fusion weights, a forest, a regulariser, a
 threshold) opts in by putting :data:`HONEST` in ``validation_outputs`` and, for each validation track, yielding beside
@@ -33,7 +34,7 @@ HONEST = "honest"  # the validation-only output of cross-fitted predictions (see
 
 def split_outputs(kind, split: str) -> tuple[str, ...]:
     """The outputs a kind writes for ``split``: ``outputs``, plus ``validation_outputs`` on validation."""
-    extra = tuple(getattr(kind, "validation_outputs", ())) if split == "validation" else ()
+    extra = tuple(kind.validation_outputs) if split == "validation" else ()
     return tuple(kind.outputs) + extra
 
 

@@ -41,7 +41,7 @@ from harness.fusion_math import (
 )
 from harness.metrics import ccc, expr_scores
 from harness.models.context import HONEST, Context
-from harness.models.registry import register_kind
+from harness.models.registry import Kind, register_kind
 from harness.tasks import NUM_EXPR_CLASSES, Task
 
 OUTPUTS: dict[str, int] = {"va": 2, "expr": NUM_EXPR_CLASSES}
@@ -79,7 +79,7 @@ class RFSettings(BaseModel):
 DEFAULT_CRITERIA: dict[str, tuple[str, ...]] = {"va": ("squared_error",), "expr": ("gini", "entropy")}
 
 
-class _Fusion:
+class _Fusion(Kind):
     """What both fusion kinds share: reading and checking inputs, cross-fitting, predicting ``pred`` and ``honest``."""
 
     outputs = ("pred",)

@@ -25,7 +25,7 @@ from harness.fusion_math import video_folds
 from harness.metrics import task_scores
 from harness.models import kernel_elm
 from harness.models.context import HONEST, Context
-from harness.models.registry import register_kind
+from harness.models.registry import Kind, register_kind
 from harness.models.step_table import StepTable, build_table, window_rows, windows
 from harness.steps import step_centres
 from harness.tasks import NUM_EXPR_CLASSES, Task
@@ -60,7 +60,7 @@ class KelmSettings(BaseModel):
 
 
 @register_kind("kelm")
-class KelmKind:
+class KelmKind(Kind):
     """Functionals of one static video spec's embeddings → Kernel ELM, for one task."""
 
     version = "1"
@@ -141,7 +141,6 @@ class KelmKind:
         for fold in np.unique(folds):
             scores = self._scores(validation, per_track, np.flatnonzero(folds != fold))
             self.honest_choice_[folds == fold] = int(np.argmax(scores))
-        self.validation_names_ = list(validation.names)
         self.notes_: list[str] = notes
         return self
 
@@ -204,7 +203,7 @@ class KelmKind:
             )
             chosen = {"pred": self.choice_}
             if split_name == "validation":
-                chosen[HONEST] = int(self.honest_choice_[self.validation_names_.index(name)])
+                chosen[HONEST] = int(self.honest_choice_[split.names.index(name)])  # fit's validation order
             result = {}
             for output, c in chosen.items():
                 if name in faceless:

@@ -25,7 +25,7 @@ from harness.errors import SpecError
 from harness.frames import average_windows, frame_times, interpolate_to_frames
 from harness.metrics import task_scores
 from harness.models.context import Context
-from harness.models.registry import register_kind
+from harness.models.registry import Kind, register_kind
 from harness.models.step_table import StepTable, build_table, normalisation, normalise, window_rows, windows
 from harness.models.training import EarlyStopping, device, seed_everything
 from harness.steps import step_centres
@@ -53,7 +53,7 @@ class DynamicSettings(BaseModel):
 
 
 @register_kind("dynamic")
-class DynamicKind:
+class DynamicKind(Kind):
     """A temporal model of one task over the embeddings of one static video spec."""
 
     version = "1"

@@ -30,7 +30,7 @@ from harness.frames import fill_missing, hamming_smooth
 from harness.metrics import task_scores
 from harness.models.context import Context
 from harness.models.face_data import FaceImages, Normalisation, loader, track_batches
-from harness.models.registry import register_kind
+from harness.models.registry import Kind, register_kind
 from harness.models.training import EarlyStopping, device, seed_everything, warmup_cosine
 from harness.progress import bar
 from harness.tasks import LossOptions, Task, TaskDef, get_task
@@ -76,7 +76,7 @@ class VideoSettings(BaseModel):
 
 
 @register_kind("video")
-class VideoKind:
+class VideoKind(Kind):
     """The static video system of one task: fit on train, early-stop on validation, embed and predict frames."""
 
     version = "1"

@@ -1,13 +1,14 @@
 """A synthetic Aff-Wild2: the exact layout and file formats of the 6th ABAW release, with a learnable signal.
 
-``generate(out, seed, scale)`` writes annotation folders for both challenges (train/validation), the test track
-lists and prediction templates, the test labels in ``synthetic_test_labels/`` (so test predictions can be scored
-here), raw videos with sound in ``batch1``/``batch2``/``new_vids``, 112×112 aligned face crops with gaps, the true
-face positions per frame in ``synthetic_faces/``, and ``synthetic_metadata.json`` with the generator's settings and
-the oracle scores. The dataset is built in a temporary folder and renamed into place, so a crash never leaves a
-half-written dataset that a later run would trust. Scales: ``tiny`` and ``small`` (:mod:`.plan`) and ``affwild2``,
-the real release's sizes (:mod:`.release`); ``crops="pool"`` (:mod:`.pool`) makes any of them cheaply, for cost
-measurement: the same label files, crops hard-linked to a small pool, short videos.
+``generate(out, seed, scale)`` writes annotation folders for the three challenges (VA, EXPR and AU detection, whose
+labels :mod:`.aus` reads from the drawn face; train/validation), the test track lists and prediction templates, the
+test labels in ``synthetic_test_labels/`` (so test predictions can be scored here), raw videos with sound in
+``batch1``/``batch2``/``new_vids``, 112×112 aligned face crops with gaps, the true face positions per frame in
+``synthetic_faces/``, and ``synthetic_metadata.json`` with the generator's settings and the oracle scores. The
+dataset is built in a temporary folder and renamed into place, so a crash never leaves a half-written dataset that a
+later run would trust. Scales: ``tiny`` and ``small`` (:mod:`.plan`) and ``affwild2``, the real release's sizes
+(:mod:`.release`); ``crops="pool"`` (:mod:`.pool`) makes any of them cheaply, for cost measurement: the same label
+files, crops hard-linked to a small pool, short videos.
 """
 
 import json
@@ -22,16 +23,17 @@ import numpy as np
 
 from harness.atomic import public_mode
 from harness.cpu import cpu_budget
-from harness.data.synthetic import release
+from harness.data.synthetic import aus, release
 from harness.data.synthetic import signals as signal_settings
 from harness.data.synthetic.labels import write_test_lists, write_video_labels
 from harness.data.synthetic.oracle import OracleTrack, oracle_scores
-from harness.data.synthetic.plan import SCALES, VideoPlan, plan_dataset
+from harness.data.synthetic.plan import SCALES, TrackPlan, VideoPlan, plan_dataset
 from harness.data.synthetic.pool import POOL_FOLDER, VIDEO_SECONDS, PooledVideo, pool_video, render_pool
 from harness.data.synthetic.render import FACE_COLUMNS, RenderedVideo, render_video
 from harness.errors import DataError
 
-GENERATOR_VERSION = 3
+TASKS = ("va", "expr", "au")  # the challenges a synthetic dataset labels
+GENERATOR_VERSION = 4  # 4: AU detection labels (3's folders lack them)
 METADATA = "synthetic_metadata.json"
 CROP_MODES = ("render", "pool")
 
@@ -108,7 +110,7 @@ def _render_all(plans, root: Path, seed: int, workers: int, progress, job: Calla
 
 def _write_labels(root: Path, rendered: list[RenderedVideo]) -> None:
     """Annotation files per split, test labels apart, and the test track lists and templates."""
-    write_test_lists(root, _merged_test_rows([write_video_labels(root, v.plan, v.signals) for v in rendered]))
+    write_test_lists(root, _merged_test_rows([write_video_labels(root, v.plan, v.signals, v.aus) for v in rendered]))
 
 
 def _write_faces(root: Path, rendered: list[RenderedVideo]) -> None:
@@ -123,7 +125,7 @@ def _write_faces(root: Path, rendered: list[RenderedVideo]) -> None:
 
 def _merged_test_rows(per_video: list[dict[str, dict[str, int]]]) -> dict[str, dict[str, int]]:
     """The videos' ``{task: {test track: rows}}`` in video order, as the test lists and templates list them."""
-    test_rows: dict[str, dict[str, int]] = {"va": {}, "expr": {}}
+    test_rows: dict[str, dict[str, int]] = {"va": {}, "expr": {}, "au": {}}
     for rows_of_video in per_video:
         for task, rows in rows_of_video.items():
             test_rows[task].update(rows)
@@ -143,6 +145,7 @@ def _oracle_tracks(rendered: list[RenderedVideo]) -> list[OracleTrack]:
                     split=video.plan.split,
                     va=signals.va_file if "va" in track.tasks else None,
                     expr=signals.expr_file if "expr" in track.tasks else None,
+                    au=video.aus[track.name] if aus.has_aus(track) else None,
                     video=cues,
                     audio=heard,
                 )
@@ -162,6 +165,14 @@ def _settings() -> dict:
         name: getattr(signal_settings, name).tolist()
         for name in ("PROTOTYPES", "CLASS_PRIOR", "CLASS_CUES", "VIDEO_NOISE", "SUBJECT_BIAS")
     }
+    settings["action_units"] = {
+        "names": list(aus.AU_NAMES),
+        "thresholds": aus.THRESHOLDS,
+        "drawn": {
+            name: {"classes": list(classes), "lips_closed": closed} for name, (classes, closed) in aus.DRAWN.items()
+        },
+        "drawn_seconds": aus.DRAWN_SECONDS,
+    }
     settings.update(
         cue_names=list(signal_settings.CUE_NAMES),
         prototype_pull=signal_settings.PROTOTYPE_PULL,
@@ -170,6 +181,12 @@ def _settings() -> dict:
         audio_valence_noise=signal_settings.AUDIO_VALENCE_NOISE,
     )
     return settings
+
+
+def _track_entry(track: TrackPlan) -> dict:
+    """A track in the metadata: its name, the tasks that label it, whether its face appears late."""
+    tasks = [*track.tasks, "au"] if aus.has_aus(track) else list(track.tasks)
+    return {"name": track.name, "tasks": tasks, "late_start": track.late_start}
 
 
 def _metadata(plans: tuple[VideoPlan, ...], rendered: list[RenderedVideo], seed: int, scale: str) -> dict:
@@ -182,7 +199,7 @@ def _metadata(plans: tuple[VideoPlan, ...], rendered: list[RenderedVideo], seed:
             "label_lines": p.n_labels,
             "audio_rate": p.audio_rate,
             "split": p.split,
-            "tracks": [{"name": t.name, "tasks": list(t.tasks), "late_start": t.late_start} for t in p.tracks],
+            "tracks": [_track_entry(t) for t in p.tracks],
         }
         for p in plans
     ]
@@ -191,6 +208,7 @@ def _metadata(plans: tuple[VideoPlan, ...], rendered: list[RenderedVideo], seed:
         "version": GENERATOR_VERSION,
         "seed": seed,
         "scale": scale,
+        "tasks": list(TASKS),
         "frames": sum(len(s.va) for v in rendered for s in v.signals.values()),
         "face_images": sum(len(v.faces) for v in rendered),
         "settings": _settings(),
@@ -209,6 +227,7 @@ def _pool_metadata(
         "version": GENERATOR_VERSION,
         "seed": seed,
         "scale": scale,
+        "tasks": list(TASKS),
         "crops": "pool",
         "purpose": "cost measurement, not learning: crops are hard links to a pool of rendered faces and the videos "
         f"are {VIDEO_SECONDS:g} s clips; the label files are drawn as in a rendered dataset",
@@ -222,7 +241,7 @@ def _pool_metadata(
         "frames": sum(p.n_labels * len(p.tracks) for p in plans),
         "face_images": sum(v.face_images for v in pooled),
         "settings": _settings(),
-        "oracle": {"va": unavailable, "expr": unavailable},
+        "oracle": {"va": unavailable, "expr": unavailable, "au": unavailable},
         "videos": [
             {
                 "name": v.plan.name,
@@ -233,7 +252,7 @@ def _pool_metadata(
                 "label_lines": v.plan.n_labels,
                 "audio_rate": v.plan.audio_rate,
                 "split": v.plan.split,
-                "tracks": [{"name": t.name, "tasks": list(t.tasks), "late_start": t.late_start} for t in v.plan.tracks],
+                "tracks": [_track_entry(t) for t in v.plan.tracks],
             }
             for v in pooled
         ],

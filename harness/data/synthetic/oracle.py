@@ -5,14 +5,22 @@ while someone speaks), fitted on the train tracks and scored on validation and t
 Frames without a face, and silent stretches, are filled from their neighbours exactly as the harness fills
 predictions, so the oracle faces the same gaps a real model does. It is a reference ceiling for the learnable
 signal, per modality and for both together: a trained system well below it has room to grow; one above it overfits.
+
+For AU detection the read-out is one logistic regression per AU whose decision threshold is the one with the best
+F1 on train; the score is the challenge's: the mean over the 12 AUs of each AU's binary F1, pooled over the valid
+frames of the split (:func:`au_f1`, kept here until :mod:`harness.metrics` has the AU metric).
 """
 
 from dataclasses import dataclass
 
 import numpy as np
 
+from harness.data.synthetic.aus import AU_INVALID, AU_NAMES
 from harness.frames import fill_missing
 from harness.metrics import expr_scores, va_scores
+
+MODALITIES = ("video", "audio", "audio+video")
+THRESHOLD_GRID = np.linspace(0.05, 0.95, 19)  # decision thresholds an AU read-out chooses among, on train
 
 
 @dataclass(frozen=True)
@@ -22,6 +30,7 @@ class OracleTrack:
     split: str
     va: np.ndarray | None
     expr: np.ndarray | None
+    au: np.ndarray | None  # (n, 12) 0/1 per AU, rows of -1 where invalid
     video: np.ndarray  # (n, 7) face cues, NaN where no face
     audio: np.ndarray  # (n, 2) voice cues, NaN where nobody speaks
 
@@ -40,7 +49,7 @@ def _filled(cues: np.ndarray) -> np.ndarray:
 
 def _stack(tracks: list[OracleTrack], task: str, modality: str) -> tuple[np.ndarray, np.ndarray]:
     features = np.concatenate([_features(t, modality) for t in tracks])
-    labels = np.concatenate([t.va if task == "va" else t.expr for t in tracks])
+    labels = np.concatenate([getattr(t, task) for t in tracks])
     return features, labels
 
 
@@ -50,14 +59,14 @@ def oracle_scores(tracks: list[OracleTrack], seed: int) -> dict:
 
     results: dict = {}
     for task in ("va", "expr"):
-        labelled = [t for t in tracks if (t.va if task == "va" else t.expr) is not None]
+        labelled = [t for t in tracks if getattr(t, task) is not None]
         train = [t for t in labelled if t.split == "train"]
         reason = _unfittable(train, task)
         if reason:
             results[task] = {"unavailable": reason}
             continue
         results[task] = {}
-        for modality in ("video", "audio", "audio+video"):
+        for modality in MODALITIES:
             x, y = _stack(train, task, modality)
             results[task][modality] = {}
             if task == "va":
@@ -83,7 +92,63 @@ def oracle_scores(tracks: list[OracleTrack], seed: int) -> dict:
                     scores = expr_scores(model.predict(hx).astype(np.int64), hy)
                     entry = {"score": scores.score, "f1_per_class": list(scores.f1_per_class)}
                 results[task][modality][split] = {k: _round(v) for k, v in entry.items()}
+    results["au"] = _au_oracle(tracks, seed)
     return results
+
+
+def _au_oracle(tracks: list[OracleTrack], seed: int) -> dict:
+    """``{modality: {split: {score, f1_per_au}}}``: one thresholded logistic read-out per AU, fitted on train."""
+    labelled = [t for t in tracks if t.au is not None]
+    train = [t for t in labelled if t.split == "train"]
+    if not train:
+        return {"unavailable": "no train tracks"}
+    results: dict = {}
+    for modality in MODALITIES:
+        x, y = _stack(train, "au", modality)
+        keep = _au_valid(y)
+        detectors = [_fit_detector(x[keep], y[keep, column], seed) for column in range(len(AU_NAMES))]
+        results[modality] = {}
+        for split in ("validation", "test"):
+            held = [t for t in labelled if t.split == split]
+            if not held:
+                continue
+            hx, hy = _stack(held, "au", modality)
+            score, per_au = au_f1(np.stack([detect(hx) for detect in detectors], axis=1), hy)
+            results[modality][split] = {"score": _round(score), "f1_per_au": _round(per_au)}
+    return results
+
+
+def _fit_detector(x: np.ndarray, y: np.ndarray, seed: int):
+    """A function from features to 0/1 for one AU: a logistic regression at its best-F1 threshold on train, or the
+    one value train shows when it never (or always) has the AU."""
+    from sklearn.linear_model import LogisticRegression
+
+    if len(np.unique(y)) < 2:
+        value = int(y[0]) if len(y) else 0
+        return lambda features: np.full(len(features), value, dtype=np.int8)
+    model = LogisticRegression(max_iter=2000, random_state=seed).fit(x, y)
+    scores = model.predict_proba(x)[:, 1]
+    f1 = [_binary_f1(scores >= threshold, y == 1) for threshold in THRESHOLD_GRID]
+    threshold = THRESHOLD_GRID[int(np.argmax(f1))]
+    return lambda features: (model.predict_proba(features)[:, 1] >= threshold).astype(np.int8)
+
+
+def au_f1(pred: np.ndarray, labels: np.ndarray) -> tuple[float, list[float]]:
+    """AU challenge score of 0/1 predictions ``(n, 12)``: the mean over AUs of each AU's binary F1, pooled over the
+    frames whose label row is valid (no -1); an AU neither labelled nor predicted on any of them has F1 0."""
+    valid = _au_valid(labels)
+    per_au = [_binary_f1(pred[valid, k] == 1, labels[valid, k] == 1) for k in range(labels.shape[1])]
+    return float(np.mean(per_au)), per_au
+
+
+def _binary_f1(pred: np.ndarray, truth: np.ndarray) -> float:
+    tp = int(np.count_nonzero(pred & truth))
+    wrong = int(np.count_nonzero(pred ^ truth))
+    return 2 * tp / (2 * tp + wrong) if tp + wrong else 0.0
+
+
+def _au_valid(labels: np.ndarray) -> np.ndarray:
+    return ~np.any(labels == AU_INVALID, axis=1)
 
 
 def _unfittable(train: list[OracleTrack], task: str) -> str | None:

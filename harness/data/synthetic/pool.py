@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from harness.data.synthetic.aus import video_aus
 from harness.data.synthetic.face import SubjectLook, draw_face, make_background
 from harness.data.synthetic.labels import write_video_labels
 from harness.data.synthetic.plan import SINGLE_SIZE, VideoPlan
@@ -73,7 +74,7 @@ def pool_video(plan: VideoPlan, root: Path, seed: int) -> PooledVideo:
     rng = np.random.default_rng([seed, 1, plan.index])  # the rendered video's stream: the same labels
     fps = float(plan.fps)
     signals = {t.name: track_signals(plan.n_labels, fps, rng, t.late_start) for t in plan.tracks}
-    test_rows = write_video_labels(root, plan, signals)
+    test_rows = write_video_labels(root, plan, signals, video_aus(plan, signals, seed))
     linker = _Linker(root / POOL_FOLDER)
     links = 0
     for position, track in enumerate(plan.tracks):

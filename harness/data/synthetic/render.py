@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image
 
 from harness.data.synthetic.audio import Voice, speech_activity, synthesize_speech, turns
+from harness.data.synthetic.aus import video_aus
 from harness.data.synthetic.face import SubjectLook, draw_face, make_background
 from harness.data.synthetic.plan import VideoPlan
 from harness.data.synthetic.signals import TrackSignals, face_cues, smooth_process, track_signals
@@ -31,6 +32,7 @@ class RenderedVideo:
 
     plan: VideoPlan
     signals: dict[str, TrackSignals]
+    aus: dict[str, np.ndarray]  # per track: AU labels as written (see aus.track_aus)
     speaking: dict[str, np.ndarray]  # per track: frames where *this* track's person speaks
     heard: np.ndarray  # (n_frames, 2) valence/arousal the voice carries, NaN where nobody speaks
     faces: list[tuple]  # FACE_COLUMNS rows
@@ -42,6 +44,7 @@ def render_video(plan: VideoPlan, root: Path, seed: int) -> RenderedVideo:
     fps = float(plan.fps)
     n = plan.n_frames
     signals = {t.name: track_signals(plan.n_labels, fps, rng, t.late_start) for t in plan.tracks}
+    aus = video_aus(plan, signals, seed)
     looks = [SubjectLook.random(rng) for _ in plan.tracks]
     voices = [Voice.random(rng) for _ in plan.tracks]
     paths = [_motion(plan, position, rng) for position in range(len(plan.tracks))]
@@ -85,7 +88,7 @@ def render_video(plan: VideoPlan, root: Path, seed: int) -> RenderedVideo:
                 faces.append((index + 1, name, *marks.box, *marks.left_eye, *marks.right_eye))
             encoder.add_frame(canvas, index)
     heard = np.where(active[:, None], voiced, np.nan)
-    return RenderedVideo(plan, signals, speaking, heard, faces)
+    return RenderedVideo(plan, signals, aus, speaking, heard, faces)
 
 
 def _fit(values: np.ndarray, n: int) -> np.ndarray:

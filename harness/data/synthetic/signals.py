@@ -7,7 +7,8 @@ Per track (one person):
   every class shows up in a tiny dataset), weighted by
   how close the current valence/arousal lies to each class's prototype;
 - face cues (what the drawn face shows): mouth curvature follows valence closely, eye and brow opening follow
-  arousal weakly (blinks and noise hide it), each class adds its own cue; per-subject biases and per-frame noise;
+  arousal weakly (blinks and noise hide it), each class adds its own cue; per-subject biases and per-frame noise
+  (the cues before them, ``expressed``, are what the action units of :mod:`.aus` are read from);
 - audio cues (what the voice carries while the person speaks): arousal strongly, valence weakly and noisily.
 So video is the stronger modality for valence and expressions, audio for arousal, and fusing them helps.
 """
@@ -55,6 +56,8 @@ class TrackSignals:
     va: np.ndarray  # (n, 2) clean labels in [-1, 1]
     expr: np.ndarray  # (n,) class 0..7
     cues: np.ndarray  # (n, 7) face cues as drawn, CUE_NAMES order
+    expressed: np.ndarray  # (n, 7) what the expression and valence/arousal put on the face: cues before the
+    # person's resting offset, per-frame noise and blinks (the action units are read from these)
     audio_va: np.ndarray  # (n, 2) valence/arousal as the voice carries them (when speaking)
     face: np.ndarray  # (n,) bool: a face is visible (gaps are frames with no face)
     va_file: np.ndarray  # (n, 2) labels as written, with runs of -5
@@ -114,8 +117,10 @@ def track_signals(n: int, fps: float, rng: np.random.Generator, late_start: bool
     pulled = (1 - PROTOTYPE_PULL) * latent + PROTOTYPE_PULL * PROTOTYPES[classes] * intensity[:, None]
     va = np.clip(gaussian_filter1d(pulled, sigma=0.15 * fps, axis=0), -1.0, 1.0)
 
-    cues = clean_cues(va, classes, intensity)
-    cues += SUBJECT_BIAS * rng.standard_normal(len(CUE_NAMES)) + VIDEO_NOISE * rng.standard_normal(cues.shape)
+    expressed = clean_cues(va, classes, intensity)
+    cues = expressed + (
+        SUBJECT_BIAS * rng.standard_normal(len(CUE_NAMES)) + VIDEO_NOISE * rng.standard_normal(expressed.shape)
+    )
     blinks = _blinks(n, fps, rng)
     cues[blinks, 2] = 0.05
     cues = np.clip(cues, *CUE_BOUNDS)
@@ -131,7 +136,9 @@ def track_signals(n: int, fps: float, rng: np.random.Generator, late_start: bool
     va_file = np.where(invalid[:, None], VA_INVALID, np.round(va, 3)).astype(np.float32)
     expr_file = np.where(invalid, EXPR_INVALID, classes)
     face = gap_mask(n, fps, rng, late_start)
-    return TrackSignals(va, classes, cues, np.clip(audio_va, -1, 1), face, va_file, expr_file)
+    return TrackSignals(
+        va, classes, cues, np.clip(expressed, *CUE_BOUNDS), np.clip(audio_va, -1, 1), face, va_file, expr_file
+    )
 
 
 def clean_cues(va: np.ndarray, classes: np.ndarray, intensity: np.ndarray) -> np.ndarray:
