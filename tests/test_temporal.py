@@ -64,7 +64,7 @@ def test_normalisation_is_fitted_on_train(synthetic_tiny: Path) -> None:
     np.testing.assert_allclose(per_track[table.track_rows(0)].mean(0), 0.0, atol=1e-4)
 
 
-@pytest.mark.parametrize("task", ["va", "expr"])
+@pytest.mark.parametrize("task", ["va", "expr", "au"])
 def test_dynamic_learns_its_inputs_and_predicts_every_frame(synthetic_tiny: Path, task: str) -> None:
     kind, context = fitted(synthetic_tiny, task)
     split = context.split("validation")
