@@ -26,7 +26,7 @@ from harness.fusion_math import (
     va_candidate_scores,
     va_moments,
 )
-from harness.metrics import expr_scores, va_scores
+from harness.metrics import task_scores
 
 
 def inputs(n_frames: int, n_models: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -60,7 +60,9 @@ def run(va_candidates: int = 1_000_000, expr_candidates: int = 10_000, loop_cand
     va_weights = dirichlet_candidates(rng, va_candidates, 3, 2)
     seconds, _ = timed(lambda: va_candidate_scores(va_weights, va_moments(va_data["va"], va_data["va_labels"])))
     loop, _ = timed(
-        lambda: [va_scores(fuse(w, list(va_data["va"])), va_data["va_labels"]) for w in va_weights[:loop_candidates]]
+        lambda: [
+            task_scores("va", fuse(w, list(va_data["va"])), va_data["va_labels"]) for w in va_weights[:loop_candidates]
+        ]
     )
     per_loop = loop / loop_candidates
     results.append(
@@ -79,7 +81,7 @@ def run(va_candidates: int = 1_000_000, expr_candidates: int = 10_000, loop_cand
     seconds, _ = timed(lambda: expr_candidate_scores(expr_weights, data["expr"], data["expr_labels"]))
     loop, _ = timed(
         lambda: [
-            expr_scores(fuse(w, list(data["expr"])).argmax(1), data["expr_labels"])
+            task_scores("expr", fuse(w, list(data["expr"])).argmax(1), data["expr_labels"])
             for w in expr_weights[:loop_candidates]
         ]
     )

@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from harness.metrics import expr_scores, task_scores, va_scores
+from harness.metrics import task_scores
 from harness.resampling import bootstrap_ci, paired_bootstrap
 
 
@@ -110,7 +110,7 @@ def run(
 
     add(
         f"va_score_ccc_{millions}_frames",
-        best_of(lambda: va_scores(*va), repeats),
+        best_of(lambda: task_scores("va", *va), repeats),
         "ms",
         50.0,
         "row mask + np.cov",
@@ -118,7 +118,7 @@ def run(
     )
     add(
         f"expr_macro_f1_{millions}_frames",
-        best_of(lambda: expr_scores(*expr), repeats),
+        best_of(lambda: task_scores("expr", *expr), repeats),
         "ms",
         50.0,
         "sklearn f1_score",

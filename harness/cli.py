@@ -20,7 +20,7 @@ from rich.table import Table
 
 from harness.errors import HarnessError
 from harness.tables import Col, dropped_note, fitted_table
-from harness.tasks import EXPR_CLASSES
+from harness.tasks import TASKS, get_task
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="ABAW challenge harness for Aff-Wild2.")
 data_app = typer.Typer(no_args_is_help=True, help="Make and inspect datasets in the Aff-Wild2 layout.")
@@ -157,9 +157,7 @@ def _render_check(report: dict) -> None:
     out.print("[green]ok[/]" if report["ok"] else f"[red]{len(report['problems'])} problem(s)[/]")
 
 
-class TaskName(StrEnum):
-    va = "va"
-    expr = "expr"
+TaskName = StrEnum("TaskName", {name: name for name in TASKS})  # every registered task
 
 
 class SplitName(StrEnum):
@@ -167,7 +165,9 @@ class SplitName(StrEnum):
     test = "test"
 
 
-TaskOption = Annotated[TaskName, typer.Option("--task", help="va (valence-arousal) or expr (expressions).")]
+TaskOption = Annotated[
+    TaskName, typer.Option("--task", help=", ".join(f"{name} ({get_task(name).title})" for name in TASKS) + ".")
+]
 FileArgument = Annotated[Path, typer.Argument(metavar="FILE", help="A prediction file in the ABAW format.")]
 StrictOption = Annotated[
     bool, typer.Option("--strict", help="Make every warning an error (a quoted or padded header, 4.0 classes).")
@@ -193,9 +193,9 @@ def score(
 ) -> None:
     """Score an ABAW-format prediction file against a split's labels, as the organizers do.
 
-    One pooled score over all valid frames of all tracks, with per-dimension CCC or per-class F1, the video-block
-    bootstrap 95% interval (marked when over fewer than 5 videos) and the worst tracks. The file needs one row per
-    label line of every track of the split; a quoted or padded header is read with a warning on stderr.
+    One pooled score over all valid frames of all tracks, with per-dimension CCC, per-class or per-AU F1, the
+    video-block bootstrap 95% interval (marked when over fewer than 5 videos) and the worst tracks. The file needs one
+    row per label line of every track of the split; a quoted or padded header is read with a warning on stderr.
     Example: abaw score predictions/va_val.txt --task va --json
     """
     from harness.data.affwild2 import Dataset
@@ -221,13 +221,7 @@ def _render_score(result: dict) -> None:
         f"{result['task']} {result['split']}: score [bold]{result['score']:.4f}[/] (95% video-block interval "
         f"{low:.4f}–{high:.4f}{escape(note)}) over {result['frames']:,} frames of {result['videos']} tracks"
     )
-    if result["task"] == "va":
-        out.print(f"CCC valence {result['ccc_valence']:.4f}, CCC arousal {result['ccc_arousal']:.4f}")
-    else:
-        out.print(
-            "F1 per class: "
-            + ", ".join(f"{name} {f1:.3f}" for name, f1 in zip(EXPR_CLASSES, result["f1_per_class"], strict=True))
-        )
+    out.print(get_task(result["task"]).score_line(result))
     per_track = {entry["track"]: entry for entry in result["per_track"]}
     worst = ", ".join(f"{name} {per_track[name]['score']:.3f}" for name in result["worst_tracks"])
     out.print(f"worst tracks: {worst}", highlight=False)
@@ -237,7 +231,7 @@ def _render_score(result: dict) -> None:
 @guarded
 def validate(
     file: Annotated[Path | None, typer.Argument(metavar="[FILE]", help="A prediction file in the ABAW format.")] = None,
-    task: Annotated[TaskName | None, typer.Option("--task", help="va or expr (the task of FILE).")] = None,
+    task: Annotated[TaskName | None, typer.Option("--task", help=f"{', '.join(TASKS)} (the task of FILE).")] = None,
     data: DataOption = None,
     strict: StrictOption = False,
     lenient_numbers: LenientOption = False,
@@ -285,10 +279,8 @@ def validate(
         raise typer.Exit(1)
 
 
-class TaskChoice(StrEnum):
-    va = "va"
-    expr = "expr"
-    both = "both"
+BOTH = ("va", "expr")  # what --task both meant before the registry had more tasks; kept for compatibility
+TaskChoice = StrEnum("TaskChoice", {name: name for name in (*TASKS, "both", "all")})
 
 
 class ProfileName(StrEnum):
@@ -297,7 +289,13 @@ class ProfileName(StrEnum):
 
 
 SystemArgument = Annotated[str, typer.Argument(help="A spec name under systems/ (or a path to a spec file).")]
-TaskOption = Annotated[TaskChoice, typer.Option(help="va, expr or both (every task the system serves).")]
+TaskOption = Annotated[
+    TaskChoice,
+    typer.Option(
+        help=f"{', '.join(TASKS)}, both ({' and '.join(BOTH)}) or all (every registered task); of these, the tasks "
+        "the system serves."
+    ),
+]
 ProfileOption = Annotated[
     ProfileName | None, typer.Option(help="smoke (tiny models) or paper (published sizes); default by dataset.")
 ]
@@ -309,7 +307,8 @@ DryRunOption = Annotated[
 
 
 def _tasks(choice: TaskChoice) -> list[str]:
-    return ["va", "expr"] if choice == TaskChoice.both else [choice.value]
+    """The tasks of ``--task``: a registered name, ``both`` or ``all``."""
+    return {"both": list(BOTH), "all": list(TASKS)}.get(choice.value, [choice.value])
 
 
 @app.command("systems")
@@ -338,9 +337,11 @@ def systems(
 
 
 def _render_systems(entries: list, profile: str) -> None:
-    """One row per spec; in a narrow terminal the inputs, the sweep, then the kind give way to the names."""
+    """One row per spec, a score column per registered task that some spec serves; in a narrow terminal the inputs,
+    the sweep, then the kind give way to the names."""
+    served = [task for task in TASKS if any(task in entry.spec.tasks for entry in entries)] or list(BOTH)
     columns = [Col("system", whole=True), Col("kind", drop=3), Col("tasks"), Col("inputs", drop=1)]
-    columns += [Col("sweep", drop=2), Col("va"), Col("expr")]
+    columns += [Col("sweep", drop=2), *(Col(task) for task in served)]
     rows = [
         [
             escape(entry.spec.name),
@@ -348,11 +349,14 @@ def _render_systems(entries: list, profile: str) -> None:
             ",".join(entry.spec.tasks),
             escape("\n".join(entry.spec.inputs)),
             f"{len(entry.variants)} × {', '.join(entry.swept)}" if entry.swept else "",
-            *(_latest_cell(entry, task) for task in ("va", "expr")),
+            *(_latest_cell(entry, task) for task in served),
         ]
         for entry in entries
     ]
-    caption = "va, expr: latest validation score († honest, cross-fitted) and its profile; abaw show SYSTEM for more"
+    caption = (
+        f"{', '.join(served)}: latest validation score († honest, cross-fitted) and its profile; abaw show SYSTEM for "
+        "more"
+    )
     table, dropped = fitted_table(
         columns, rows, out.width, title=f"systems ({profile})", caption=caption, caption_justify="left"
     )
@@ -536,7 +540,9 @@ def _shared_dataset(data: Path | None):
 
 
 def _summary(score: dict) -> dict:
-    keys = ("score", "ci95", "ci95_note", "ccc_valence", "ccc_arousal", "f1_per_class", "frames", "videos")
+    """A score result's headline: score, interval, the task's breakdown, frames and videos."""
+    parts = tuple(key for task in TASKS for key in get_task(task).breakdown_names)
+    keys = ("score", "ci95", "ci95_note", *parts, "frames", "videos")
     return {key: score[key] for key in keys if key in score}
 
 
@@ -629,14 +635,17 @@ def _few_videos_caption(scores: list[dict]) -> str | None:
 @app.command("leaderboard")
 @guarded
 def leaderboard(
-    task: Annotated[TaskName | None, typer.Option(help="Only this task (default: both).")] = None,
+    task: Annotated[
+        TaskName | None, typer.Option(help="Only this task (default: every task with a recorded run).")
+    ] = None,
     as_json: JsonOption = False,
     html: Annotated[Path | None, typer.Option(help="Also write a static HTML report with plots to this file.")] = None,
 ) -> None:
     """Rank the recorded systems per task, with 95% intervals and a paired test against the best.
 
-    Without --task, a system with a validation run of every task on one dataset and profile also gets the multi-task
-    score, the sum of its task scores (7th ABAW).
+    Without --task: every task with a recorded run (every registered task when none has one), and for a system with
+    a validation run of each of them on one dataset and profile, the multi-task score, the sum of its task scores
+    (7th ABAW: P_VA + P_EXPR + P_AU).
 
     Example: abaw leaderboard --task va --html leaderboard/report.html
     """
@@ -647,14 +656,16 @@ def leaderboard(
         multitask_table,
         ranking_json,
         ranking_table,
+        task_rankings,
         write_html,
     )
     from harness.runner import leaderboard_path
 
     board = Leaderboard(leaderboard_path())
-    tasks = [task.value] if task else ["va", "expr"]
-    rankings = {name: board.ranking(name) for name in tasks}
-    multitask = [] if task else board.multitask(tasks)  # shown only when a system has a run of every task
+    rankings = task_rankings(board, task.value if task else None)
+    tasks = list(rankings)
+    # the multi-task score sums the tasks shown; only a system with a run of each of them has one
+    multitask = board.multitask(tasks) if not task and len(tasks) > 1 else []
     if as_json:
         print(
             json.dumps(

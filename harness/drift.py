@@ -4,9 +4,10 @@ A leaderboard row keeps the scores computed when its run was made, and its store
 predictions they came from (``pred-validation/<track>.npy``, plus ``honest-validation/`` for a kind fitted on the
 validation split). Scoring those files again must give the same numbers to a relative :data:`DRIFT_RTOL`: when it
 does not, the metric code changed (CCC, F1, pooling, the per-track statistics, the video-block bootstrap) although no
-model did. Compared per row: ``score``, its 95% interval and breakdown (``ccc_valence``/``ccc_arousal`` or
-``f1_per_class``), the honest score with its interval and breakdown, every per-track score, and the per-track
-statistics that rankings and paired tests use.
+model did. Compared per row: ``score``, its 95% interval and the task's breakdown (``ccc_valence``/``ccc_arousal``,
+``f1_per_class`` or ``f1_per_au``), the honest score with its interval and breakdown, every per-track score, and the
+per-track statistics that rankings and paired tests use. The re-scoring is the runner's own procedure
+(:func:`harness.scoring.score_node_predictions`).
 
 The reference is the latest row of each (system, store key) recorded on the current dataset: a deliberate change of
 the metric is accepted by re-running the systems (``abaw run``, ``abaw regress``), whose new rows then match. Rows of
@@ -28,13 +29,11 @@ from harness.data.affwild2 import Dataset
 from harness.errors import StoreError
 from harness.leaderboard import Leaderboard
 from harness.models.context import HONEST
-from harness.resampling import track_statistics
 from harness.run_record import RunRecord
-from harness.runner import node_predictions
-from harness.scoring import score_split
+from harness.scoring import score_node_predictions
 from harness.spec import split_variant
 from harness.store import Node, Store
-from harness.tasks import TASKS
+from harness.tasks import TASKS, get_task
 
 DRIFT_RTOL = 1e-9  # relative: the same files scored by the same definition agree to rounding
 _ABS_TOL = 1e-12  # for values at (or next to) zero
@@ -106,34 +105,30 @@ def predictions_digest(node: Node) -> str | None:
 
 
 def rescore(record: RunRecord, node: Node, dataset: Dataset) -> dict[str, float | None]:
-    """The values of :func:`recorded_values` computed afresh from ``node``'s stored validation predictions."""
-    split = dataset.split(record.task, record.split)
-    predictions = node_predictions(node, dataset, record.task, record.split)
-    scores = score_split(split, predictions)
-    values = _score_values(scores, "")
-    ranked, ranked_scores = predictions, scores
-    if record.honest:
-        ranked = node_predictions(node, dataset, record.task, record.split, HONEST)
-        ranked_scores = score_split(split, ranked)
-        values |= _score_values(ranked_scores, "honest_")
-    values |= {f"per_track[{t['track']}]": _number(t["score"]) for t in ranked_scores["per_track"]}
-    pooled = np.concatenate([np.asarray(ranked[name]) for name in split.names])
-    stats = track_statistics(record.task, pooled, split.labels(), split.track_index(), len(split.tracks))
+    """The values of :func:`recorded_values` computed afresh from ``node``'s stored validation predictions, by the
+    procedure that recorded them (:func:`harness.scoring.score_node_predictions`)."""
+    scored = score_node_predictions(node, dataset, record.task, record.split, record.honest)
+    values = _score_values(scored.scores, "", record.task)
+    if scored.honest is not None:
+        values |= _score_values(scored.honest, "honest_", record.task)
+    values |= {f"per_track[{t['track']}]": _number(t["score"]) for t in scored.ranked["per_track"]}
+    stats = scored.stats
     values[STATS_FIELD] = _stats_gap(record.stats, stats) if stats.shape == record.stats.shape else math.inf
     return values
 
 
 def recorded_values(record: RunRecord) -> dict[str, float | None]:
     """A leaderboard row's recorded numbers, flat: ``score``, ``ci95[0]``, ``ccc_valence``, ``f1_per_class[3]``,
-    ``honest_*`` (fitted on validation), ``per_track[<track>]``, and :data:`STATS_FIELD` (0.0: no gap to itself)."""
+    ``f1_per_au[0]``, ``honest_*`` (fitted on validation), ``per_track[<track>]``, and :data:`STATS_FIELD` (0.0: no gap
+    to itself)."""
     values: dict[str, float | None] = {"score": record.score, "ci95[0]": record.ci_low, "ci95[1]": record.ci_high}
-    values |= _parts(record.details, "")
+    values |= _parts(record.details, "", record.task)
     if record.honest:
         values["honest_score"] = record.rank_score
         ci = record.extra.get("honest_ci") or [None, None]
         values |= {"honest_ci95[0]": _number(ci[0]), "honest_ci95[1]": _number(ci[1])}
         honest = {key.removeprefix("honest_"): v for key, v in record.extra.items() if key.startswith("honest_")}
-        values |= _parts(honest, "honest_")
+        values |= _parts(honest, "honest_", record.task)
     values |= {f"per_track[{t['track']}]": _number(t["score"]) for t in record.per_track}
     values[STATS_FIELD] = 0.0
     return values
@@ -191,21 +186,24 @@ def _compare(record: RunRecord, now: dict[str, float | None]) -> Iterable[Drift]
             yield Drift(record.system, record.task, record.store_key, name, recorded, value, source)
 
 
-def _score_values(scores: dict, prefix: str) -> dict[str, float | None]:
+def _score_values(scores: dict, prefix: str, task: str) -> dict[str, float | None]:
     low, high = scores["ci95"]
     values = {f"{prefix}score": _number(scores["score"])}
     values |= {f"{prefix}ci95[0]": _number(low), f"{prefix}ci95[1]": _number(high)}
-    return values | _parts(scores, prefix)
+    return values | _parts(scores, prefix, task)
 
 
-def _parts(source: dict, prefix: str) -> dict[str, float | None]:
-    """The breakdown of a score: ``ccc_valence``, ``ccc_arousal`` (VA) or ``f1_per_class[i]`` (EXPR)."""
+def _parts(source: dict, prefix: str, task: str) -> dict[str, float | None]:
+    """The task's breakdown in ``source``, flat: a scalar part by its key (``ccc_valence``), a vector part entry by
+    entry (``f1_per_class[3]``); parts absent from ``source`` are left out."""
+    definition = get_task(task)
     values: dict[str, float | None] = {}
-    for key in ("ccc_valence", "ccc_arousal"):
-        if key in source:
+    for key in definition.breakdown_names:
+        if key in definition.part_labels:
+            for index, value in enumerate(source.get(key) or []):
+                values[f"{prefix}{key}[{index}]"] = _number(value)
+        elif key in source:
             values[f"{prefix}{key}"] = _number(source[key])
-    for index, value in enumerate(source.get("f1_per_class") or []):
-        values[f"{prefix}f1_per_class[{index}]"] = _number(value)
     return values
 
 

@@ -438,8 +438,8 @@ def _align(a: RunRecord, b: RunRecord) -> np.ndarray:
             f"{', e.g. ' + repr(extra[0]) if extra else ''})"
         )
     position = {name: i for i, name in enumerate(b.track_names)}
-    stats = b.stats[[position[name] for name in a.track_names]]
-    other = stats[:, 0] if b.task == "va" else stats.sum(axis=1)
+    order = [position[name] for name in a.track_names]
+    stats, other = b.stats[order], b.track_frames[order]
     if not np.array_equal(other, a.track_frames):
         track = a.track_names[int(np.argmax(other != a.track_frames))]
         raise IncomparableRuns(

@@ -8,7 +8,7 @@ failure is a :class:`~harness.errors.HarnessError` naming the path, what was exp
 
 The space estimate counts the per-track arrays a node writes: each output of each split (a kind's ``outputs``, plus
 its ``validation_outputs`` on validation), one row per label row (the test split: per template frame). A prediction
-output (``pred``, ``honest``) is float32 with the task's width (2 for VA, 8 for EXPR); any other output is an
+output (``pred``, ``honest``) is float32 with the task's width (2 for VA, 8 for EXPR, 12 for AU); any other output is an
 embedding, float16 with the settings' ``embedding_dim`` (:data:`DEFAULT_EMBEDDING_DIM` when the kind has none).
 Every track file and its checksum sidecar take :data:`FILE_OVERHEAD` bytes beside that. Model checkpoints and shared
 caches are not estimated (their size is known only after the fit); the check asks for :data:`SAFETY` times the
@@ -28,9 +28,8 @@ from pydantic import BaseModel
 from harness.data.affwild2 import SPLITS, Dataset
 from harness.errors import DataError, HarnessError, LeaderboardError, StoreError
 from harness.models.context import HONEST, split_outputs
-from harness.tasks import NUM_EXPR_CLASSES, Task
+from harness.tasks import Task, get_task
 
-PREDICTION_WIDTH: dict[str, int] = {"va": 2, "expr": NUM_EXPR_CLASSES}
 DEFAULT_EMBEDDING_DIM = 1024  # a bound for an embedding output whose settings do not say its width
 FILE_OVERHEAD = 8192  # a track file and its sidecar take at least one 4 KiB file-system block each
 SAFETY = 1.25
@@ -93,7 +92,7 @@ def estimate_bytes(dataset: Dataset, nodes: Sequence[NodeWrites]) -> int:
             split = dataset.split(node.task, split_name)
             rows = sum(track.n_rows for track in split.tracks)
             for output in split_outputs(node.kind, split_name):
-                row_bytes = PREDICTION_WIDTH[node.task] * 4 if output in ("pred", HONEST) else embedding * 2
+                row_bytes = get_task(node.task).width * 4 if output in ("pred", HONEST) else embedding * 2
                 total += rows * row_bytes + len(split.tracks) * FILE_OVERHEAD
     return total
 

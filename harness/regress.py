@@ -1,7 +1,8 @@
 """``abaw regress``: fail when a system's validation score falls below its committed baseline.
 
 The baselines file (``leaderboard/baselines.json``, committed) holds, per dataset fingerprint and profile, one entry
-per system (a sweep's variants each by name, e.g. ``dynamic_vit_context[window_s=4]``) and task::
+per system (a sweep's variants each by name, e.g. ``dynamic_vit_context[window_s=4]``) and task (a registered task's
+name: ``va``, ``expr``, ``au``)::
 
     {
       "format": 1,
@@ -12,7 +13,7 @@ per system (a sweep's variants each by name, e.g. ``dynamic_vit_context[window_s
           "profiles": {
             "smoke": {
               "video_b1": {
-                "va": {"score": 0.41, "tolerance": 0.02, "ranked_by": "score", "predictions": "<sha256>"}
+                "<task>": {"score": 0.41, "tolerance": 0.02, "ranked_by": "score", "predictions": "<sha256>"}
               }
             }
           }
@@ -193,7 +194,8 @@ def _parse(path: Path, raw: object) -> dict[str, dict]:
             guarded: Guarded = {}
             for system, tasks in mapping(systems, at, "an object keyed by system").items():
                 entries = {}
-                for task, entry in mapping(tasks, f"{at}.{system}", "an object keyed by task (va, expr)").items():
+                keyed = f"an object keyed by task ({', '.join(TASKS)})"
+                for task, entry in mapping(tasks, f"{at}.{system}", keyed).items():
                     if task not in TASKS:
                         raise unknown(f"{at}.{system}.{task}", "task", task, TASKS)
                     entries[task] = _entry(f"{at}.{system}.{task}", entry, mapping, known, fail)

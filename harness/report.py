@@ -25,12 +25,11 @@ from harness.leaderboard import Leaderboard, MultitaskScore, RankedEntry
 from harness.resampling import MIN_CI_VIDEOS, ci_note
 from harness.run_record import RunRecord
 from harness.tables import Col, dropped_note, fitted_table
-from harness.tasks import EXPR_CLASSES, TASKS
+from harness.tasks import TASKS, get_task
 
 BELOW = "▼"
 HONEST = "†"
 FEW_VIDEOS = "‡"  # marks a 95% interval over too few videos to mean anything (harness.resampling.ci_note)
-TASK_TITLES = {"va": "Valence-arousal (mean CCC)", "expr": "Expression (macro-F1)"}
 _HONEST_NOTE = "fitted on validation: ranked by the honest cross-fitted score"
 _MULTITASK_NOTE = (
     "P sums each task's validation score (the latest run of the system, profile and dataset per task); ranked per "
@@ -74,11 +73,11 @@ def ranking_table(entries: Sequence[RankedEntry], title: str | None = None, widt
 def ranking_json(entries: Sequence[RankedEntry]) -> dict:
     """One JSON-serialisable object: ``{"tasks": [...], "entries": [...]}``, one entry per ranked run.
 
-    Each entry holds the challenge metric under ``score`` (with ``ccc_valence``/``ccc_arousal`` or ``f1_per_class``,
-    ``frames``, ``videos``, ``ci95`` and ``ci95_note``: ``None``, or why the interval (and ``rank_ci95``) over so few
-    videos is not meaningful), ``rank_score`` (the honest score when there is one), and the paired
-    comparison with the best: ``difference_vs_best``, ``difference_ci95``, ``p_value``, ``significantly_below_best``
-    and ``comparison_note`` (why there is no comparison, when there is none).
+    Each entry holds the challenge metric under ``score`` (with the task's breakdown: ``ccc_valence``/``ccc_arousal``,
+    ``f1_per_class`` or ``f1_per_au``; ``frames``, ``videos``, ``ci95`` and ``ci95_note``: ``None``, or why the
+    interval (and ``rank_ci95``) over so few videos is not meaningful), ``rank_score`` (the honest score when there is
+    one), and the paired comparison with the best: ``difference_vs_best``, ``difference_ci95``, ``p_value``,
+    ``significantly_below_best`` and ``comparison_note`` (why there is no comparison, when there is none).
     """
     out = []
     for entry in entries:
@@ -173,25 +172,26 @@ def write_html(
     seed: int = 0,
     multitask: Sequence[str] | None = None,
 ) -> Path:
-    """Write one static HTML report of the current rankings (one task, or both) to ``path``; returns the path.
+    """Write one static HTML report of the current rankings (one task, or those of :func:`task_rankings`) to
+    ``path``; returns the path.
 
     Per task and dataset: the ranking table, the scores with their 95% intervals, the per-track score distribution of
-    each system, and for EXPR the row-normalised confusion matrix of the best system. Without ``task``, a first
-    section holds the multi-task scores over the tasks ``multitask`` (default: every task) when a system has them all.
+    each system, and the best system's row-normalised confusion matrix (a task whose statistics hold one: EXPR) or
+    else its per-entry breakdown line (the per-AU F1). Without ``task``, a first section holds the multi-task scores
+    over the tasks ``multitask`` (default: the tasks shown) when a system has them all.
     """
-    tasks = TASKS if task is None else (task,)
     sections = []
+    rankings = task_rankings(leaderboard, task, dataset_fingerprint, profile, n_resamples, seed)
     if task is None:
-        summed = tuple(TASKS if multitask is None else multitask)
-        scores = leaderboard.multitask(summed, dataset_fingerprint, profile)
+        summed = tuple(rankings if multitask is None else multitask)
+        scores = leaderboard.multitask(summed, dataset_fingerprint, profile) if len(summed) > 1 else []
         if scores:
             sections += [
                 f"<h2>Multi-task score ({html.escape(multitask_formula(summed))})</h2>",
                 _html_multitask(scores),
             ]
-    for name in tasks:
-        entries = leaderboard.ranking(name, dataset_fingerprint, profile, n_resamples=n_resamples, seed=seed)
-        sections.append(f"<h2>{html.escape(TASK_TITLES.get(name, name))}</h2>")
+    for name, entries in rankings.items():
+        sections.append(f"<h2>{html.escape(get_task(name).heading)}</h2>")
         if not entries:
             sections.append('<p class="note">No runs recorded yet.</p>')
         for group in _groups(entries):
@@ -211,6 +211,24 @@ def write_html(
     except OSError as exc:
         raise LeaderboardError(f"cannot write the HTML report {target}: {exc.strerror or exc}") from exc
     return target
+
+
+def task_rankings(
+    leaderboard: Leaderboard,
+    task: str | None = None,
+    dataset_fingerprint: str | None = None,
+    profile: str | None = None,
+    n_resamples: int = 10_000,
+    seed: int = 0,
+) -> dict[str, list[RankedEntry]]:
+    """The rankings of ``task``; with None, of every registered task that has a ranked run (of every registered task
+    when none has), in registry order."""
+    names = TASKS if task is None else (task,)
+    rankings = {
+        name: leaderboard.ranking(name, dataset_fingerprint, profile, n_resamples=n_resamples, seed=seed)
+        for name in names
+    }
+    return {name: entries for name, entries in rankings.items() if entries} or rankings
 
 
 # ----------------------------------------------------------------------------------------------- text pieces
@@ -238,12 +256,7 @@ def _score_text(run: RunRecord) -> str:
 
 
 def _breakdown(run: RunRecord) -> str:
-    if run.task == "va":
-        text = f"V {run.details['ccc_valence']:.3f} · A {run.details['ccc_arousal']:.3f}"
-    else:
-        f1 = [math.nan if v is None else v for v in run.details["f1_per_class"]]
-        low, high = int(np.nanargmin(f1)), int(np.nanargmax(f1))
-        text = f"F1 {f1[low]:.2f} ({EXPR_CLASSES[low]}) to {f1[high]:.2f} ({EXPR_CLASSES[high]})"
+    text = get_task(run.task).breakdown_cell(run.details)
     return f"in-sample {run.score:.4f}: {text}" if run.honest else text
 
 
@@ -298,9 +311,25 @@ def _html_group(entries: list[RankedEntry]) -> str:
         _img(_track_plot(entries), "per-track scores"),
     ]
     best = entries[0].run
-    if best.task == "expr":
+    if best.confusion_matrix is not None:
         parts.append(_img(_confusion_plot(best), f"confusion matrix of {best.system}"))
+    elif get_task(best.task).part_labels:
+        line = f"{best.system} ({best.profile}){', in-sample' if best.honest else ''}: {_entries_line(best)}"
+        parts.append(f'<p class="note">{html.escape(line)}</p>')
     return "\n".join(parts)
+
+
+def _entries_line(run: RunRecord) -> str:
+    """The recorded breakdown entry by entry (per-AU F1); a missing entry reads n/a."""
+    definition = get_task(run.task)
+    pieces = []
+    for key, names in definition.part_labels.items():
+        values = ", ".join(
+            f"{name} {'n/a' if value is None else f'{value:.3f}'}"
+            for name, value in zip(names, run.details[key], strict=True)
+        )
+        pieces.append(f"{definition.part_titles[key]}: {values}")
+    return "; ".join(pieces)
 
 
 def _html_multitask(scores: Sequence[MultitaskScore]) -> str:
@@ -388,7 +417,7 @@ def _score_plot(entries: list[RankedEntry]) -> bytes:
         ax.errorbar([run.rank_score], [yi], xerr=xerr, fmt="o", color=colour, capsize=4)
     ax.axvline(entries[0].run.rank_score, color="tab:green", linestyle="--", linewidth=0.8)
     ax.set_yticks(y, _labels(entries))
-    ax.set_xlabel(f"{TASK_TITLES.get(entries[0].run.task, 'score')}, video-block 95% interval")
+    ax.set_xlabel(f"{get_task(entries[0].run.task).heading}, video-block 95% interval")
     ax.grid(axis="x", alpha=0.3)
     return _png(fig)
 
@@ -420,13 +449,14 @@ def _confusion_plot(run: RunRecord) -> bytes:
     share = np.divide(cm, totals, out=np.zeros_like(cm), where=totals > 0)
     fig, ax = _figure(14, width=7.0)
     ax.imshow(share, cmap="Blues", vmin=0.0, vmax=1.0)
-    k = len(EXPR_CLASSES)
+    classes = get_task(run.task).columns
+    k = len(classes)
     for i in range(k):
         for j in range(k):
             colour = "white" if share[i, j] > 0.5 else "black"
             ax.text(j, i, f"{share[i, j]:.2f}", ha="center", va="center", fontsize=8, color=colour)
-    ax.set_xticks(range(k), EXPR_CLASSES, rotation=45, ha="right")
-    ax.set_yticks(range(k), [f"{name} ({int(n):,})" for name, n in zip(EXPR_CLASSES, totals[:, 0], strict=True)])
+    ax.set_xticks(range(k), classes, rotation=45, ha="right")
+    ax.set_yticks(range(k), [f"{name} ({int(n):,})" for name, n in zip(classes, totals[:, 0], strict=True)])
     ax.set_xlabel("predicted")
     ax.set_ylabel("true (frames)")
     ax.set_title(f"{run.system} ({run.profile}): confusion matrix, each row sums to 1")

@@ -3,8 +3,8 @@
 A record keeps what identifies the run (system, task, split, profile, spec hash, store key, dataset fingerprint, git
 commit, date), its score with the video-block 95% interval and breakdown, and the per-track sufficient statistics of
 :func:`harness.resampling.track_statistics` with the ordered track names, from which any two records of the same
-(task, dataset fingerprint, split) can be compared later. The EXPR confusion matrix is the sum of the per-track ones,
-so it is derived, not stored.
+(task, dataset fingerprint, split) can be compared later. What a task derives from statistics (valid frames, the EXPR
+confusion matrix: the sum of the per-track ones) is its definition's (:mod:`harness.tasks`), not stored.
 
 :attr:`RunRecord.rank_score` is ``extra["honest_score"]`` when a system was fitted on the validation split (fusion),
 else ``score``. Such a record must carry the statistics of its honest (cross-fitted) predictions so that a paired test
@@ -27,17 +27,18 @@ import numpy as np
 from harness import metric_inputs
 from harness.errors import LeaderboardError
 from harness.resampling import scores_from_counts
-from harness.tasks import NUM_EXPR_CLASSES, Task
+from harness.tasks import Task, get_task
 
-STATS_COLUMNS: dict[str, int] = {"va": 11, "expr": NUM_EXPR_CLASSES * NUM_EXPR_CLASSES}
 _SCORE_TOL = 1e-6  # raw-sum (statistics) and centred (scoring) CCC agree far closer than this
 
 
 @dataclass(frozen=True, eq=False)
 class RunRecord:
-    """One scored run. ``stats`` is ``(len(track_names), 11 | 64)`` from :func:`harness.resampling.track_statistics`.
+    """One scored run. ``stats`` is ``(len(track_names), stats_width)`` (the task's) from
+    :func:`harness.resampling.track_statistics`.
 
-    ``details`` holds ``ccc_valence``/``ccc_arousal`` (VA) or ``f1_per_class`` (EXPR), ``frames`` and ``videos``;
+    ``details`` holds the task's breakdown (:attr:`harness.tasks.TaskDef.breakdown_names`: ``ccc_valence``/
+    ``ccc_arousal``, ``f1_per_class`` or ``f1_per_au``), ``frames`` and ``videos``;
     ``per_track`` is a list of ``{"track", "score", "frames"}`` (score None for a track without a valid label);
     ``extra`` is free JSON, with known keys ``fitted_on_validation``, ``honest_score``, ``honest_ci`` and ``notes``.
     ``id`` is set on rows read from the database.
@@ -95,7 +96,7 @@ class RunRecord:
                 "harness.scoring.score_split returns"
             )
         task = check_task(result["task"])
-        parts = ("ccc_valence", "ccc_arousal") if task == "va" else ("f1_per_class",)
+        parts = get_task(task).breakdown_names
         absent = [key for key in parts if key not in result]
         if absent:
             raise LeaderboardError(f"run {system!r}: the {task} score result lacks {', '.join(absent)}")
@@ -172,15 +173,13 @@ class RunRecord:
     @property
     def track_frames(self) -> np.ndarray:
         """Valid frames per track, in ``track_names`` order."""
-        return self.stats[:, 0] if self.task == "va" else self.stats.sum(axis=1)
+        return get_task(self.task).frames_from_stats(self.stats)
 
     @property
     def confusion_matrix(self) -> np.ndarray | None:
-        """EXPR: the 8×8 int64 confusion matrix (rows = true class) summed over tracks; None for VA."""
-        if self.task != "expr":
-            return None
-        k = NUM_EXPR_CLASSES
-        return np.rint(self.stats.sum(axis=0)).astype(np.int64).reshape(k, k)
+        """The task's confusion matrix summed over tracks (EXPR: 8×8 int64, rows = true class); None for a task whose
+        statistics are not one (:meth:`harness.tasks.TaskDef.confusion_matrix`)."""
+        return get_task(self.task).confusion_matrix(self.stats.sum(axis=0))
 
     def to_columns(self) -> dict:
         """The leaderboard's column values, every field but ``id``, once the record passes :meth:`from_scores`' checks.
@@ -239,7 +238,7 @@ def git_commit(cwd: str | os.PathLike | None = None) -> str | None:
 
 
 def check_task(task: object) -> Task:
-    """``task`` when it names an ABAW task ('va' or 'expr'); else :class:`LeaderboardError` with a did-you-mean."""
+    """``task`` when it names a registered task; else :class:`LeaderboardError` with a did-you-mean."""
     try:
         return metric_inputs.check_task(task)  # type: ignore[return-value]
     except ValueError as exc:
@@ -257,7 +256,7 @@ def _check_record(run: RunRecord) -> None:
     if not math.isfinite(run.score):
         raise LeaderboardError(f"{owner}: score must be a finite number; got {run.score!r}")
     stats = run.stats
-    expected = (len(run.track_names), STATS_COLUMNS[run.task])
+    expected = (len(run.track_names), get_task(run.task).stats_width)
     if not isinstance(stats, np.ndarray) or stats.shape != expected:
         shape = getattr(stats, "shape", type(stats).__name__)
         raise LeaderboardError(

@@ -33,13 +33,11 @@ from harness.models.context import HONEST, Context, split_outputs
 from harness.models.registry import build_kind, get_kind
 from harness.preflight import NodeWrites, check_before_work, check_data, check_writable_folder
 from harness.progress import bar
-from harness.resampling import track_statistics
 from harness.run_record import RunRecord, git_commit
-from harness.scoring import file_by_track, score_split
+from harness.scoring import file_by_track, node_predictions, score_node_predictions, score_split
 from harness.spec import ResolvedSpec, load_graph
 from harness.store import Node, Store, key_material, node_key
 from harness.submission import (
-    SUBMISSION_FILES,
     Package,
     file_stem,
     package_submission,
@@ -47,7 +45,7 @@ from harness.submission import (
     staged_folder,
     write_predictions,
 )
-from harness.tasks import Task
+from harness.tasks import Task, get_task
 from harness.validation import validate_predictions
 
 MODEL_FILE = "model.safetensors"
@@ -351,65 +349,38 @@ def _check_complete(plan: NodePlan, context: Context, node: Node) -> None:
             check_tracks_done(_where(plan), split_name, output, missing)
 
 
-def node_predictions(
-    node: Node, dataset: Dataset, task: Task, split: str, output: str = "pred"
-) -> dict[str, np.ndarray]:
-    """Frame-level predictions (``output``) of a complete node for a split: VA values, or EXPR classes (argmax)."""
-    names = dataset.split(task, split).names
-    predictions = {name: np.asarray(node.read_track(f"{output}-{split}", name)) for name in names}
-    if task == "expr":
-        predictions = {name: values.argmax(1) for name, values in predictions.items()}
-    return predictions
-
-
 def score_node(result: NodeResult, dataset: Dataset, store: Store, leaderboard: Leaderboard) -> NodeResult:
     """Score a node's validation predictions and record a leaderboard row.
 
     A kind fitted on validation (``honest`` among its validation outputs) gets both scores on one row: ``score`` is
     the in-sample one (``extra["fitted_on_validation"]``), ``extra["honest_score"]`` the cross-fitted one, and the
-    row's statistics and per-track scores are those of the cross-fitted predictions, which rankings compare.
+    row's statistics and per-track scores are those of the cross-fitted predictions, which rankings compare. The
+    scoring is :func:`harness.scoring.score_node_predictions`, which the drift guard repeats.
     """
     plan = result.plan
-    split = dataset.split(plan.task, "validation")
-    node = store.node(plan.key)
-    predictions = node_predictions(node, dataset, plan.task, "validation")
-    scores = score_split(split, predictions)
+    honest = HONEST in split_outputs(get_kind(plan.resolved.kind), "validation")
+    scored = score_node_predictions(store.node(plan.key), dataset, plan.task, "validation", honest)
     extra: dict = {"notes": result.notes} if result.notes else {}
     if result.peak_memory_mb:
         extra["peak_memory_mb"] = result.peak_memory_mb
-    ranked, ranked_scores = predictions, scores
-    if HONEST in split_outputs(get_kind(plan.resolved.kind), "validation"):
-        ranked = node_predictions(node, dataset, plan.task, "validation", HONEST)
-        ranked_scores = result.honest = score_split(split, ranked)
-        extra |= {"fitted_on_validation": True, **_honest_extra(ranked_scores)}
-    pooled = np.concatenate([ranked[name] for name in split.names])
-    stats = track_statistics(plan.task, pooled, split.labels(), split.track_index(), len(split.tracks))
-    if ranked is not predictions:  # the in-sample score and breakdown; the honest per-track scores
-        in_sample = ("score", "ci95", "ccc_valence", "ccc_arousal", "f1_per_class")
-        ranked_scores = ranked_scores | {key: scores[key] for key in in_sample if key in scores}
+    extra |= scored.honest_extra()
     record = RunRecord.from_scores(
         system=plan.name,
         profile=plan.resolved.profile,
         spec_hash=plan.resolved.spec_hash,
         store_key=plan.key,
         dataset_fingerprint=plan.material["dataset"],
-        result=ranked_scores,
-        stats=stats,
-        track_names=split.names,
+        result=scored.record_result(),
+        stats=scored.stats,
+        track_names=scored.track_names,
         train_seconds=result.train_seconds,
         infer_seconds=result.infer_seconds,
         git_commit=git_commit(),
         extra=extra or None,
     )
-    result.score = scores
+    result.score, result.honest = scored.scores, scored.honest
     result.leaderboard_id = leaderboard.record(record)
     return result
-
-
-def _honest_extra(honest: dict) -> dict:
-    """The leaderboard's ``extra`` keys of a cross-fitted score: ``honest_score``, ``honest_ci`` and its breakdown."""
-    parts = ("ccc_valence", "ccc_arousal") if honest["task"] == "va" else ("f1_per_class",)
-    return {"honest_score": honest["score"], "honest_ci": honest["ci95"]} | {f"honest_{k}": honest[k] for k in parts}
 
 
 def default_profile(dataset: Dataset) -> str:
@@ -520,7 +491,8 @@ def submit_system(
 ) -> Submission | None:
     """Run what ``system`` lacks, write its test-set files from the templates, validate and package them.
 
-    Files go to ``out_dir/<system>/`` (:data:`harness.submission.SUBMISSION_FILES`) with ``manifest.json`` and
+    Files go to ``out_dir/<system>/``, named after the data's release (:meth:`~harness.tasks.TaskDef.submission_name`:
+    ``CVPR_6th_ABAW_VA_test_set.txt``), with ``manifest.json`` and
     ``<system>.zip`` (a sweep's variant is named by :func:`harness.submission.file_stem`; a whole sweep is refused),
     written in a staging folder that then replaces the old one as a unit (:func:`harness.submission.staged_folder`).
     A file the validator rejects or warns about is an error, never packaged. Where the test split has labels, each
@@ -555,7 +527,8 @@ def submit_system(
             (result,) = scored
             template = dataset.template(task)
             predictions = _stored_predictions(result, dataset, store, "test", done)
-            path = write_predictions(staging / SUBMISSION_FILES[task], task, template, predictions)
+            name = get_task(task).submission_name(dataset.layout.release.round)
+            path = write_predictions(staging / name, task, template, predictions)
             report = validate_predictions(path, task, template)
             if not report.ok or report.warnings:  # our own writer writes the exact header: a warning is a bug
                 raise SubmissionError(

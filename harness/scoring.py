@@ -1,18 +1,23 @@
 """Score frame-level predictions of a split like the organizers do: one pooled score over all valid frames.
 
-Alongside the challenge score: per-dimension CCC or per-class F1, the video-block bootstrap 95% interval, and the
-per-track breakdown with the worst tracks. Used by ``abaw score`` on any ABAW-format file, and by the runner.
+Alongside the challenge score: the task's breakdown (per-dimension CCC, per-class or per-AU F1), the video-block
+bootstrap 95% interval, and the per-track breakdown with the worst tracks. Used by ``abaw score`` on any ABAW-format
+file; :func:`score_node_predictions` scores a stored node, for the runner's leaderboard rows and the drift guard.
 """
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 
-from harness.data.affwild2 import Split
+from harness.data.affwild2 import Dataset, Split
 from harness.errors import SubmissionError
 from harness.metrics import task_scores
-from harness.resampling import bootstrap_ci, ci_note, per_track_scores
+from harness.models.context import HONEST
+from harness.resampling import bootstrap_ci, ci_note, per_track_scores, track_statistics
+from harness.store import Node
 from harness.submission import PredictionFile
+from harness.tasks import get_task
 
 WORST_SHOWN = 5
 
@@ -48,9 +53,8 @@ def file_by_track(predictions: PredictionFile, split: Split) -> dict[str, np.nda
         bad = _out_of_range(values, split.task)
         if bad.any():
             line = int(predictions.line_numbers[rows][np.argmax(bad)])
-            expected = "finite values in [-1, 1]" if split.task == "va" else "classes 0..7"
             raise SubmissionError(
-                f"{predictions.path}, line {line}: track {track.name!r}: expected {expected} "
+                f"{predictions.path}, line {line}: track {track.name!r}: expected {get_task(split.task).value_range} "
                 f"({int(bad.sum())} row(s) of this track are not)"
             )
         by_track[track.name] = values
@@ -58,9 +62,8 @@ def file_by_track(predictions: PredictionFile, split: Split) -> dict[str, np.nda
 
 
 def _out_of_range(values: np.ndarray, task: str) -> np.ndarray:
-    if task == "va":
-        return ~np.all((values >= -1.0) & (values <= 1.0), axis=1)  # NaN fails the comparison
-    return (values < 0) | (values > 7)
+    """Row mask of values a scored file may not hold (any of the task's range problems; NaN included)."""
+    return np.logical_or.reduce(list(get_task(task).range_problems(values).values()))
 
 
 def _row_mismatch(frames: np.ndarray, n_rows: int) -> str:
@@ -106,3 +109,70 @@ def score_split(split: Split, predictions: Mapping[str, np.ndarray], n_resamples
         worst_tracks=[t.track for t in sorted(scored, key=lambda t: t.score)[:WORST_SHOWN]],
     )
     return result
+
+
+# ----------------------------------------------------------------------------------------------- stored nodes
+
+
+def node_predictions(
+    node: Node, dataset: Dataset, task: str, split: str, output: str = "pred"
+) -> dict[str, np.ndarray]:
+    """Hard frame-level predictions of a complete node's ``output`` for a split: the task's decision from the stored
+    outputs (:meth:`harness.tasks.TaskDef.decide`: VA values, EXPR argmax classes, AU 0/1)."""
+    names = dataset.split(task, split).names
+    outputs = {name: np.asarray(node.read_track(f"{output}-{split}", name)) for name in names}
+    decide = get_task(task).decide
+    return {name: decide(values) for name, values in outputs.items()}
+
+
+@dataclass(frozen=True)
+class NodeScores:
+    """A node's stored predictions of a split, scored: ``scores`` (:func:`score_split`) of its predictions, ``honest``
+    those of its cross-fitted ones (a kind fitted on validation, else None), and ``stats``, the per-track statistics of
+    the predictions a ranking compares (the honest ones when there are), rows in ``track_names`` order."""
+
+    task: str
+    scores: dict
+    honest: dict | None
+    stats: np.ndarray
+    track_names: tuple[str, ...]
+
+    @property
+    def ranked(self) -> dict:
+        """The score a ranking uses: the honest one when there is one."""
+        return self.scores if self.honest is None else self.honest
+
+    def record_result(self) -> dict:
+        """What a leaderboard row is made from: the ranked per-track scores, frames and videos, with the in-sample
+        score, interval and breakdown (:meth:`harness.run_record.RunRecord.from_scores`)."""
+        if self.honest is None:
+            return self.scores
+        in_sample = ("score", "ci95", *get_task(self.task).breakdown_names)
+        return self.honest | {key: self.scores[key] for key in in_sample if key in self.scores}
+
+    def honest_extra(self) -> dict:
+        """A leaderboard row's ``extra`` keys of the honest score: ``fitted_on_validation``, ``honest_score``,
+        ``honest_ci`` and its breakdown as ``honest_<part>``; empty without one."""
+        if self.honest is None:
+            return {}
+        parts = get_task(self.task).breakdown_names
+        honest = {"honest_score": self.honest["score"], "honest_ci": self.honest["ci95"]}
+        return {"fitted_on_validation": True, **honest, **{f"honest_{key}": self.honest[key] for key in parts}}
+
+
+def score_node_predictions(node: Node, dataset: Dataset, task: str, split: str, honest: bool) -> NodeScores:
+    """Score a complete node's stored predictions of ``split``, and its cross-fitted ``honest`` ones when ``honest``.
+
+    The one procedure behind a run's leaderboard row (:func:`harness.runner.score_node`) and the drift guard's
+    re-scoring of it (:func:`harness.drift.rescore`), so that the two cannot disagree.
+    """
+    labelled = dataset.split(task, split)
+    predictions = node_predictions(node, dataset, task, split)
+    scores = score_split(labelled, predictions)
+    ranked, honest_scores = predictions, None
+    if honest:
+        ranked = node_predictions(node, dataset, task, split, HONEST)
+        honest_scores = score_split(labelled, ranked)
+    pooled = np.concatenate([np.asarray(ranked[name]) for name in labelled.names])
+    stats = track_statistics(task, pooled, labelled.labels(), labelled.track_index(), len(labelled.tracks))
+    return NodeScores(task, scores, honest_scores, stats, tuple(labelled.names))

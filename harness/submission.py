@@ -1,9 +1,13 @@
 """ABAW prediction files: write them exactly, read them strictly, package them (:mod:`harness.validation` validates).
 
-Format (5th/6th ABAW, one file per challenge): the header of :data:`~harness.tasks.PREDICTION_HEADER`, unquoted, then
-one row per template row in the template's order. VA rows are ``TRACK/00001.jpg,valence,arousal``, values written with
-6 decimals (``%.6f``: at most 5e-7 from the float64 value, far below what moves a CCC); EXPR rows are
-``TRACK/00001.jpg,class`` with a class 0..7 and two fields only, even though the header names all 8 classes.
+Format (5th/6th ABAW, one file per challenge): the task's
+:attr:`~harness.tasks.TaskDef.prediction_header`, unquoted, then one row per template row in the template's order.
+VA rows are ``TRACK/00001.jpg,valence,arousal``, values written with 6 decimals (``%.6f``: at most 5e-7 from the
+float64 value, far below what moves a CCC); EXPR rows are ``TRACK/00001.jpg,class`` with a class 0..7 and two fields
+only, even though the header names all 8 classes; AU rows are ``TRACK/00001.jpg`` and 12 comma-separated 0/1 values.
+The file is named after the release of the data (:meth:`~harness.tasks.TaskDef.submission_name`:
+``CVPR_6th_ABAW_Expr_test_set.txt``, 5th ABAW ``CVPR_5th_ABAW_EXPR_test_set.txt``). What differs between tasks
+(array shapes, value ranges, the row text, the validator's kinds) is the task's definition's.
 Everything here works on whole columns (see :mod:`harness.data.templates`): a million rows take about a second. The
 reader's row checks (:func:`header_problem`, :func:`header_variant`, :func:`parse_values`, :func:`parse_whole_classes`
 and the ``*_message`` functions) are shared with the validator, so both word a problem the same way. The writer writes
@@ -48,16 +52,11 @@ from harness.data.templates import (
     scan_rows,
 )
 from harness.errors import SubmissionError
-from harness.tasks import NUM_EXPR_CLASSES, PREDICTION_HEADER, TASKS, Task
-
-VA_DECIMALS = 6
-FIELDS: dict[Task, int] = {"va": 3, "expr": 2}
-ROW_FORM: dict[Task, str] = {"va": "'TRACK/00001.jpg,valence,arousal'", "expr": "'TRACK/00001.jpg,class'"}
-SUBMISSION_FILES: dict[Task, str] = {"va": "CVPR_6th_ABAW_VA_test_set.txt", "expr": "CVPR_6th_ABAW_Expr_test_set.txt"}
+from harness.tasks import TASKS, Task, all_tasks, get_task
 
 
 def check_task(task: str) -> None:
-    """Refuse a task other than 'va' and 'expr' with a :class:`SubmissionError`."""
+    """Refuse a task that is not registered with a :class:`SubmissionError`."""
     if task not in TASKS:
         raise SubmissionError(f"unknown task {task!r}; expected one of {TASKS}")
 
@@ -69,8 +68,9 @@ def write_predictions(path: Path | str, task: Task, template: Template, predicti
     """Write one prediction file holding exactly the template's rows, atomically.
 
     ``predictions[track]`` is indexed by frame: row ``i - 1`` is frame ``i``. VA: ``(n, 2)`` valence, arousal
-    (finite; clipped to [-1, 1]); EXPR: ``(n,)`` integer classes 0..7. ``n`` must reach the track's last template
-    frame (a longer array is fine: the extra frames are not written); tracks not in the template are ignored.
+    (finite; clipped to [-1, 1]); EXPR: ``(n,)`` integer classes 0..7; AU: ``(n, 12)`` 0/1 values. ``n`` must reach
+    the track's last template frame (a longer array is fine: the extra frames are not written); tracks not in the
+    template are ignored.
     """
     check_task(task)
     path = Path(path)
@@ -86,30 +86,20 @@ def write_predictions(path: Path | str, task: Task, template: Template, predicti
             f"{template.path}: {shown}; expected one array per template track"
         )
     values = np.concatenate([_template_rows(path, task, track, predictions[track.name]) for track in template.tracks])
-    if task == "va":
-        values = np.clip(values, -1.0, 1.0)
-        values[np.abs(values) < 0.5 * 10.0**-VA_DECIMALS] = 0.0  # never write '-0.000000'
-        row = f"{{}},{{:.{VA_DECIMALS}f}},{{:.{VA_DECIMALS}f}}\n".format
-        body = "".join(map(row, template.locations, values[:, 0].tolist(), values[:, 1].tolist()))
-    else:
-        body = "".join(map("{},{}\n".format, template.locations, values.tolist()))
-    write_atomically(path, f"{PREDICTION_HEADER[task]}\n{body}".encode())
+    definition = get_task(task)
+    body = definition.format_rows(template.locations, values)
+    write_atomically(path, f"{definition.prediction_header}\n{body}".encode())
     return path
 
 
 def _template_rows(path: Path, task: Task, track: TemplateTrack, array: np.ndarray) -> np.ndarray:
-    """The values of ``track``'s template frames, checked: shape, dtype, length, finite, class range."""
-    name, need = track.name, int(track.frames[-1])
+    """The values of ``track``'s template frames, checked: shape, dtype, length, the values the task writes."""
+    name, need, definition = track.name, int(track.frames[-1]), get_task(task)
     array = np.asarray(array)
-    if task == "va" and (array.ndim != 2 or array.shape[1] != 2 or array.dtype.kind not in "fiu"):
+    if not definition.array_ok(array):
         raise SubmissionError(
-            f"{path}: VA predictions for track {name!r} are {array.dtype} of shape {array.shape}; "
-            f"expected real numbers of shape (n_frames, 2) (valence, arousal) with n_frames >= {need}"
-        )
-    if task == "expr" and (array.ndim != 1 or array.dtype.kind not in "iu"):
-        raise SubmissionError(
-            f"{path}: EXPR predictions for track {name!r} are {array.dtype} of shape {array.shape}; expected "
-            f"integer classes 0..{NUM_EXPR_CLASSES - 1} of shape (n_frames,) (take the argmax of class scores)"
+            f"{path}: {task.upper()} predictions for track {name!r} are {array.dtype} of shape {array.shape}; "
+            f"expected {definition.array_form(need)}"
         )
     if len(array) < need:
         raise SubmissionError(
@@ -117,15 +107,14 @@ def _template_rows(path: Path, task: Task, track: TemplateTrack, array: np.ndarr
             f"{need} ({track.n_rows} rows, from line {track.first_line}); expected an array of at least {need} frames"
         )
     rows = array[track.frames.astype(np.int64) - 1]
-    bad = ~np.isfinite(rows).all(axis=1) if task == "va" else (rows < 0) | (rows >= NUM_EXPR_CLASSES)
+    bad = definition.unwritable(rows)
     if bad.any():
         index = int(np.argmax(bad))
-        accepted = "finite values" if task == "va" else f"classes 0..{NUM_EXPR_CLASSES - 1}"
         raise SubmissionError(
             f"{path}: track {name!r} frame {int(track.frames[index])} has prediction {rows[index].tolist()} "
-            f"({int(bad.sum())} frames like it); expected {accepted}"
+            f"({int(bad.sum())} frames like it); expected {definition.writable_form}"
         )
-    return rows.astype(np.float64) if task == "va" else rows.astype(np.int64)
+    return rows.astype(definition.value_dtype)
 
 
 # ---------------------------------------------------------------------------------------------------------- reading
@@ -134,12 +123,12 @@ def _template_rows(path: Path, task: Task, track: TemplateTrack, array: np.ndarr
 def header_problem(header: str, task: Task) -> str:
     """Why ``header`` is not the ``task`` prediction header (``''`` when it is, exactly or as a
     :func:`header_variant`)."""
-    expected = PREDICTION_HEADER[task]
+    expected = get_task(task).prediction_header
     if header == expected or header_variant(header, task):
         return ""
     if header.replace('"', "").replace("'", "").strip() == expected:
         hint = "it is quoted in a way CSV readers do not undo (single quotes, or unbalanced); write it unquoted"
-    elif any(header.strip() == PREDICTION_HEADER[other] for other in TASKS):
+    elif any(header.strip() == other.prediction_header for other in all_tasks()):
         hint = "that is the header of the other task"
     elif ".jpg" in header:
         hint = "the first line is a data row: the header is missing"
@@ -158,7 +147,7 @@ def header_variant(header: str, task: Task) -> str:
     Such a header reads as the expected one with any CSV reader; it is a warning, not an error (see the README on
     what the organizers are known to accept).
     """
-    expected = PREDICTION_HEADER[task]
+    expected = get_task(task).prediction_header
     if header == expected:
         return ""
     groups, position = [], 0
@@ -199,8 +188,8 @@ def header_variant(header: str, task: Task) -> str:
 class PredictionFile:
     """A prediction file's rows: row ``k`` is track ``track_names[track_index[k]]``, frame ``frames[k]``.
 
-    ``values`` are ``(n, 2)`` float64 for VA and ``(n,)`` int64 for EXPR; ``line_numbers`` are 1-based file lines;
-    ``warnings`` say what was read leniently (``'line 1: header ...'``).
+    ``values`` are ``(n, 2)`` float64 for VA, ``(n,)`` int64 for EXPR and ``(n, 12)`` int64 for AU;
+    ``line_numbers`` are 1-based file lines; ``warnings`` say what was read leniently (``'line 1: header ...'``).
     """
 
     task: Task
@@ -250,11 +239,12 @@ def read_predictions(
     :func:`harness.validation.validate_predictions`' job.
     """
     check_task(task)
+    definition = get_task(task)
     scan = scan_rows(path, SubmissionError)
     path, n = scan.path, scan.n_rows
     if scan.header is None:
         raise SubmissionError(
-            f"{path}: empty file; expected the header '{PREDICTION_HEADER[task]}' and rows {ROW_FORM[task]}"
+            f"{path}: empty file; expected the header '{definition.prediction_header}' and rows {definition.row_form}"
         )
     problem = header_problem(scan.header, task)
     if problem:
@@ -264,8 +254,8 @@ def read_predictions(
     if variant:
         notes.append(_warn(path, "line 1", variant, strict))
     if n == 0:
-        raise SubmissionError(f"{path}: the header is not followed by any row; expected rows {ROW_FORM[task]}")
-    wrong = np.flatnonzero(scan.field_counts != FIELDS[task])
+        raise SubmissionError(f"{path}: the header is not followed by any row; expected rows {definition.row_form}")
+    wrong = np.flatnonzero(scan.field_counts != definition.fields)
     if len(wrong):
         raise SubmissionError(f"{path}, line {wrong[0] + 2}: {field_count_message(scan, task, int(wrong[0]))}")
     locations = parse_locations(scan)
@@ -273,7 +263,7 @@ def read_predictions(
         row = int(np.argmin(locations.valid))
         raise SubmissionError(f"{path}, line {row + 2}: {location_message(scan, row)}")
     values, parsed = parse_values(scan, task, np.ones(n, bool))
-    if task == "expr" and lenient_numbers and not parsed.all():
+    if definition.whole_float_values and lenient_numbers and not parsed.all():
         classes, whole = parse_whole_classes(scan, ~parsed)
         if whole.any():
             rows = np.flatnonzero(whole)
@@ -301,13 +291,14 @@ def _warn(path: Path, where: str, message: str, strict: bool) -> str:
 def parse_values(scan: RowScan, task: Task, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Parse the value fields of the rows in mask ``rows`` (which must have the task's field count).
 
-    Returns the values (VA ``(n, 2)`` float64, NaN where unparsed; EXPR ``(n,)`` int64, -1 where unparsed) and the
-    mask of rows that parsed. Numbers follow Python's ``float`` / ``int`` syntax; one vectorised pass when all parse.
+    Returns the values in the task's ``value_dtype`` (VA ``(n, 2)`` float64, NaN where unparsed; EXPR ``(n,)``
+    int64, AU ``(n, 12)`` int64, -1 where unparsed; one value field gives a 1-D array) and the mask of rows that
+    parsed. Numbers follow Python's ``float`` / ``int`` syntax; one vectorised pass when all parse.
     """
-    if task == "va":
-        return _parse_fields(scan, rows, 2, np.float64, float)
-    values, parsed = _parse_fields(scan, rows, 1, np.int64, int)
-    return values[:, 0], parsed
+    definition = get_task(task)
+    convert = float if np.dtype(definition.value_dtype).kind == "f" else int
+    values, parsed = _parse_fields(scan, rows, definition.value_fields, definition.value_dtype, convert)
+    return (values[:, 0] if definition.value_fields == 1 else values), parsed
 
 
 def parse_whole_classes(scan: RowScan, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -335,21 +326,30 @@ def _parse_fields(scan: RowScan, rows: np.ndarray, width: int, dtype, convert) -
     """The ``width`` fields after the location of the rows in mask ``rows``, parsed as ``dtype`` (``convert`` per
     row when the vectorised pass fails); unparsed rows hold NaN (float) or -1 (int) and are False in the mask."""
     out = np.full((scan.n_rows, width), np.nan if dtype == np.float64 else -1, dtype)
-    parsed, chosen = rows.copy(), np.flatnonzero(rows).tolist()
+    parsed = rows.copy()
+    if np.dtype(dtype).kind == "i":  # one-digit integers (classes, AU 0/1) read straight from the bytes
+        single, digits = _single_digits(scan, rows, width)
+        if single.all():
+            out = digits
+        else:
+            out[single] = digits
+        rows = rows & ~single
+    chosen = np.flatnonzero(rows).tolist()
+    if not chosen:
+        return out, parsed
     body = scan.data.tobytes()
     lines = body.split(b"\n") if len(chosen) < scan.n_rows else None
     block = None
-    if chosen:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                text = io.BytesIO(body if lines is None else b"\n".join([lines[row] for row in chosen]))
-                block = np.loadtxt(text, dtype, comments=None, delimiter=",", usecols=range(1, width + 1), ndmin=2)
-        except ValueError:
-            pass
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            text = io.BytesIO(body if lines is None else b"\n".join([lines[row] for row in chosen]))
+            block = np.loadtxt(text, dtype, comments=None, delimiter=",", usecols=range(1, width + 1), ndmin=2)
+    except ValueError:
+        pass
     if block is not None and block.shape == (len(chosen), width):
         out[chosen] = block
-    elif chosen:
+    else:
         lines = lines or body.split(b"\n")
         for row in chosen:
             try:
@@ -359,12 +359,27 @@ def _parse_fields(scan: RowScan, rows: np.ndarray, width: int, dtype, convert) -
     return out, parsed
 
 
+def _single_digits(scan: RowScan, rows: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of mask ``rows`` whose ``width`` fields after the location are one digit each (``,4`` or
+    ``,0,1,...``), and their values ``(n_single, width)``; other rows are left to the general parser."""
+    start, span = scan.location_ends, 2 * width
+    single = rows & (scan.ends - start == span)
+    if not single.any():
+        return single, np.zeros((0, width), np.int64)
+    windows = np.lib.stride_tricks.as_strided(scan.data, shape=(len(scan.data) - span + 1, span), strides=(1, 1))
+    pairs = windows[start[single]].view("<u2")  # (n_single, width): ',' then a digit in each 16-bit pair
+    shifted = pairs - np.uint16(ord(",") | ord("0") << 8)  # a valid pair leaves digit << 8 (wraps if below '0')
+    ok = ((shifted & 0xFF == 0) & (shifted <= 9 << 8)).all(axis=1)
+    single[single] = ok
+    values = (shifted >> 8).astype(np.int64)
+    return single, values if ok.all() else values[ok]  # (boolean row selection is slow: only when needed)
+
+
 def field_count_message(scan: RowScan, task: Task, row: int) -> str:
     """What row ``row`` holds instead of the task's field count (a hint for EXPR class probabilities)."""
-    count, hint = int(scan.field_counts[row]), ""
-    if task == "expr" and count == 9:
-        hint = " (class probabilities? write one class per row, the argmax)"
-    return f"{count} fields, expected {FIELDS[task]} {ROW_FORM[task]}{hint}; found '{scan.text(row)}'"
+    count, definition = int(scan.field_counts[row]), get_task(task)
+    hint = definition.wide_row_hint if count == 1 + definition.width else ""
+    return f"{count} fields, expected {definition.fields} {definition.row_form}{hint}; found '{scan.text(row)}'"
 
 
 def location_message(scan: RowScan, row: int) -> str:
@@ -376,16 +391,16 @@ def location_message(scan: RowScan, row: int) -> str:
 
 def value_message(scan: RowScan, task: Task, row: int) -> str:
     """What row ``row`` should hold after its location, and what it holds (and a hint for a class like ``4.0``)."""
-    expected = "two numbers" if task == "va" else "an integer class"
+    definition = get_task(task)
     hint = ""
-    if task == "expr" and FIELDS[task] == int(scan.field_counts[row]):
+    if definition.whole_float_values and definition.fields == int(scan.field_counts[row]):
         single = np.zeros(scan.n_rows, bool)
         single[row] = True
         if parse_whole_classes(scan, single)[1][row]:
             hint = (
                 " (a whole number written as a float: write the integer, or read it leniently with --lenient-numbers)"
             )
-    return f"expected {expected} after the location, found '{scan.text(row)}'{hint}"
+    return f"expected {definition.value_expected} after the location, found '{scan.text(row)}'{hint}"
 
 
 # -------------------------------------------------------------------------------------------------------- packaging

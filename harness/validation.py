@@ -3,7 +3,8 @@
 :func:`validate_predictions` reads the file leniently (where :func:`harness.submission.read_predictions` stops at the
 first problem) and reports each kind in :data:`KINDS` with its count and the first :data:`MAX_EXAMPLES` examples: the
 header, field counts, locations, tracks and rows missing, unknown, extra, duplicated or out of the template's order,
-and values that are not finite VA numbers in [-1, 1] or EXPR classes 0..7. Differences that any CSV reader undoes (a
+and values that are not finite VA numbers in [-1, 1], EXPR classes 0..7 or AU values 0/1 (each task's
+:attr:`~harness.tasks.TaskDef.value_kinds`). Differences that any CSV reader undoes (a
 quoted or padded header, :data:`WARNING_KINDS`) are warnings, grouped the same way; strict mode makes them problems.
 """
 
@@ -16,7 +17,6 @@ import numpy as np
 from harness.data.templates import Locations, RowScan, Template, parse_locations, scan_rows
 from harness.errors import SubmissionError
 from harness.submission import (
-    FIELDS,
     check_task,
     field_count_message,
     header_problem,
@@ -26,7 +26,7 @@ from harness.submission import (
     parse_whole_classes,
     value_message,
 )
-from harness.tasks import NUM_EXPR_CLASSES, PREDICTION_HEADER, Task
+from harness.tasks import Task, all_tasks, get_task
 
 MAX_EXAMPLES = 5
 _FRAME_KEY = np.int64(1) << 32  # track * _FRAME_KEY + frame: one sortable key per template row
@@ -44,12 +44,7 @@ KINDS: dict[str, str] = {
     "extra_row": "rows for frames the template does not list",
     "duplicate_row": "rows repeating an earlier row's location",
     "order": "rows out of the template's order",
-    "not_a_number": "VA values that are not numbers",
-    "non_finite": "VA values that are NaN or infinite",
-    "out_of_range": "VA values outside [-1, 1]",
-    "not_a_class": "EXPR values that are not integers",
-    "float_class": "EXPR classes written as whole-number floats (4.0)",
-    "class_out_of_range": f"EXPR classes outside 0..{NUM_EXPR_CLASSES - 1}",
+    **{kind: text for task in all_tasks() for kind, text in task.value_kinds.items()},  # the values, per task
 }
 # Kinds that are warnings unless strict ("float_class" only when numbers are read leniently, else a problem).
 WARNING_KINDS = ("header_format", "float_class")
@@ -165,13 +160,14 @@ def validate_predictions(
 ) -> ValidationReport:
     """Check a prediction file against the template and list every problem; raises only if it cannot be read.
 
-    Checks: header, row count, field count (VA 3, EXPR 2), locations, tracks missing or unknown, rows missing, extra,
-    duplicated or out of the template's order (row ``k`` must be template row ``k``), finite VA values in [-1, 1],
-    EXPR integer classes 0..7. A header that differs only by CSV quoting or whitespace is a warning; EXPR classes
-    written as whole floats (``4.0``) are a problem, or a warning with ``lenient_numbers``. ``strict`` makes every
-    warning a problem.
+    Checks: header, row count, field count (VA 3, EXPR 2, AU 13), locations, tracks missing or unknown, rows missing,
+    extra, duplicated or out of the template's order (row ``k`` must be template row ``k``), finite VA values in
+    [-1, 1], EXPR integer classes 0..7, AU values 0 or 1. A header that differs only by CSV quoting or whitespace is
+    a warning; EXPR classes written as whole floats (``4.0``) are a problem, or a warning with ``lenient_numbers``.
+    ``strict`` makes every warning a problem.
     """
     check_task(task)
+    definition = get_task(task)
     if template.task != task:
         raise SubmissionError(f"{path}: cannot validate {task} predictions with the {template.task} template")
     scan = scan_rows(path, SubmissionError)
@@ -179,7 +175,7 @@ def validate_predictions(
         scan.path, task, template.path, scan.n_rows, template.n_rows, strict=strict, lenient_numbers=lenient_numbers
     )
     if scan.header is None:
-        report.add("empty", None, f"expected the header '{PREDICTION_HEADER[task]}' and {template.n_rows} rows")
+        report.add("empty", None, f"expected the header '{definition.prediction_header}' and {template.n_rows} rows")
         return report
     problem = header_problem(scan.header, task)
     if problem:
@@ -189,13 +185,13 @@ def validate_predictions(
         report.add("header_format", 1, variant, warning=True)
     if scan.n_rows != template.n_rows:
         report.add("row_count", None, f"{scan.n_rows} rows, expected {template.n_rows} (one per template row)")
-    right = scan.field_counts == FIELDS[task]
+    right = scan.field_counts == definition.fields
     report.add_rows("field_count", np.flatnonzero(~right), lambda row: field_count_message(scan, task, row))
     locations = parse_locations(scan)
     report.add_rows("location", np.flatnonzero(~locations.valid), lambda row: location_message(scan, row))
     _check_rows(report, scan, locations, template)
     values, parsed = parse_values(scan, task, right)
-    if task == "expr" and not parsed[right].all():
+    if definition.whole_float_values and not parsed[right].all():
         classes, whole = parse_whole_classes(scan, right & ~parsed)
         if not lenient_numbers:
             fix = "write the integer class {} (or pass --lenient-numbers)"
@@ -207,19 +203,14 @@ def validate_predictions(
 
         report.add_rows("float_class", np.flatnonzero(whole), float_class, warning=lenient_numbers)
         values[whole], parsed = classes[whole], parsed | whole
-    kind = "not_a_number" if task == "va" else "not_a_class"
-    report.add_rows(kind, np.flatnonzero(right & ~parsed), lambda row: value_message(scan, task, row))
+    unparsed = np.flatnonzero(right & ~parsed)
+    report.add_rows(definition.unparsed_kind, unparsed, lambda row: value_message(scan, task, row))
 
     def show(row: int) -> str:
         return f"'{scan.text(row)}'"
 
-    if task == "va":
-        finite = np.isfinite(values).all(axis=1)
-        report.add_rows("non_finite", np.flatnonzero(parsed & ~finite), show)
-        report.add_rows("out_of_range", np.flatnonzero(parsed & finite & (np.abs(values) > 1).any(axis=1)), show)
-    else:
-        outside = (values < 0) | (values >= NUM_EXPR_CLASSES)
-        report.add_rows("class_out_of_range", np.flatnonzero(parsed & outside), show)
+    for kind, outside in definition.range_problems(values).items():
+        report.add_rows(kind, np.flatnonzero(parsed & outside), show)
     return report
 
 

@@ -121,6 +121,18 @@ def expr_data(rng, n, invalid=0.1):
     return pred, labels
 
 
+AU_RATES = np.array([0.3, 0.2, 0.25, 0.4, 0.5, 0.45, 0.4, 0.08, 0.05, 0.03, 0.6, 0.15])  # AU1 .. AU26, some rare
+
+
+def au_data(rng, n, invalid=0.1, flip=0.25):
+    """AU 0/1 predictions (each AU flipped with probability ``flip``) and labels of ``n`` frames, ``(n, 12)`` int8,
+    a fraction ``invalid`` of the label rows all -1."""
+    labels = (rng.random((n, 12)) < AU_RATES).astype(np.int8)
+    pred = np.where(rng.random((n, 12)) < flip, 1 - labels, labels).astype(np.int8)
+    labels[rng.random(n) < invalid] = -1
+    return pred, labels
+
+
 # Prediction files, for the tests of harness.submission and harness.validation: the rows of the two templates, in
 # order, and a valid VA file for them.
 TRACK_ROWS = ["video10_1_left/00001.jpg", "video10_1_left/00002.jpg", "video10_1_left/00003.jpg"]

@@ -222,3 +222,63 @@ def test_run_and_submit_tables_mark_an_interval_over_few_videos() -> None:
     assert _score_cell(None) == ""
     assert _few_videos_caption([few, many, few]) == "‡ 95% interval over 2 videos: not meaningful (fewer than 5)"
     assert _few_videos_caption([many]) is None
+
+
+def test_an_au_score_prints_its_per_au_f1_and_keeps_it_in_the_summary(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    from rich.console import Console
+
+    import harness.cli as cli
+    from harness.data.affwild2 import Split, Track
+    from harness.scoring import score_split
+    from harness.tasks import get_task
+
+    labels = np.zeros((6, 12), np.int8)
+    labels[:3, 0] = labels[::2, 6] = 1  # AU1 on the first three frames, AU12 on every other one
+    labels[5] = -1  # an invalid frame
+    pred = labels.clip(0, 1)
+    pred[0, 0] = 0  # one AU1 frame missed: F1 2·2 / (2·2 + 0 + 1) = 0.8
+    split = Split("au", "validation", (Track("video1", 6, labels, None, None, None),))
+    result = score_split(split, {"video1": pred}, n_resamples=50)
+    units = get_task("au").columns
+    assert result["f1_per_au"][0] == pytest.approx(0.8) and result["f1_per_au"][units.index("AU12")] == 1.0
+    assert result["score"] == pytest.approx(1.8 / 12) and result["frames"] == 5
+    monkeypatch.setattr(cli, "out", Console(width=300, highlight=False))
+    cli._render_score(result)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("au validation: score 0.1500 (95% video-block interval 0.1500–0.1500 — over 1 video")
+    assert lines[1] == "F1 per AU: " + ", ".join(
+        f"{name} {value:.3f}" for name, value in zip(units, result["f1_per_au"], strict=True)
+    )
+    assert lines[1].startswith("F1 per AU: AU1 0.800, AU2 0.000, AU4 0.000") and "AU12 1.000" in lines[1]
+    summary = cli._summary(result)
+    assert list(summary) == ["score", "ci95", "ci95_note", "f1_per_au", "frames", "videos"]
+    assert summary["f1_per_au"] == result["f1_per_au"]
+
+
+def test_score_an_au_file_of_the_synthetic_validation_split(synthetic_tiny: Path, tmp_path: Path) -> None:
+    from sklearn.metrics import f1_score
+
+    from harness.tasks import get_task
+
+    au = get_task("au")
+    split = Dataset(synthetic_tiny).split("au", "validation")
+    rng = np.random.default_rng(3)
+    lines, pred = ["image_location," + au.annotation_header], []
+    for track in split.tracks:
+        truth = np.maximum(track.labels, 0)
+        rows = np.where(rng.random(truth.shape) < 0.2, 1 - truth, truth)
+        pred.append(rows)
+        lines += [f"{track.name}/{i:05d}.jpg," + ",".join(map(str, row)) for i, row in enumerate(rows.tolist(), 1)]
+    path = write_text(tmp_path / "au.txt", "\n".join(lines[:1] + lines[:0:-1]) + "\n")  # rows in any order
+    base = ["score", str(path), "--task", "au", "--data", str(synthetic_tiny)]
+    result = runner.invoke(app, [*base, "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    labels, pred = split.labels(), np.concatenate(pred)
+    keep = au.valid(labels)
+    want = f1_score(labels[keep], pred[keep], average=None, zero_division=0)
+    np.testing.assert_allclose(report["f1_per_au"], want, rtol=0, atol=1e-12)
+    assert report["score"] == pytest.approx(want.mean(), abs=1e-12) and report["frames"] == keep.sum()
+    assert report["videos"] == len(split.tracks) and report["ci95"][0] <= report["score"] <= report["ci95"][1]
+    text = " ".join(runner.invoke(app, base).stdout.split())
+    assert f"au validation: score {report['score']:.4f}" in text and f"F1 per AU: AU1 {want[0]:.3f}, AU2" in text

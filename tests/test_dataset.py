@@ -60,6 +60,8 @@ def test_check_counts_match_the_files_on_disk(handmade_root: Path) -> None:
     assert va_val == {"tracks": 2, "label_rows": 4, "valid_labels": 4, "face_images": 3, "missing_faces": 1}
     assert report["splits"]["expr"]["train"]["valid_labels"] == 2
     assert report["splits"]["va"]["test"]["labelled"] is False
+    assert report["tasks"] == ["va", "expr"] and "au" not in report["splits"]  # no AU annotations: AU is absent
+    assert not any("AU" in text for text in report["problems"] + report["notes"])
     assert report["videos"]["fps"] == {"30": 1, "25": 1, "30000/1001": 1, "24": 1}
     assert any("differ from their video's frame count" in note for note in report["notes"])
     json.dumps(report)
@@ -115,7 +117,12 @@ def test_template_row_for_unknown_track(handmade_root: Path) -> None:
 
 
 def test_root_without_a_release_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="no Aff-Wild2 annotation folder"):
+    with pytest.raises(
+        DataError,
+        match=r"no Aff-Wild2 annotation folder \(holding VA_Estimation_Challenge, EXPR_Recognition_Challenge, "
+        r"EXPR_Classification_Challenge or AU_Detection_Challenge\) and no test material \(track lists "
+        r".*Action_Unit_Detection_Challenge_test_set_release\.txt; templates CVPR_<N>th_ABAW_\{VA,EXPR,AU\}_test",
+    ):
         discover(tmp_path)
     with pytest.raises(DataError, match="is not a folder"):
         discover(tmp_path / "missing")
@@ -127,3 +134,23 @@ def test_missing_video_is_named(handmade_root: Path) -> None:
     with pytest.raises(DataError, match=r"track 'video1': its video 'video1' is in none of batch1, batch2, new_vids"):
         split.fps("video1")
     assert np.array_equal(split.face_frames("video1"), [1, 3])
+
+
+def test_au_annotations_alone_are_a_dataset_with_the_au_task(handmade_root: Path) -> None:
+    ann = handmade_root / "6th ABAW Annotations"
+    shutil.rmtree(ann / "VA_Estimation_Challenge")
+    shutil.rmtree(ann / "EXPR_Recognition_Challenge")
+    shutil.rmtree(handmade_root / "test_set")
+    header = "AU1,AU2,AU4,AU6,AU7,AU10,AU12,AU15,AU23,AU24,AU25,AU26"
+    write_text(
+        ann / "AU_Detection_Challenge/Train_Set/video1.txt", f"{header}\n{','.join(['-1'] * 12)}\n" + "0," * 11 + "1\n"
+    )
+    write_text(ann / "AU_Detection_Challenge/Validation_Set/118-30-640x480.txt", f"{header}\n" + "1," * 11 + "0\n")
+    dataset = Dataset(handmade_root)
+    assert dataset.layout.tasks == ("au",)
+    train = dataset.split("au", "train")
+    assert train.labels().shape == (2, 12) and train.valid().tolist() == [False, True]
+    report = check_dataset(handmade_root)
+    assert report["tasks"] == ["au"] and report["splits"]["au"]["train"]["valid_labels"] == 1
+    with pytest.raises(DataError, match=r"no va train annotations \(VA_Estimation_Challenge/Train_Set\)"):
+        dataset.split("va", "train")

@@ -19,6 +19,7 @@ from harness.data.affwild2 import Dataset, discover
 from harness.data.check import check_dataset
 from harness.data.releases import Release, detect_release, parse_template_name, track_list_task
 from harness.errors import DataError
+from harness.tasks import get_task
 
 LAYOUTS = Path(__file__).parent / "fixtures" / "layouts"
 VARIANTS = ("testset_examples", "abaw6_examples", "fifth_abaw", "lists_at_root", "nested_crops", "image_test_crops")
@@ -48,13 +49,19 @@ def test_the_canonical_tree_is_a_clean_6th_abaw_release(canonical: dict) -> None
         "missing_faces": 0,
     }
     assert canonical["splits"]["va"]["test"]["tracks"] == 2 and canonical["splits"]["expr"]["test"]["tracks"] == 1
+    assert canonical["tasks"] == ["va", "expr", "au"]
+    au = canonical["splits"]["au"]
+    assert (au["train"]["tracks"], au["train"]["label_rows"], au["train"]["valid_labels"]) == (2, 14, 13)
+    assert au["validation"]["valid_labels"] == 6 and au["test"]["tracks"] == 1
+    assert canonical["test_material"]["au"]["template"].endswith("CVPR_6th_ABAW_AU_test_set_sample.txt")
 
 
 @pytest.mark.parametrize("layout", VARIANTS)
 def test_check_finds_the_same_data_in_every_layout(layout: str, canonical: dict) -> None:
     report = check_dataset(LAYOUTS / layout)
     assert report["ok"], report["problems"]
-    assert report["splits"] == canonical["splits"]
+    assert report["tasks"] == ["va", "expr"]  # no AU annotations: AU is absent, not a problem
+    assert report["splits"] == {task: canonical["splits"][task] for task in report["tasks"]}
     assert report["videos"]["fps"] == canonical["videos"]["fps"]
     assert report["release"]["name"] == RELEASES.get(layout, "6th ABAW")
     for task in ("va", "expr"):
@@ -62,6 +69,18 @@ def test_check_finds_the_same_data_in_every_layout(layout: str, canonical: dict)
         assert material["template"] and material["track_list"], material
         assert Path(material["template"]).is_file() and Path(material["track_list"]).is_file()
     json.dumps(report)
+
+
+@pytest.mark.parametrize(
+    ("layout", "names"),
+    [
+        ("canonical", ["CVPR_6th_ABAW_VA_test_set.txt", "CVPR_6th_ABAW_Expr_test_set.txt"]),
+        ("fifth_abaw", ["CVPR_5th_ABAW_VA_test_set.txt", "CVPR_5th_ABAW_EXPR_test_set.txt"]),
+    ],
+)
+def test_submission_files_are_named_after_the_release_of_the_data(layout: str, names: list[str]) -> None:
+    release = discover(LAYOUTS / layout).release  # what the submission writer names its files after
+    assert [get_task(task).submission_name(release.round) for task in ("va", "expr")] == names
 
 
 @pytest.mark.parametrize("layout", ["nested_crops", "image_test_crops"])
@@ -105,6 +124,42 @@ def test_validate_and_score_work_on_every_layout(layout: str, tmp_path: Path) ->
     assert result["score"] == pytest.approx(_reference_score(), abs=1e-12)  # the same labels in every layout
 
 
+def _au_file(path: Path, rows: dict[str, list[str]]) -> Path:
+    lines = [
+        f"{name}/{frame:05d}.jpg,{values}" for name, track in rows.items() for frame, values in enumerate(track, 1)
+    ]
+    header = "image_location,AU1,AU2,AU4,AU6,AU7,AU10,AU12,AU15,AU23,AU24,AU25,AU26"
+    return write_text(path, header + "\n" + "\n".join(lines) + "\n")
+
+
+def test_au_validate_and_score_on_the_canonical_tree(tmp_path: Path) -> None:
+    root = LAYOUTS / "canonical"
+    good = _au_file(tmp_path / "au.txt", {"test1": ["0,0,0,1,0,0,1,0,0,0,1,0"] * 4})
+    done = runner.invoke(app, ["validate", str(good), "--task", "au", "--data", str(root), "--json"])
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout)["ok"]
+    bad = _au_file(tmp_path / "bad.txt", {"test1": ["0,0,0,1,0,0,1,0,0,0,1,0", "0,0.7,0,0,0,0,0,0,0,0,0,0"] * 2})
+    bad.write_text(bad.read_text().replace("test1/00004.jpg,0,0.7", "test1/00004.jpg,0,2"))
+    done = runner.invoke(app, ["validate", str(bad), "--task", "au", "--data", str(root), "--json"])
+    assert done.exit_code == 1, done.output
+    problems = json.loads(done.stdout)["problems"]
+    assert problems["not_an_integer"]["examples"][0] == {
+        "line": 3,
+        "message": "expected 12 comma-separated values 0 or 1 after the location, found "
+        "'test1/00002.jpg,0,0.7,0,0,0,0,0,0,0,0,0,0'",
+    }
+    assert problems["au_out_of_range"]["examples"] == [
+        {"line": 5, "message": "'test1/00004.jpg,0,2,0,0,0,0,0,0,0,0,0,0'"}
+    ]
+    labels = Path(root, "6th ABAW Annotations/AU_Detection_Challenge/Validation_Set/118-30-640x480.txt")
+    validation = _au_file(tmp_path / "val.txt", {"118-30-640x480": labels.read_text().split()[1:]})
+    done = runner.invoke(app, ["score", str(validation), "--task", "au", "--data", str(root), "--json"])
+    assert done.exit_code == 0, done.output
+    result = json.loads(done.stdout)
+    assert result["score"] == 9 / 12 and result["frames"] == 6  # the labels themselves; the 3 AUs never on score 0
+    assert result["f1_per_au"][2] == 1.0 and result["f1_per_au"][5] == 0.0
+
+
 def _reference_score() -> float:
     """P_VA of :func:`_va_file`'s validation rows against the canonical labels, computed here with plain numpy."""
     challenge = LAYOUTS / "canonical/6th ABAW Annotations/VA_Estimation_Challenge/Validation_Set"
@@ -146,7 +201,8 @@ def test_a_root_without_test_material_says_what_was_looked_for(canonical_copy: P
     assert report["ok"], report["problems"]
     (note,) = [note for note in report["notes"] if note.startswith("no test material")]
     assert "Valence_Arousal_Estimation_Challenge_test_set_release.txt" in note
-    assert "CVPR_<N>th_ABAW_{VA,EXPR}_test_set_{sample,example}.txt" in note
+    assert "Action_Unit_Detection_Challenge_test_set_release.txt" in note
+    assert "CVPR_<N>th_ABAW_{VA,EXPR,AU}_test_set_{sample,example}.txt" in note
     assert report["test_material"]["va"] == {"track_list": None, "template": None}
     with pytest.raises(DataError, match=r"no va prediction template found \(looked for track lists"):
         Dataset(canonical_copy).template("va")
@@ -195,6 +251,9 @@ def test_the_test_material_alone_is_a_dataset_root(tmp_path: Path) -> None:
         ("CVPR_6th_ABAW_Expr_test_set_example.txt", ("expr", 6, "example")),
         ("CVPR_5th_ABAW_EXPR_test_set_sample.txt", ("expr", 5, "sample")),
         ("CVPR_8th_ABAW_VA_test_set_sample.txt", ("va", 8, "sample")),
+        ("CVPR_6th_ABAW_AU_test_set_sample.txt", ("au", 6, "sample")),
+        ("CVPR_7th_ABAW_au_test_set_example.txt", ("au", 7, "example")),
+        ("CVPR_6th_ABAW_MTL_test_set_sample.txt", None),
         ("CVPR_6th_ABAW_VA_test_set.txt", None),
         ("CVPR_6th_ABAW_VA_test_set_sample.csv", None),
     ],
@@ -208,6 +267,7 @@ def test_track_list_names_of_the_5th_and_6th_abaw() -> None:
     assert track_list_task("Expression_Classification_Challenge_test_set_release.txt") == "expr"
     assert track_list_task("Expression_Recognition_Challenge_test_set_release.txt") == "expr"
     assert track_list_task("Valence_Arousal_Estimation_Challenge_test_set_release.txt") == "va"
+    assert track_list_task("Action_Unit_Detection_Challenge_test_set_release.txt") == "au"
     assert track_list_task("readme.txt") is None
 
 
@@ -217,3 +277,6 @@ def test_release_from_folder_names_alone() -> None:
     hinted = detect_release(Path("/x/annotations"), ["EXPR_Classification_Challenge"], [])
     assert hinted.round is None and hinted.name == "5th ABAW or earlier"
     assert Release(None, ()).name == "unknown"
+    assert (
+        detect_release(Path("/x/annotations"), ["AU_Detection_Challenge", "VA_Estimation_Challenge"], []).evidence == ()
+    )

@@ -11,17 +11,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import AU_RATES
 from rich.console import Console
 
 import harness.leaderboard as leaderboard_module
 from harness.data.affwild2 import Split, Track
 from harness.errors import LeaderboardError
-from harness.leaderboard import SCHEMA_VERSION, IncomparableRuns, Leaderboard, compare_runs
-from harness.metrics import confusion_matrix
+from harness.leaderboard import SCHEMA_VERSION, IncomparableRuns, Leaderboard, RankedEntry, compare_runs
+from harness.metrics import confusion_counts
 from harness.report import ranking_json, ranking_table, write_html
 from harness.resampling import paired_bootstrap, track_statistics
 from harness.run_record import RunRecord, git_commit
 from harness.scoring import score_split
+from harness.tasks import get_task
 
 FP = "f00dfeedcafe0001"
 
@@ -38,6 +40,9 @@ def make_split(task: str, n_tracks: int = 10, seed: int = 0, prefix: str = "vide
         if task == "va":
             labels = rng.uniform(-1, 1, (n, 2))
             labels[rng.random(n) < 0.1, 0] = -5.0
+        elif task == "au":
+            labels = (rng.random((n, 12)) < AU_RATES).astype(np.int8)
+            labels[rng.random(n) < 0.1] = -1
         else:
             labels = rng.integers(0, 8, n)
             labels[rng.random(n) < 0.1] = -1
@@ -54,6 +59,9 @@ def predict(split: Split, quality: float, seed: int) -> np.ndarray:
     if split.task == "va":
         clean = np.where(labels == -5.0, 0.0, labels)
         return np.clip(quality * clean + (1 - quality) * rng.uniform(-1, 1, clean.shape), -1, 1)
+    if split.task == "au":
+        noise = rng.integers(0, 2, labels.shape)
+        return np.where(rng.random(labels.shape) < quality, np.maximum(labels, 0), noise).astype(np.int8)
     noise = rng.integers(0, 8, labels.shape)
     return np.where((rng.random(labels.shape) < quality) & (labels >= 0), labels, noise)
 
@@ -97,7 +105,7 @@ def va_split() -> Split:
 # ----------------------------------------------------------------------------------------------- storage
 
 
-@pytest.mark.parametrize("task", ["va", "expr"])
+@pytest.mark.parametrize("task", ["va", "expr", "au"])
 def test_record_round_trip_keeps_every_field(board: Leaderboard, task: str) -> None:
     split = make_split(task, seed=2)
     pred = predict(split, 0.6, seed=3)
@@ -124,8 +132,11 @@ def test_record_round_trip_keeps_every_field(board: Leaderboard, task: str) -> N
     assert back.stats_score == pytest.approx(back.rank_score, abs=1e-12)
     assert back.frames == back.details["frames"] and back.videos == back.details["videos"]
     if task == "expr":
-        np.testing.assert_array_equal(back.confusion_matrix, confusion_matrix(pred, split.labels()))
+        p, lab = get_task("expr").check_pair(pred, split.labels())
+        np.testing.assert_array_equal(back.confusion_matrix, confusion_counts(lab, p, 8))
         assert len(back.details["f1_per_class"]) == 8
+    elif task == "au":
+        assert back.confusion_matrix is None and len(back.details["f1_per_au"]) == 12
     else:
         assert back.confusion_matrix is None
         assert {"ccc_valence", "ccc_arousal"} <= set(back.details)
@@ -552,3 +563,68 @@ def test_a_failed_write_leaves_no_row(board: Leaderboard, va_split: Split) -> No
     with pytest.raises(LeaderboardError, match="disk on fire"):
         board.record(make_run(va_split, predict(va_split, 0.5, 0), "boom"))
     assert [r.system for r in board.rows()] == ["a"]
+
+
+# ----------------------------------------------------------------------------------------------- AU
+
+
+def test_au_record_round_trips_through_its_columns() -> None:
+    split = make_split("au", seed=5)
+    run = make_honest_run(split, predict(split, 0.9, 6), predict(split, 0.6, 7), "dwf", git_commit="b" * 40)
+    back = RunRecord.from_columns(run.to_columns() | {"id": 3})
+    assert back.id == 3
+    for f in dataclasses.fields(RunRecord):
+        if f.name not in ("id", "stats"):
+            assert getattr(back, f.name) == getattr(run, f.name), f.name
+    assert back.stats.shape == (10, 37) and back.stats.tobytes() == run.stats.tobytes()
+    assert back.confusion_matrix is None and len(back.details["f1_per_au"]) == 12
+    assert back.frames == back.details["frames"] and back.videos == back.details["videos"] == 10
+    assert back.honest and back.stats_score == pytest.approx(back.rank_score, abs=1e-12)
+    assert np.mean(back.details["f1_per_au"]) == pytest.approx(back.score, abs=1e-12)  # the in-sample breakdown
+    with pytest.raises(LeaderboardError, match=r"shape \(10, 37\) for au; got \(10, 64\)"):
+        dataclasses.replace(run, stats=np.zeros((10, 64))).to_columns()
+    with pytest.raises(LeaderboardError, match="au score result lacks f1_per_au"):
+        result = score_split(
+            split, {name: np.zeros((t.n_rows, 12), np.int8) for name, t in zip(split.names, split.tracks, strict=True)}
+        )
+        del result["f1_per_au"]
+        RunRecord.from_scores("a", "smoke", "h", "k", FP, result, run.stats, split.names)
+
+
+def test_au_runs_are_compared_from_stored_statistics_and_rendered() -> None:
+    split = make_split("au", n_tracks=9, seed=8, empty=4)
+    pred_best, pred_other = predict(split, 0.9, 9), predict(split, 0.5, 10)
+    best, other = make_run(split, pred_best, "video_b1"), make_run(split, pred_other, "kelm")
+    n, seed = 800, 2
+    comparison = compare_runs(other, best, n, seed=seed)
+    reference = paired_bootstrap("au", pred_other, pred_best, split.labels(), split.track_index(), n, seed=seed)
+    assert comparison.difference == pytest.approx(reference.difference, abs=1e-12)
+    assert (comparison.ci, comparison.p_value) == (reference.ci, reference.p_value)
+    assert comparison.ci[1] < 0  # clearly worse
+    entries = [RankedEntry(1, best, True, None), RankedEntry(2, other, False, None, comparison)]
+    console = Console(record=True, width=250)
+    console.print(ranking_table(entries, title="au validation"))
+    text = console.export_text()
+    f1 = best.details["f1_per_au"]
+    low, high = int(np.argmin(f1)), int(np.argmax(f1))
+    units = get_task("au").columns
+    assert f"F1 {f1[low]:.2f} ({units[low]}) to {f1[high]:.2f} ({units[high]})" in text
+    assert "video_b1" in text and "kelm" in text and "▼" in text
+    obj = json.loads(json.dumps(ranking_json(entries), allow_nan=False))
+    assert obj["tasks"] == ["au"]
+    first, second = obj["entries"]
+    assert len(first["f1_per_au"]) == 12 and first["frames"] == best.frames and first["videos"] == 8
+    assert second["significantly_below_best"] and second["difference_vs_best"] == comparison.difference
+
+
+def test_write_html_gives_au_its_per_au_f1_line(board: Leaderboard, tmp_path: Path) -> None:
+    au = make_split("au", seed=11)
+    best = make_honest_run(au, predict(au, 0.95, 12), predict(au, 0.8, 13), "dwf")
+    board.record(best)
+    board.record(make_run(au, predict(au, 0.4, 14), "kelm"))
+    page = write_html(tmp_path / "au.html", board, task="au", n_resamples=200).read_text(encoding="utf-8")
+    assert "<h2>Action units (mean AU F1)</h2>" in page
+    f1 = best.details["f1_per_au"]
+    line = ", ".join(f"{name} {value:.3f}" for name, value in zip(get_task("au").columns, f1, strict=True))
+    assert f'<p class="note">dwf (smoke), in-sample: F1 per AU: {line}</p>' in page
+    assert len(page.split('<img src="data:image/png;base64,')[1:]) == 2  # scores, tracks: no confusion matrix

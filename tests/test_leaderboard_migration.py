@@ -232,21 +232,18 @@ def test_a_newer_schema_is_refused_naming_the_file_and_both_versions(v1: Path) -
 
 @pytest.fixture
 def three_tasks(tmp_path: Path) -> Leaderboard:
-    """VA and EXPR rows recorded as usual and rows of a third task ('au') inserted through SQL.
+    """VA, EXPR and AU rows.
 
     Systems: ``a`` and ``b`` have all three tasks (``a``'s VA re-run replaces its first one; ``b``'s VA is honest);
     ``c`` lacks the third; ``a`` also has all three under another profile, and ``d`` all three on another dataset.
     """
     board = Leaderboard(tmp_path / "board.sqlite")
-    va, expr = make_split("va", 10, seed=1), make_split("expr", 10, seed=2)
+    va, expr, au = make_split("va", 10, seed=1), make_split("expr", 10, seed=2), make_split("au", 10, seed=3)
     stamp = iter(f"2026-11-{day:02d}T12:00:00+00:00" for day in range(1, 29))
 
-    def add(split, quality: float, system: str, task: str | None = None, **kwargs) -> None:
+    def add(split, quality: float, system: str, **kwargs) -> None:
         run = make_run(split, predict(split, quality, int(quality * 100)), system, created_at=next(stamp), **kwargs)
-        if task is None:
-            board.record(run)
-        else:
-            insert_as(board.path, run, task)
+        board.record(run)
 
     add(va, 0.2, "a")
     for system, q in (("a", 0.9), ("c", 0.5)):
@@ -254,20 +251,16 @@ def three_tasks(tmp_path: Path) -> Leaderboard:
         add(expr, q, system)
     board.record(make_honest_run(va, predict(va, 0.95, 7), predict(va, 0.6, 8), "b", created_at=next(stamp)))
     add(expr, 0.7, "b")
-    add(va, 0.4, "a", "au")
-    add(va, 0.8, "b", "au")
-    add(va, 0.9, "a", "au")  # a re-run: replaces the 0.4 one
+    add(au, 0.4, "a")
+    add(au, 0.8, "b")
+    add(au, 0.9, "a")  # a re-run: replaces the 0.4 one
     other = "0ther0da7a5e7002"
     add(va, 0.3, "d", fingerprint=other)
     add(expr, 0.3, "d", fingerprint=other)
-    add(va, 0.3, "d", "au", fingerprint=other)
+    add(au, 0.3, "d", fingerprint=other)
     for task in ("va", "expr", "au"):  # the same runs of "a" under another profile, recorded later
         run = [r for r in board.rows(system="a") if r.task == task][-1]
-        later = dataclasses.replace(run, profile="full", created_at=next(stamp), id=None)
-        if task == "au":
-            insert_as(board.path, dataclasses.replace(later, task="va"), "au")  # its statistics are VA's
-        else:
-            board.record(later)
+        board.record(dataclasses.replace(run, profile="full", created_at=next(stamp), id=None))
     board.record(dataclasses.replace(board.rows(system="c", task="va")[-1], split="train", id=None))
     return board
 

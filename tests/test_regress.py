@@ -22,6 +22,7 @@ from harness.models.registry import KIND_MODULES, Kind, register_kind
 from harness.regress import DEFAULT_TOLERANCE, BaselineError, Baselines, parse_systems, regress
 from harness.runner import run_system
 from harness.store import Store
+from harness.tasks import va as va_task
 
 # ----------------------------------------------------------------------------------------------- a toy kind
 
@@ -75,10 +76,10 @@ class QualityKind(Kind):
         return self
 
 
-SPECS = {
-    "good": "kind: regress_toy\nseed: 1\nquality: 0.8\n",
-    "weak": "kind: regress_toy\nseed: 2\nquality: 0.7\n",
-    "fused": "kind: dwf\ninputs: [good, weak]\nsamples: 100\nfolds: 3\n",
+SPECS = {  # VA and EXPR: the toy kind draws no AU predictions
+    "good": "kind: regress_toy\ntasks: [va, expr]\nseed: 1\nquality: 0.8\n",
+    "weak": "kind: regress_toy\ntasks: [va, expr]\nseed: 2\nquality: 0.7\n",
+    "fused": "kind: dwf\ntasks: [va, expr]\ninputs: [good, weak]\nsamples: 100\nfolds: 3\n",
     "sweep": "kind: regress_toy\ntasks: [va]\nseed: 3\nquality: [0.5, 0.8]\n",
 }
 
@@ -144,7 +145,7 @@ def test_update_writes_every_variant_and_fusion_by_its_honest_score(world, tmp_p
 
 def test_lowering_a_systems_quality_fails_with_a_table_naming_it(world, tmp_path: Path, monkeypatch) -> None:
     dataset, store, board, systems = world
-    (systems / "shaky.yaml").write_text("kind: regress_toy\nseed: 4\nquality: 0.8\n")
+    (systems / "shaky.yaml").write_text("kind: regress_toy\ntasks: [va, expr]\nseed: 4\nquality: 0.8\n")
     monkeypatch.setenv("ABAW_STORE", str(store.root))
     monkeypatch.setenv("ABAW_LEADERBOARD", str(board.path))
     monkeypatch.setenv("ABAW_SYSTEMS", str(systems))
@@ -155,7 +156,8 @@ def test_lowering_a_systems_quality_fails_with_a_table_naming_it(world, tmp_path
     assert result.exit_code == 0, result.output
     assert "wrote" in result.stdout and "new" in result.stdout
     assert runner.invoke(app, args).exit_code == 0
-    lowered = "kind: regress_toy\nseed: 4\nquality: 0.8\nprofiles:\n  smoke: {quality: 0.4}\n"  # a profile override
+    # a profile override lowers the quality
+    lowered = "kind: regress_toy\ntasks: [va, expr]\nseed: 4\nquality: 0.8\nprofiles:\n  smoke: {quality: 0.4}\n"
     (systems / "shaky.yaml").write_text(lowered)
     result = runner.invoke(app, args)
     assert result.exit_code == 1, result.output
@@ -171,7 +173,7 @@ def test_lowering_a_systems_quality_fails_with_a_table_naming_it(world, tmp_path
 
 
 def test_a_system_that_cannot_run_is_an_error_row(world, tmp_path: Path) -> None:
-    (world[3] / "broken.yaml").write_text("kind: regress_toy\nbroken: true\n")
+    (world[3] / "broken.yaml").write_text("kind: regress_toy\ntasks: [va, expr]\nbroken: true\n")
     report = call(world, tmp_path / "b.json", update=True, systems=["good", "broken"])
     (row,) = [row for row in report.rows if row.system == "broken"]
     assert row.status == "error" and "toy.safetensors" in row.message and not report.ok
@@ -253,9 +255,9 @@ def test_parse_systems_keeps_a_variants_commas() -> None:
 
 
 def tamper_ccc(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A change of the CCC definition far below any score tolerance: a relative 1e-6."""
+    """A change of the CCC definition far below any score tolerance: a relative 1e-6 (where the VA task takes it)."""
     original = metrics.ccc_from_central_moments
-    monkeypatch.setattr(metrics, "ccc_from_central_moments", lambda *moments: original(*moments) * (1 + 1e-6))
+    monkeypatch.setattr(va_task, "ccc_from_central_moments", lambda *moments: original(*moments) * (1 + 1e-6))
 
 
 def test_drift_is_clean_when_unchanged_and_caught_when_the_metric_changes(world, monkeypatch) -> None:

@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
-from conftest import expr_data, va_data
+from conftest import au_data, expr_data, va_data
 
-from harness.metrics import expr_scores, task_scores, va_scores
+from harness.metrics import task_scores
 from harness.resampling import (
     MIN_CI_VIDEOS,
     bootstrap_ci,
@@ -16,8 +16,10 @@ from harness.resampling import (
     scores_from_counts,
     track_statistics,
 )
+from harness.tasks import get_task
 
 TOL = 1e-9
+DATA = {"va": va_data, "expr": expr_data, "au": au_data}
 
 
 # ------------------------------------------------------------------------------------------------------ per track
@@ -41,19 +43,41 @@ def test_per_track_scores_va_and_expr():
         if not sel.any():
             assert np.isnan(t.score) and t.frames == 0
             continue
-        want = va_scores(pred[sel], labels[sel])
+        want = task_scores("va", pred[sel], labels[sel])
         assert t.frames == want.frames
         assert t.score == pytest.approx(want.score, abs=TOL)
-        assert (t.ccc_valence, t.ccc_arousal) == pytest.approx((want.ccc_valence, want.ccc_arousal), abs=TOL)
+        assert list(t.parts) == ["ccc_valence", "ccc_arousal"]
+        assert (t.parts["ccc_valence"], t.parts["ccc_arousal"]) == pytest.approx(
+            (want.ccc_valence, want.ccc_arousal), abs=TOL
+        )
     epred, elabels = expr_data(rng, len(track_index))
     got = per_track_scores("expr", epred, elabels, track_index, names)
     for i, t in enumerate(got):
         sel = (track_index == i) & (elabels != -1)
         if sel.any():
-            assert t.score == pytest.approx(expr_scores(epred[sel], elabels[sel]).score, abs=TOL)
-            assert t.frames == sel.sum() and t.ccc_valence is None
+            assert t.score == pytest.approx(task_scores("expr", epred[sel], elabels[sel]).score, abs=TOL)
+            assert t.frames == sel.sum() and t.parts == {}  # per-class F1 is a vector part: not per track
         else:
             assert np.isnan(t.score) and t.frames == 0
+
+
+def test_per_track_scores_au():
+    rng = np.random.default_rng(16)
+    sizes = [50, 3, 0, 80, 20]
+    track_index = tracks(sizes)
+    names = ["a", "b", "empty", "c", "unlabelled"]
+    pred, labels = au_data(rng, len(track_index))
+    labels[track_index == 4] = -1
+    got = per_track_scores("au", pred, labels, track_index, names)
+    assert [t.track for t in got] == names
+    for i, t in enumerate(got):
+        sel = (track_index == i) & (labels != -1).all(axis=1)
+        if not sel.any():
+            assert np.isnan(t.score) and t.frames == 0
+            continue
+        want = task_scores("au", pred[sel], labels[sel])
+        assert (t.frames, t.parts) == (want.frames, {})
+        assert t.score == pytest.approx(want.score, abs=TOL)
 
 
 def test_track_index_is_checked():
@@ -66,7 +90,7 @@ def test_track_index_is_checked():
         track_statistics("expr", pred, labels, np.zeros(9, dtype=int))
     with pytest.raises(ValueError, match="dtype float64"):
         track_statistics("expr", pred, labels, np.zeros(10))
-    with pytest.raises(ValueError, match="unknown task 'vaa'; expected one of va, expr; did you mean 'va'"):
+    with pytest.raises(ValueError, match="unknown task 'vaa'; expected one of va, expr, au; did you mean 'va'"):
         track_statistics("vaa", pred, labels, np.zeros(10, dtype=int))
 
 
@@ -79,12 +103,11 @@ def expand(pred, labels, track_index, counts):
     return pred[rows], labels[rows]
 
 
-@pytest.mark.parametrize("task", ["va", "expr"])
+@pytest.mark.parametrize("task", ["va", "expr", "au"])
 def test_scores_from_counts_equals_slow_loop(task):
     rng = np.random.default_rng(7)
     track_index = tracks(rng.integers(5, 60, 12))
-    data = va_data if task == "va" else expr_data
-    pred, labels = data(rng, len(track_index))
+    pred, labels = DATA[task](rng, len(track_index))
     stats = track_statistics(task, pred, labels, track_index)
     counts = resample_counts(np.random.default_rng(0), 12, 6)
     got = scores_from_counts(task, stats, counts)
@@ -113,7 +136,7 @@ def autocorrelated_va(rng, n_tracks, frames):
 def test_bootstrap_ci_contains_estimate_and_is_deterministic():
     rng = np.random.default_rng(8)
     pred, labels, track_index = autocorrelated_va(rng, 30, 50)
-    point = va_scores(pred, labels).score
+    point = task_scores("va", pred, labels).score
     low, high = bootstrap_ci("va", pred, labels, track_index, n_resamples=2000, seed=1)
     assert low < point < high
     assert bootstrap_ci("va", pred, labels, track_index, n_resamples=2000, seed=1) == (low, high)
@@ -121,7 +144,7 @@ def test_bootstrap_ci_contains_estimate_and_is_deterministic():
     narrow = bootstrap_ci("va", pred, labels, track_index, n_resamples=2000, level=0.5, seed=1)
     assert low < narrow[0] < narrow[1] < high
     epred, elabels = expr_data(rng, len(track_index))
-    point = expr_scores(epred, elabels).score
+    point = task_scores("expr", epred, elabels).score
     low, high = bootstrap_ci("expr", epred, elabels, track_index, n_resamples=3000)  # > one chunk of resamples
     assert low < point < high
 
@@ -168,7 +191,7 @@ def test_paired_bootstrap_identical_systems():
     pred, labels, track_index = autocorrelated_va(np.random.default_rng(12), 20, 40)
     got = paired_bootstrap("va", pred, pred.copy(), labels, track_index, n_resamples=500)
     assert got.difference == 0.0 and got.ci == (0.0, 0.0) and got.p_value == 1.0
-    assert got.score_a == got.score_b == va_scores(pred, labels).score
+    assert got.score_a == got.score_b == task_scores("va", pred, labels).score
 
 
 @pytest.mark.parametrize("task", ["va", "expr"])
@@ -193,13 +216,13 @@ def test_paired_bootstrap_clearly_better_system(task):
     assert flipped.difference == -got.difference and flipped.p_value == got.p_value
 
 
-@pytest.mark.parametrize("task", ["va", "expr"])
+@pytest.mark.parametrize("task", ["va", "expr", "au"])
 def test_paired_from_statistics_is_paired_bootstrap_from_stored_statistics(task):
     rng = np.random.default_rng(14)
     track_index = np.repeat(np.arange(25), 40)
-    pred_a, labels = (va_data if task == "va" else expr_data)(rng, len(track_index))
-    pred_b = (va_data if task == "va" else expr_data)(rng, len(track_index))[0]
-    labels[track_index == 3] = -5.0 if task == "va" else -1  # a track that is never drawn
+    pred_a, labels = DATA[task](rng, len(track_index))
+    pred_b = DATA[task](rng, len(track_index))[0]
+    labels[track_index == 3] = get_task(task).invalid_labels(40)  # a track that is never drawn
     stats_a, stats_b = (track_statistics(task, p, labels, track_index) for p in (pred_a, pred_b))
     raw = paired_bootstrap(task, pred_a, pred_b, labels, track_index, n_resamples=700, seed=4)
     scores = (raw.score_a, raw.score_b)
@@ -225,3 +248,22 @@ def test_paired_from_statistics_rejects_mismatched_statistics():
         paired_from_statistics("va", stats * 0, stats * 0)
     with pytest.raises(ValueError, match="n_resamples must be a positive integer; got 0"):
         paired_from_statistics("va", stats, stats, n_resamples=0)
+
+
+def test_au_bootstrap_and_paired_test():
+    rng = np.random.default_rng(17)
+    track_index = np.repeat(np.arange(30), 60)
+    good, labels = au_data(rng, len(track_index), flip=0.1)
+    bad = np.where(rng.random(good.shape) < 0.35, 1 - np.maximum(labels, 0), np.maximum(labels, 0)).astype(np.int8)
+    point = task_scores("au", good, labels).score
+    low, high = bootstrap_ci("au", good, labels, track_index, n_resamples=1500, seed=3)
+    assert low < point < high
+    assert bootstrap_ci("au", good, labels, track_index, n_resamples=1500, seed=3) == (low, high)
+    got = paired_bootstrap("au", good, bad, labels, track_index, n_resamples=999)
+    assert got.difference == pytest.approx(point - task_scores("au", bad, labels).score, abs=1e-15)
+    assert got.difference > 0 and got.ci[0] > 0 and got.p_value == pytest.approx(2 / 1000)
+    same = paired_bootstrap("au", good, good.copy(), labels, track_index, n_resamples=300)
+    assert same.difference == 0.0 and same.ci == (0.0, 0.0) and same.p_value == 1.0
+    stats = track_statistics("au", good, labels, track_index)
+    with pytest.raises(ValueError, match=r"must both be au track statistics of shape \(n_tracks, 37\); got \(30, 37\)"):
+        paired_from_statistics("au", stats, stats[:, :36].copy())

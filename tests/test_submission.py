@@ -9,12 +9,15 @@ import numpy as np
 import pytest
 from conftest import TRACK_ROWS, VA_GOOD, write
 
+from harness.data.templates import read_template
 from harness.errors import SubmissionError
 from harness.submission import file_stem, package_submission, read_predictions, tool_versions, write_predictions
+from harness.tasks import get_task
 from harness.validation import validate_predictions
 
 VA_HEADER = "image_location,valence,arousal"
 EXPR_HEADER = "image_location,Neutral,Anger,Disgust,Fear,Happiness,Sadness,Surprise,Other"
+AU_HEADER = "image_location,AU1,AU2,AU4,AU6,AU7,AU10,AU12,AU15,AU23,AU24,AU25,AU26"
 EXPR_GOOD = (
     f"{EXPR_HEADER}\n"
     "video10_1_left/00001.jpg,4\n"
@@ -97,6 +100,82 @@ def test_write_rejects_the_other_tasks_template(tmp_path, templates):
         write_predictions(tmp_path / "x.txt", "va", templates["expr"], {})
 
 
+@pytest.fixture
+def au_template(tmp_path):
+    """The AU template listing ``TRACK_ROWS``."""
+    rows = "".join(f"{row},0,0,0,0,0,0,0,0,0,0,0,0\n" for row in TRACK_ROWS)
+    return read_template(write(tmp_path, f"{AU_HEADER}\n{rows}", "au_template.txt"), "au")
+
+
+def test_write_au_exact_header_and_0_1_values_then_validate(tmp_path, au_template):
+    units = np.zeros((4, 12), np.int64)  # one frame past the template (ignored)
+    units[0, [0, 1]] = units[2, 11] = 1
+    predictions = {"video10_1_left": units, "118-30-640x480": np.eye(2, 12, 10, dtype=bool)}  # bool is 0/1 too
+    path = write_predictions(tmp_path / "au.txt", "au", au_template, predictions)
+    assert path.read_text() == (
+        f"{AU_HEADER}\n"
+        "video10_1_left/00001.jpg,1,1,0,0,0,0,0,0,0,0,0,0\n"
+        "video10_1_left/00002.jpg,0,0,0,0,0,0,0,0,0,0,0,0\n"
+        "video10_1_left/00003.jpg,0,0,0,0,0,0,0,0,0,0,0,1\n"
+        "118-30-640x480/00001.jpg,0,0,0,0,0,0,0,0,0,0,1,0\n"
+        "118-30-640x480/00002.jpg,0,0,0,0,0,0,0,0,0,0,0,1\n"
+    )
+    read = read_predictions(path, "au", strict=True)
+    assert read.values.dtype == np.int64 and read.values.shape == (5, 12) and read.values[0].tolist()[:3] == [1, 1, 0]
+    assert read.by_track(au_template)["video10_1_left"].tolist() == units[:3].tolist()
+    report = validate_predictions(path, "au", au_template, strict=True)
+    assert report.ok and not report.warnings and report.rows == 5
+    floats = {name: values.astype(np.float32) for name, values in predictions.items()}  # 0.0/1.0 are fine
+    assert write_predictions(tmp_path / "au2.txt", "au", au_template, floats).read_bytes() == path.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (0.7, r"track '118-30-640x480' frame 2 has prediction \[0\.0, 0\.7, 0\.0, .*\] \(1 frames like it\); "
+              r"expected 0 or 1 per AU"),
+        (2, r"track '118-30-640x480' frame 2 has prediction \[0, 2, 0, .*\] \(1 frames like it\); expected 0 or 1"),
+        (np.nan, r"frame 2 has prediction \[0\.0, nan, "),
+    ],
+)  # fmt: skip
+def test_write_au_refuses_a_value_other_than_0_or_1_naming_the_frame(tmp_path, au_template, value, message):
+    bad = np.zeros((2, 12), np.asarray(value).dtype)
+    bad[1, 1] = value
+    with pytest.raises(SubmissionError, match=message):
+        write_predictions(
+            tmp_path / "au.txt", "au", au_template, {"video10_1_left": np.zeros((3, 12)), "118-30-640x480": bad}
+        )
+    assert not (tmp_path / "au.txt").exists()
+
+
+def test_write_au_refuses_class_indices_naming_the_shape(tmp_path, au_template):
+    with pytest.raises(
+        SubmissionError,
+        match=r"AU predictions for track 'video10_1_left' are int64 of shape \(3,\); expected 0/1 values of shape "
+        r"\(n_frames, 12\) \(AU1,AU2,.*,AU26\) with n_frames >= 3 \(threshold the probabilities\)",
+    ):
+        write_predictions(tmp_path / "au.txt", "au", au_template, {n: np.zeros(3, int) for n in au_template.names})
+
+
+def test_au_test_file_of_the_synthetic_tiny_set_is_written_validated_and_scored(synthetic_tiny, tmp_path):
+    from harness.data.affwild2 import Dataset
+    from harness.scoring import file_by_track, score_split
+
+    dataset = Dataset(synthetic_tiny)
+    assert dataset.layout.tasks == ("va", "expr", "au")
+    template, test = dataset.template("au"), dataset.split("au", "test")
+    truth = {track.name: np.maximum(track.labels, 0) for track in test.tracks}  # -1 rows written as 0
+    name = get_task("au").submission_name(dataset.layout.release.round)
+    path = write_predictions(tmp_path / name, "au", template, truth)
+    assert path.name == "CVPR_6th_ABAW_AU_test_set.txt" and path.read_text().startswith(AU_HEADER + "\n")
+    assert validate_predictions(path, "au", template, strict=True).ok
+    by_track = file_by_track(read_predictions(path, "au"), test)
+    assert all(np.array_equal(by_track[name], values) for name, values in truth.items())
+    result = score_split(test, by_track, n_resamples=50)
+    present = np.concatenate([track.labels[get_task("au").valid(track.labels)] for track in test.tracks]).any(axis=0)
+    assert result["f1_per_au"] == [1.0 if on else 0.0 for on in present]  # the labels score 1 where an AU occurs
+
+
 # ---------------------------------------------------------------------------------------------------------- reading
 
 
@@ -131,6 +210,14 @@ def test_read_accepts_windows_line_endings_and_a_trailing_blank_line(tmp_path):
          r"integer, or read it leniently with --lenient-numbers\)"),
         ("expr", f"{EXPR_HEADER}\nv/00001.jpg,4.5\n",
          r"line 2: expected an integer class after the location, found 'v/00001\.jpg,4\.5'$"),
+        ("au", f"{AU_HEADER}\nv/00001.jpg,0,0,0,0,0,0,0,0,0,0,0,0\nv/00002.jpg,0,0.7,0,0,0,0,0,0,0,0,0,0\n",
+         r"pred\.txt, line 3: expected 12 comma-separated values 0 or 1 after the location, found "
+         r"'v/00002\.jpg,0,0\.7,0,0,0,0,0,0,0,0,0,0'$"),
+        ("au", f"{AU_HEADER}\nv/00001.jpg,1\n",
+         r"line 2: 2 fields, expected 13 'TRACK/00001\.jpg,0/1,0/1,.*,0/1'; found 'v/00001\.jpg,1'"),
+        ("au", f"{EXPR_HEADER}\nv/00001.jpg,0,0,0,0,0,0,0,0,0,0,0,0\n",
+         r"line 1: expected the header 'image_location,AU1,.*AU26', .*that is the header of the other task"),
+        ("au", "", r"empty file; expected the header 'image_location,AU1,.*' and rows 'TRACK/00001\.jpg,0/1,"),
     ],
 )  # fmt: skip
 def test_read_rejects(tmp_path, task, text, message):
@@ -229,7 +316,7 @@ def test_package_writes_manifest_and_zip(tmp_path):
     [
         ("[ ]", {"va": "va.txt"}, None, r"system name '\[ \]' cannot name a file"),
         ("s", {"va": "missing.txt"}, None, r"missing\.txt: cannot read the va prediction file"),
-        ("s", {"au": "va.txt"}, None, r"unknown task 'au'"),
+        ("s", {"mtl": "va.txt"}, None, r"unknown task 'mtl'"),
         ("s", {"va": "va.txt"}, {"bad": object()}, r"cannot be written as JSON"),
     ],
 )
@@ -251,3 +338,20 @@ def test_file_stem_keeps_variant_names_readable(system, stem):
 def test_tool_versions_reads_torch_without_importing_it():
     versions = tool_versions()
     assert versions["numpy"] == np.__version__ and versions["harness"]
+
+
+@pytest.mark.parametrize(
+    ("task", "round_", "name"),
+    [
+        ("va", 6, "CVPR_6th_ABAW_VA_test_set.txt"),
+        ("expr", 6, "CVPR_6th_ABAW_Expr_test_set.txt"),
+        ("au", 6, "CVPR_6th_ABAW_AU_test_set.txt"),
+        ("expr", None, "CVPR_6th_ABAW_Expr_test_set.txt"),  # the release unknown: 6th ABAW
+        ("va", 5, "CVPR_5th_ABAW_VA_test_set.txt"),
+        ("expr", 5, "CVPR_5th_ABAW_EXPR_test_set.txt"),
+        ("au", 5, "CVPR_5th_ABAW_AU_test_set.txt"),
+        ("expr", 8, "CVPR_8th_ABAW_Expr_test_set.txt"),
+    ],
+)
+def test_submission_file_names_follow_the_release(task, round_, name):
+    assert get_task(task).submission_name(round_) == name

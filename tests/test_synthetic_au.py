@@ -12,7 +12,7 @@ from harness.data import synthetic
 from harness.data.synthetic import aus
 from harness.data.synthetic import plan as plan_module
 from harness.data.synthetic.labels import ANNOTATION_FOLDER
-from harness.data.synthetic.oracle import au_f1
+from harness.metrics import task_scores
 
 HEADER = "AU1,AU2,AU4,AU6,AU7,AU10,AU12,AU15,AU23,AU24,AU25,AU26"
 ROW = re.compile(r"(-1(,-1){11}|[01](,[01]){11})")
@@ -130,18 +130,13 @@ def test_oracle_scores_au_well_above_a_constant_predictor(synthetic_tiny: Path, 
     assert metadata["settings"]["action_units"]["names"] == list(aus.AU_NAMES)
     oracle = metadata["oracle"]["au"]
     rows, _ = _pooled(tiny_labels, "Validation_Set")
-    constant, _ = au_f1(np.ones_like(rows, dtype=np.int8), rows.astype(np.int8))  # the best constant: all on
+    constant = task_scores(
+        "au", np.ones_like(rows, dtype=np.int8), rows.astype(np.int8)
+    ).score  # the best constant: all on
     video = oracle["video"]["validation"]
     assert len(video["f1_per_au"]) == 12 and video["score"] == pytest.approx(np.mean(video["f1_per_au"]), abs=1e-3)
     assert video["score"] > constant + 0.3
     assert video["score"] > oracle["audio"]["validation"]["score"]
-
-
-def test_au_f1_pools_valid_frames_and_scores_an_absent_au_zero() -> None:
-    labels = np.array([[1, 0], [0, 0], [-1, -1], [1, 0]], dtype=np.int8)
-    pred = np.array([[1, 0], [1, 0], [1, 1], [0, 0]], dtype=np.int8)
-    score, per_au = au_f1(pred, labels)
-    assert per_au == [pytest.approx(0.5), 0.0] and score == pytest.approx(0.25)
 
 
 def test_au_draw_leaves_every_other_file_as_it_was(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -155,6 +155,50 @@ def test_show_rejects_what_cannot_run(handmade_root: Path, args: list[str], mess
     assert message in result.stderr.replace("\n", ""), result.stderr
 
 
+def test_task_option_takes_every_registered_task_both_and_all(handmade_root: Path, tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("ABAW_STORE", str(tmp_path / "store"))
+    assert cli._tasks(cli.TaskChoice("both")) == ["va", "expr"]
+    assert cli._tasks(cli.TaskChoice("all")) == ["va", "expr", "au"]
+    assert cli._tasks(cli.TaskChoice("au")) == ["au"]
+    base = ["show", "dwf", "--profile", "smoke", "--data", str(handmade_root), "--json"]
+    shown = {choice: json.loads(runner.invoke(cli.app, [*base, "--task", choice]).stdout) for choice in ("all", "both")}
+    assert shown["all"] == shown["both"]  # dwf serves va and expr: all plans those two
+    assert {node["task"] for node in shown["all"]["nodes"]} == {"va", "expr"}
+    result = runner.invoke(cli.app, [*base, "--task", "au"])
+    assert result.exit_code == 2 and "'dwf' serves only va, expr" in result.stderr.replace("\n", "")
+    result = runner.invoke(cli.app, [*base, "--task", "vaa"])
+    assert result.exit_code == 2 and all(name in result.output for name in ("va", "expr", "au", "both", "all"))
+
+
+def test_leaderboard_lists_the_tasks_with_runs_or_every_task(board: Leaderboard) -> None:
+    empty = runner.invoke(cli.app, ["leaderboard"])
+    assert empty.exit_code == 0
+    assert [line for line in empty.stdout.splitlines() if "no runs" in line] == [
+        f"{task}: no runs recorded yet" for task in ("va", "expr", "au")
+    ]
+    assert list(json.loads(runner.invoke(cli.app, ["leaderboard", "--json"]).stdout)) == ["va", "expr", "au"]
+    va, expr = make_split("va", 6, seed=1), make_split("expr", 6, seed=1)
+    board.record(make_run(va, predict(va, 0.8, 0), "video_b1"))
+    board.record(make_run(expr, predict(expr, 0.8, 0), "video_b1"))
+    shown = runner.invoke(cli.app, ["leaderboard"])
+    assert "va validation" in shown.stdout and "expr validation" in shown.stdout
+    assert "au validation" not in shown.stdout and "au:" not in shown.stdout
+    shown = json.loads(runner.invoke(cli.app, ["leaderboard", "--json"]).stdout)
+    assert list(shown) == ["va", "expr", "multitask"]  # the multi-task score sums the tasks shown
+    assert list(shown["multitask"][0]["parts"]) == ["va", "expr"]
+    only = runner.invoke(cli.app, ["leaderboard", "--task", "au"])
+    assert only.exit_code == 0 and only.stdout.strip() == "au: no runs recorded yet"
+    au = make_split("au", 6, seed=1)
+    board.record(make_run(au, predict(au, 0.8, 0), "video_b1"))
+    shown = json.loads(runner.invoke(cli.app, ["leaderboard", "--json"]).stdout)
+    assert list(shown) == ["va", "expr", "au", "multitask"] and len(shown["au"]["entries"][0]["f1_per_au"]) == 12
+    (multitask,) = shown["multitask"]
+    assert list(multitask["parts"]) == ["va", "expr", "au"]
+    assert multitask["score"] == pytest.approx(sum(shown[t]["entries"][0]["rank_score"] for t in ("va", "expr", "au")))
+    text = runner.invoke(cli.app, ["leaderboard"]).stdout
+    assert "au validation" in text and "P = P_VA + P_EXPR + P_AU" in text
+
+
 # ----------------------------------------------------------------------------------------------- narrow terminals
 
 

@@ -15,10 +15,12 @@ from harness.data.templates import (
     write_template,
 )
 from harness.errors import DataError
-from harness.tasks import PREDICTION_HEADER
 
 VA_HEADER = "image_location,valence,arousal"
 EXPR_HEADER = "image_location,Neutral,Anger,Disgust,Fear,Happiness,Sadness,Surprise,Other"
+AU_HEADER = "image_location,AU1,AU2,AU4,AU6,AU7,AU10,AU12,AU15,AU23,AU24,AU25,AU26"
+HEADERS = {"va": VA_HEADER, "expr": EXPR_HEADER, "au": AU_HEADER}
+DUMMIES = {"va": "0,0", "expr": "0", "au": "0,0,0,0,0,0,0,0,0,0,0,0"}
 
 write = partial(conftest.write, name="file.txt")  # the messages below name file.txt
 
@@ -161,8 +163,16 @@ def test_template_bad_file(tmp_path, text, message):
 def test_template_missing_file_and_unknown_task(tmp_path):
     with pytest.raises(DataError, match=r"missing\.txt: cannot read the file"):
         read_template(tmp_path / "missing.txt", "va")
-    with pytest.raises(DataError, match=r"unknown task 'au'"):
-        read_template(write(tmp_path, VA_TEMPLATE), "au")
+    with pytest.raises(DataError, match=r"unknown task 'mtl'"):
+        read_template(write(tmp_path, VA_TEMPLATE), "mtl")
+
+
+def test_au_template_reads_its_header_and_rows(tmp_path):
+    rows = "".join(f"video{v}/{f:05d}.jpg,{DUMMIES['au']}\n" for v in (1, 2) for f in (1, 2, 3))
+    template = read_template(write(tmp_path, f"{AU_HEADER}\n{rows}"), "au")
+    assert template.task == "au" and template.names == ("video1", "video2") and template.n_rows == 6
+    with pytest.raises(DataError, match=r"file\.txt, line 1: wrong au template header; expected 'image_location,AU1"):
+        read_template(write(tmp_path, f"{EXPR_HEADER}\n{rows}"), "au")
 
 
 def test_template_with_bom(tmp_path):
@@ -171,12 +181,12 @@ def test_template_with_bom(tmp_path):
     assert read_template(path, "va").n_rows == 5
 
 
-@pytest.mark.parametrize("task", ["va", "expr"])
+@pytest.mark.parametrize("task", ["va", "expr", "au"])
 def test_write_template_round_trip(tmp_path, task):
     path = write_template(tmp_path / "sub" / "template.txt", task, {"video1": 3, "10-60-1280x720_right": 2})
-    dummy = "0,0" if task == "va" else "0"
+    dummy = DUMMIES[task]
     expected = (
-        f"{PREDICTION_HEADER[task]}\n"
+        f"{HEADERS[task]}\n"
         f"video1/00001.jpg,{dummy}\nvideo1/00002.jpg,{dummy}\nvideo1/00003.jpg,{dummy}\n"
         f"10-60-1280x720_right/00001.jpg,{dummy}\n10-60-1280x720_right/00002.jpg,{dummy}\n"
     )

@@ -222,3 +222,26 @@ def test_validate_escapes_control_characters_in_messages(tmp_path, templates):
     assert "\x1b" not in text and "\x07" not in text
     assert "found 'image_location,valence,arousal\\x1b]0;pwned\\x07'" in report.problems["header"].examples[0][1]
     assert "'video10_1_left/00002.jpg,\\x1b[2J,0'" in report.problems["not_a_number"].examples[0][1]
+
+
+def test_validate_au_values_that_are_not_0_or_1_with_their_lines(tmp_path):
+    header = "image_location,AU1,AU2,AU4,AU6,AU7,AU10,AU12,AU15,AU23,AU24,AU25,AU26"
+    zeros = ",".join(["0"] * 12)
+    template = read_template(
+        write(tmp_path, rows_text(header, [f"{row},{zeros}" for row in TRACK_ROWS]), "t.txt"), "au"
+    )
+    values = [zeros, "0,0.7,0,0,0,0,0,0,0,0,0,0", "1,1,1,1,1,1,1,1,1,1,1,2", "0,0,0,0,0,-1,0,0,0,0,0,0", "0,1"]
+    path = write(tmp_path, rows_text(header, [f"{row},{value}" for row, value in zip(TRACK_ROWS, values, strict=True)]))
+    report = validate_predictions(path, "au", template)
+    assert set(report.problems) == {"not_an_integer", "au_out_of_range", "field_count"}
+    assert report.problems["not_an_integer"].examples == [
+        (3, "expected 12 comma-separated values 0 or 1 after the location, found "
+            "'video10_1_left/00002.jpg,0,0.7,0,0,0,0,0,0,0,0,0,0'"),
+    ]  # fmt: skip
+    assert lines_of(report, "au_out_of_range") == [4, 5]
+    assert report.problems["field_count"].examples[0][1].startswith("3 fields, expected 13 'TRACK/00001.jpg,0/1,")
+    text = str(report)
+    assert "au_out_of_range (2): AU values other than 0 and 1" in text
+    assert "not_an_integer (1): AU values that are not integers" in text
+    good = write(tmp_path, rows_text(header, [f"{row},{zeros}" for row in TRACK_ROWS]), "good.txt")
+    assert validate_predictions(good, "au", template, strict=True).ok

@@ -2,8 +2,10 @@
 
 A dataset root is searched (:data:`SEARCH_DEPTH` levels deep, names as the organizers ship them, paths with spaces
 fine, folders in whatever layout an archive unpacked to) for
-- the annotation folder: any folder holding ``VA_Estimation_Challenge`` and/or ``EXPR_Recognition_Challenge``
-  (5th ABAW: ``EXPR_Classification_Challenge``), each with ``Train_Set`` and ``Validation_Set``;
+- the annotation folder: any folder holding a task's challenge folder (``VA_Estimation_Challenge``,
+  ``EXPR_Recognition_Challenge``, 5th ABAW: ``EXPR_Classification_Challenge``, ``AU_Detection_Challenge``: each task's
+  ``challenge_folders`` in :mod:`harness.tasks`), each with ``Train_Set`` and ``Validation_Set``; a task without its
+  folder is simply absent (:attr:`Layout.tasks` are those present);
 - the face crops: ``cropped_aligned`` and ``cropped_aligned_new_50_vids`` (``<track>/<frame:05d>.jpg``), also nested
   in a folder of their own name (``cropped_aligned/cropped_aligned/``) or under a raw-video folder
   (``batch2/cropped_aligned_new_50_vids/``);
@@ -36,20 +38,16 @@ from harness.data.releases import (
 )
 from harness.data.templates import Template, read_template, read_track_list
 from harness.errors import DataError
-from harness.tasks import TASKS, Task
+from harness.tasks import TASKS, Task, all_tasks, get_task
 
 SPLITS = ("train", "validation", "test")
 SPLIT_FOLDERS = {"train": "Train_Set", "validation": "Validation_Set", "test": "Test_Set"}
-CHALLENGE_FOLDERS: dict[Task, tuple[str, ...]] = {
-    "va": ("VA_Estimation_Challenge",),
-    "expr": ("EXPR_Recognition_Challenge", "EXPR_Classification_Challenge"),
-}
 CROP_FOLDERS = ("cropped_aligned", "cropped_aligned_new_50_vids")
 VIDEO_FOLDERS = ("batch1", "batch2", "new_vids")
 VIDEO_SUFFIXES = (".mp4", ".avi")
 TEST_LABELS_FOLDER = "synthetic_test_labels"
 SEARCH_DEPTH = 4
-_CHALLENGE_NAMES = frozenset(name for names in CHALLENGE_FOLDERS.values() for name in names)
+_CHALLENGE_NAMES = frozenset(name for task in all_tasks() for name in task.challenge_folders)
 
 
 def video_of(track: str) -> str:
@@ -94,13 +92,22 @@ class Layout:
         base = self.annotations if base is None else base
         if base is None:
             return None
-        return next((base / name for name in CHALLENGE_FOLDERS[task] if (base / name).is_dir()), None)
+        return next((base / name for name in get_task(task).challenge_folders if (base / name).is_dir()), None)
 
     def split_dir(self, task: Task, split: str) -> Path | None:
         """Folder of a split's annotation files (test: the synthetic test labels, when present)."""
         challenge = self.challenge_dir(task, self.test_labels if split == "test" else None)
         folder = challenge / SPLIT_FOLDERS[split] if challenge is not None else None
         return folder if folder is not None and folder.is_dir() else None
+
+    @property
+    def tasks(self) -> tuple[Task, ...]:
+        """The tasks this root holds data of (a challenge folder, a test template or track list), registry order."""
+        return tuple(
+            task
+            for task in TASKS
+            if self.challenge_dir(task) is not None or task in self.templates or task in self.track_lists
+        )
 
     def track_list_path(self, task: Task) -> Path | None:
         return self.track_lists.get(task)
@@ -169,6 +176,12 @@ def _walk(root: Path, depth: int) -> _Found:
     return found
 
 
+def _challenge_names() -> str:
+    """Every task's challenge folder names, for the message about a root without any."""
+    names = [name for task in all_tasks() for name in task.challenge_folders]
+    return ", ".join(names[:-1]) + " or " + names[-1]
+
+
 def _shared_depth(a: Path, b: Path) -> int:
     return len(os.path.commonpath([a, b]).split(os.sep))
 
@@ -211,7 +224,7 @@ def discover(root: Path) -> Layout:
         raise DataError(f"{root}: more than one annotation folder found ({listed}); point --data at one release")
     if not found.annotations and not found.test_files:
         raise DataError(
-            f"{root}: no Aff-Wild2 annotation folder (holding VA_Estimation_Challenge or EXPR_Recognition_Challenge) "
+            f"{root}: no Aff-Wild2 annotation folder (holding {_challenge_names()}) "
             f"and no test material ({looked_for()}) found within {SEARCH_DEPTH} levels"
         )
     annotations = found.annotations[0] if found.annotations else None
@@ -382,7 +395,7 @@ class Dataset:
         if folder is None:
             raise DataError(
                 f"{self.root}: no {task} {split} annotations "
-                f"({' or '.join(CHALLENGE_FOLDERS[task])}/{SPLIT_FOLDERS[split]})"
+                f"({' or '.join(get_task(task).challenge_folders)}/{SPLIT_FOLDERS[split]})"
             )
         files = sorted(path for path in folder.glob("*.txt") if path.is_file())
         if not files:

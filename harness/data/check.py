@@ -4,8 +4,9 @@ Problems (the check fails): unreadable or malformed annotation files, a track wh
 an empty crop folder, an unreadable video, template rows for a track that is not in the test track list, a test
 track without template rows, two video files with one name. Notes (normal in Aff-Wild2, reported only): label
 lines that differ from the container's frame count by a few frames, tracks whose first face comes late, the test
-material found or not found, other copies of it that were not used. The report names the release (5th, 6th ABAW...)
-and where each task's test track list and template were found.
+material found or not found, other copies of it that were not used. The report names the release (5th, 6th ABAW...),
+the tasks the root holds data of (``tasks``: a root without AU annotations simply has no ``au``, not a problem) and
+where each task's test track list and template were found.
 """
 
 from collections import Counter
@@ -20,7 +21,6 @@ from harness.data.media import VideoInfo, probe_video
 from harness.data.releases import looked_for
 from harness.errors import DataError
 from harness.progress import track as progress_track
-from harness.tasks import TASKS
 
 MAX_LISTED = 20  # frame-count differences listed one by one; the rest are counted
 
@@ -35,7 +35,7 @@ def check_dataset(root: Path) -> dict:
         notes.append(f"no test material found within {SEARCH_DEPTH} levels (looked for {looked_for()})")
     splits: dict[str, dict[str, dict]] = {}
     loaded: list[Split] = []
-    for task in TASKS:
+    for task in layout.tasks:
         splits[task] = {}
         for split_name in SPLITS:
             try:
@@ -58,12 +58,13 @@ def check_dataset(root: Path) -> dict:
             "test_labels": str(layout.test_labels) if layout.test_labels else None,
         },
         "release": layout.release.to_dict(),
+        "tasks": list(layout.tasks),
         "test_material": {
             task: {
                 "track_list": str(layout.track_lists[task]) if task in layout.track_lists else None,
                 "template": str(layout.templates[task]) if task in layout.templates else None,
             }
-            for task in TASKS
+            for task in layout.tasks
         },
         "splits": splits,
         "videos": videos,
@@ -131,7 +132,7 @@ def _check_videos(dataset: Dataset, splits: list[Split], problems: list[str], no
             for track, rows in entries
             if rows != infos[video].n_frames
         },
-        key=lambda item: -abs(item[1] - item[2]),
+        key=lambda item: (-abs(item[1] - item[2]), item[0]),  # ties by track: the set has no order
     )
     if differences:
         largest = max(abs(rows - frames) for _, rows, frames in differences)

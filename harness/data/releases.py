@@ -1,10 +1,13 @@
 """The ABAW releases' test-set file names, and which release a dataset root holds, told from the files present.
 
-The organizers renamed things between rounds: the 5th ABAW called the expression challenge
-``EXPR_Classification_Challenge`` (test track list ``Expression_Classification_Challenge_test_set_release.txt``,
-template ``CVPR_5th_ABAW_EXPR_test_set_sample.txt`` whose rows end in a bare comma), the 6th
-``EXPR_Recognition_Challenge`` (``Expression_Recognition_Challenge_test_set_release.txt``,
-``CVPR_6th_ABAW_Expr_test_set_sample.txt``; some copies say ``_example``). Template names carry the round
+The names are data of the task registry (:class:`~harness.tasks.TaskDef`: ``track_list_names``, ``template_codes``,
+``folder_releases``); this module reads them. The organizers renamed things between rounds: the 5th ABAW called the
+expression challenge ``EXPR_Classification_Challenge`` (test track list
+``Expression_Classification_Challenge_test_set_release.txt``, template ``CVPR_5th_ABAW_EXPR_test_set_sample.txt``
+whose rows end in a bare comma), the 6th ``EXPR_Recognition_Challenge``
+(``Expression_Recognition_Challenge_test_set_release.txt``, ``CVPR_6th_ABAW_Expr_test_set_sample.txt``; some copies
+say ``_example``); action units keep ``Action_Unit_Detection_Challenge_test_set_release.txt`` and
+``CVPR_<N>th_ABAW_AU_test_set_sample.txt``. Template names carry the round
 (``CVPR_<N>th_ABAW_<TASK>_test_set_sample.txt``), so later rounds' templates are recognised by their form.
 """
 
@@ -12,29 +15,23 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.tasks import Task
+from harness.tasks import Task, all_tasks
+from harness.tasks.base import ordinal
 
-TRACK_LIST_NAMES: dict[Task, tuple[str, ...]] = {
-    "va": ("Valence_Arousal_Estimation_Challenge_test_set_release.txt",),
-    "expr": (
-        "Expression_Recognition_Challenge_test_set_release.txt",
-        "Expression_Classification_Challenge_test_set_release.txt",
-    ),
-}
-TEMPLATE_FORM = "CVPR_<N>th_ABAW_{VA,EXPR}_test_set_{sample,example}.txt"
+TEMPLATE_FORM = (
+    "CVPR_<N>th_ABAW_{"
+    + ",".join(task.template_codes[0].upper() for task in all_tasks())
+    + "}_test_set_{sample,example}.txt"
+)
+_TEMPLATE_TASKS: dict[str, Task] = {code.lower(): task.name for task in all_tasks() for code in task.template_codes}
 _TEMPLATE = re.compile(
-    r"^CVPR_(?P<round>\d+)(?:st|nd|rd|th)_ABAW_(?P<task>VA|EXPR)_test_set_(?P<kind>sample|example)\.txt$",
+    r"^CVPR_(?P<round>\d+)(?:st|nd|rd|th)_ABAW_(?P<task>"
+    + "|".join(map(re.escape, _TEMPLATE_TASKS))
+    + r")_test_set_(?P<kind>sample|example)\.txt$",
     re.IGNORECASE,
 )
 _ROUND_IN_NAME = re.compile(r"(?<!\d)(?P<round>\d+)(?:st|nd|rd|th)[ _-]?ABAW", re.IGNORECASE)
-_CHALLENGE_ROUNDS = {"EXPR_Classification_Challenge": "5th ABAW or earlier", "EXPR_Recognition_Challenge": "6th ABAW"}
-_TEMPLATE_TASKS: dict[str, Task] = {"va": "va", "expr": "expr"}
-
-
-def ordinal(number: int) -> str:
-    """``6`` → ``'6th'``."""
-    suffix = "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
-    return f"{number}{suffix}"
+_CHALLENGE_ROUNDS = {name: release for task in all_tasks() for name, release in task.folder_releases.items()}
 
 
 @dataclass(frozen=True)
@@ -60,12 +57,12 @@ def parse_template_name(name: str) -> TemplateName | None:
 
 def track_list_task(name: str) -> Task | None:
     """The task whose test track list has this file name, or None."""
-    return next((task for task, names in TRACK_LIST_NAMES.items() if name in names), None)
+    return next((task.name for task in all_tasks() if name in task.track_list_names), None)
 
 
 def looked_for() -> str:
     """The test-set names searched for, for the message about a root without test material."""
-    lists = ", ".join(name for names in TRACK_LIST_NAMES.values() for name in names)
+    lists = ", ".join(name for task in all_tasks() for name in task.track_list_names)
     return f"track lists {lists}; templates {TEMPLATE_FORM}"
 
 

@@ -11,12 +11,11 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from harness.data.affwild2 import CHALLENGE_FOLDERS, SPLIT_FOLDERS, TEST_LABELS_FOLDER, Dataset, Split
+from harness.data.affwild2 import SPLIT_FOLDERS, TEST_LABELS_FOLDER, Dataset, Split
 from harness.data.annotations import read_lines
-from harness.data.releases import TRACK_LIST_NAMES
 from harness.data.templates import write_template
 from harness.errors import DataError
-from harness.tasks import TASKS, Task
+from harness.tasks import Task, get_task
 
 ANNOTATION_FOLDER = "6th ABAW Annotations"
 
@@ -67,13 +66,13 @@ def write_subset(dataset: Dataset, out: Path, videos: Mapping[str, list[str]], m
 
 def _tasks_with(dataset: Dataset, split: str) -> list[Task]:
     if split == "test":
-        return [task for task in TASKS if task in dataset.layout.templates]
-    return [task for task in TASKS if dataset.layout.split_dir(task, split) is not None]
+        return [task for task in dataset.layout.tasks if task in dataset.layout.templates]
+    return [task for task in dataset.layout.tasks if dataset.layout.split_dir(task, split) is not None]
 
 
 def _challenge(dataset: Dataset, task: Task) -> str:
     folder = dataset.layout.challenge_dir(task)
-    return folder.name if folder is not None else CHALLENGE_FOLDERS[task][0]
+    return folder.name if folder is not None else get_task(task).challenge_folders[0]
 
 
 def _write_labels(source: Path | None, target: Path, max_frames: int) -> None:
@@ -90,7 +89,7 @@ def _write_test(dataset: Dataset, data: Split, task: Task, tracks: list, out: Pa
     lists = out / "test_set" / "names_of_videos_in_each_test_set"
     lists.mkdir(parents=True, exist_ok=True)
     list_path = dataset.layout.track_lists.get(task)
-    list_name = list_path.name if list_path else TRACK_LIST_NAMES[task][0]
+    list_name = list_path.name if list_path else get_task(task).track_list_names[0]
     (lists / list_name).write_text("".join(f"{track.name}\n" for track in tracks), encoding="utf-8")
     rows = {track.name: min(track.n_rows, max_frames) for track in tracks}
     write_template(out / "test_set" / "prediction_files_format" / dataset.layout.templates[task].name, task, rows)

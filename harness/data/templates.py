@@ -2,8 +2,8 @@
 
 A track list (``Valence_Arousal_Estimation_Challenge_test_set_release.txt``) holds one track name a line. A template
 (``CVPR_6th_ABAW_VA_test_set_sample.txt``) is the prediction file format filled with dummy values: the header
-``image_location,...`` of :data:`~harness.tasks.PREDICTION_HEADER`, then one row per frame to predict,
-``TRACK/00001.jpg,<dummy values>``, the rows of one track contiguous. The dummy values are ignored.
+``image_location,...`` (the task's :attr:`~harness.tasks.TaskDef.prediction_header`), then one row per frame to
+predict, ``TRACK/00001.jpg,<dummy values>``, the rows of one track contiguous. The dummy values are ignored.
 
 Templates and prediction files hold about a million rows, so the row scanner here (:func:`scan_rows`,
 :func:`parse_locations`, shared with :mod:`harness.submission`) works on the file's bytes with numpy: no Python
@@ -20,12 +20,11 @@ import numpy as np
 
 from harness.atomic import write_atomically
 from harness.errors import DataError, HarnessError
-from harness.tasks import PREDICTION_HEADER, TASKS, Task
+from harness.tasks import TASKS, Task, get_task
 
 LOCATION_FORM = "'<track>/<frame, 5 digits>.jpg' such as 'video10_1_left/00001.jpg'"
 MAX_NAME_BYTES = 255
 MAX_FRAME_DIGITS = 9
-_DUMMY: dict[Task, str] = {"va": "0,0", "expr": "0"}
 
 
 def read_track_list(path: Path | str) -> tuple[str, ...]:
@@ -296,7 +295,7 @@ def read_template(path: Path | str, task: Task) -> Template:
     if task not in TASKS:
         raise DataError(f"unknown task {task!r}; expected one of {TASKS}")
     scan = scan_rows(path, DataError)
-    path, expected = scan.path, PREDICTION_HEADER[task]
+    path, expected = scan.path, get_task(task).prediction_header
     if scan.header is None:
         raise DataError(f"{path}: empty template; expected the header '{expected}' and one row per frame")
     if scan.header.strip() != expected:
@@ -342,13 +341,14 @@ def write_template(path: Path | str, task: Task, tracks: Mapping[str, int]) -> P
     if task not in TASKS:
         raise DataError(f"unknown task {task!r}; expected one of {TASKS}")
     path = Path(path)
-    parts = [PREDICTION_HEADER[task], "\n"]
+    dummy = get_task(task).template_dummy
+    parts = [get_task(task).prediction_header, "\n"]
     for name, n_rows in tracks.items():
         problem = location_problem(f"{name}/00001.jpg")
         if problem:
             raise DataError(f"{path}: cannot write rows for track {name!r}: it gives locations with {problem}")
         if int(n_rows) < 1:
             raise DataError(f"{path}: track {name!r} needs at least 1 row, got {n_rows}")
-        parts.append("".join(f"{name}/{frame:05d}.jpg,{_DUMMY[task]}\n" for frame in range(1, int(n_rows) + 1)))
+        parts.append("".join(f"{name}/{frame:05d}.jpg,{dummy}\n" for frame in range(1, int(n_rows) + 1)))
     write_atomically(path, "".join(parts).encode("utf-8"))
     return path

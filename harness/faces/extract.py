@@ -233,12 +233,11 @@ def weights_sha256(weights: Path | None = None) -> str:
 
 
 def dataset_tracks(dataset) -> dict[str, list[str]]:
-    """Video name → its tracks, over every task and split of ``dataset`` whose track has a raw video."""
+    """Video name → its tracks, over every task the dataset holds and its splits, for tracks with a raw video."""
     from harness.data.affwild2 import SPLITS, video_of
-    from harness.tasks import TASKS
 
     names: set[str] = set()
-    for task in TASKS:
+    for task in dataset.layout.tasks:
         for split in SPLITS:
             try:
                 names.update(dataset.split(task, split).names)

@@ -8,6 +8,7 @@ per-AU thresholds by writing already-decided 0/1 outputs).
 
 from __future__ import annotations
 
+import operator
 from pathlib import Path
 from typing import Any
 
@@ -167,9 +168,45 @@ class ActionUnits(TaskDef):
         f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp, dtype=np.float64), where=denom > 0)
         return f1.mean(axis=-1), {"f1_per_au": f1}
 
+    # -- score reports
+    heading = "Action units (mean AU F1)"
+    part_titles = {"f1_per_au": "F1 per AU"}
+    part_abbrevs = {"f1_per_au": "F1"}
+
     @property
     def part_labels(self) -> dict[str, tuple[str, ...]]:
         return {"f1_per_au": UNITS}
+
+    # -- prediction file values
+    value_dtype = np.int64
+    value_expected = f"{A} comma-separated values 0 or 1"
+    value_range = "0 or 1 per AU"
+    value_kinds = {
+        "not_an_integer": "AU values that are not integers",
+        "au_out_of_range": "AU values other than 0 and 1",
+    }
+    unparsed_kind = "not_an_integer"
+
+    def array_ok(self, array: np.ndarray) -> bool:
+        return array.ndim == 2 and array.shape[1] == A and array.dtype.kind in "fiub"
+
+    def array_form(self, need: int) -> str:
+        return (
+            f"0/1 values of shape (n_frames, {A}) ({','.join(UNITS)}) with n_frames >= {need} "
+            f"(threshold the probabilities)"
+        )
+
+    def range_problems(self, values: np.ndarray) -> dict[str, np.ndarray]:
+        return {"au_out_of_range": ((values != 0) & (values != 1)).any(axis=1)}
+
+    def format_rows(self, locations, rows: np.ndarray) -> str:
+        """Rows of 0/1 (the writer checked them) as ``,0,1,...`` text built from bytes: no Python object per value."""
+        text = np.empty((len(rows), 2 * A + 1), np.uint8)
+        text[:, 0:-1:2] = ord(",")
+        text[:, 1::2] = np.asarray(rows) + ord("0")
+        text[:, -1] = ord("\n")
+        suffixes = text.view(f"S{2 * A + 1}").ravel().astype(f"U{2 * A + 1}").tolist()
+        return "".join(map(operator.add, locations, suffixes))
 
     # -- neural kinds and `abaw predict`
     audio_step_rate = 5.0  # as VA: AUs are frame-level events, often shorter than a second

@@ -12,6 +12,7 @@ Torch is imported inside the methods that need it, so commands that never train 
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -210,6 +211,43 @@ class TaskDef(ABC):
                 pieces.append(f"{key.replace('_', ' ')} {float(value):.3f}")
         return "; ".join(pieces)
 
+    # -- score reports: how a result is shown, what a record derives from its statistics ----------------------
+    heading: ClassVar[str]  # a report's section title: 'Valence-arousal (mean CCC)'
+    part_titles: ClassVar[dict[str, str]]  # breakdown key -> its name in a score line: 'CCC valence', 'F1 per class'
+    part_abbrevs: ClassVar[dict[str, str]]  # breakdown key -> its short name in a ranking cell: 'V', 'F1'
+
+    def score_line(self, result: Mapping[str, Any]) -> str:
+        """The breakdown of a score result in one line, as ``abaw score`` prints it (``CCC valence 0.4100, CCC
+        arousal 0.3700``; ``F1 per class: Neutral 0.512, ...``)."""
+        pieces = []
+        for key in self.breakdown_names:
+            if key in self.part_labels:
+                pairs = zip(self.part_labels[key], result[key], strict=True)
+                pieces.append(f"{self.part_titles[key]}: " + ", ".join(f"{name} {value:.3f}" for name, value in pairs))
+            else:
+                pieces.append(f"{self.part_titles[key]} {result[key]:.4f}")
+        return ", ".join(pieces)
+
+    def breakdown_cell(self, details: Mapping[str, Any]) -> str:
+        """The breakdown of a recorded result in a ranking table's cell: scalar parts (``V 0.410 · A 0.370``), and of a
+        vector part its lowest and highest entry (``F1 0.12 (Fear) to 0.80 (Happiness)``; missing entries skipped)."""
+        pieces = []
+        for key in self.breakdown_names:
+            short = self.part_abbrevs[key]
+            if key in self.part_labels:
+                names = self.part_labels[key]
+                values = [math.nan if value is None else value for value in details[key]]
+                low, high = int(np.nanargmin(values)), int(np.nanargmax(values))
+                pieces.append(f"{short} {values[low]:.2f} ({names[low]}) to {values[high]:.2f} ({names[high]})")
+            else:
+                pieces.append(f"{short} {details[key]:.3f}")
+        return " · ".join(pieces)
+
+    def confusion_matrix(self, summed: np.ndarray) -> np.ndarray | None:
+        """The ``(k, k)`` int64 confusion matrix (rows = true class, columns in :attr:`columns` order) that summed
+        statistics hold, for a task whose statistics are one; None for the others."""
+        return None
+
     # -- prediction files ---------------------------------------------------------------------------------------
     @property
     def row_form(self) -> str:
@@ -225,6 +263,46 @@ class TaskDef(ABC):
 
     def split_folder(self, challenge: Path, split: str) -> Path:
         return challenge / SPLIT_FOLDERS[split]
+
+    # -- prediction file values: what the submission writer, reader and validator check ---------------------------
+    value_dtype: ClassVar[type]  # a prediction file's parsed values: np.float64 or np.int64 (one field: 1-D)
+    value_expected: ClassVar[str]  # what a row holds after its location, for messages ('two numbers')
+    value_range: ClassVar[str]  # the values a scored file may hold, for messages ('finite values in [-1, 1]')
+    value_kinds: ClassVar[Mapping[str, str]]  # the validator's problem kinds about values (kind → description)
+    unparsed_kind: ClassVar[str]  # the kind (of value_kinds) of a value that does not parse
+    whole_float_values: ClassVar[bool] = False  # whether '4.0' may be read leniently as the integer 4
+    wide_row_hint: ClassVar[str] = ""  # the hint for a row holding one field per model output column
+    folder_releases: ClassVar[Mapping[str, str]] = {}  # challenge folder name → the release it tells, if it does
+
+    @property
+    def value_fields(self) -> int:
+        """Comma-separated value fields of a prediction row, after the location."""
+        return self.fields - 1
+
+    @abstractmethod
+    def array_ok(self, array: np.ndarray) -> bool:
+        """Whether a track's prediction array has the dtype and shape the writer takes."""
+
+    @abstractmethod
+    def array_form(self, need: int) -> str:
+        """The prediction array the writer takes for a track of ``need`` frames, for messages."""
+
+    @abstractmethod
+    def range_problems(self, values: np.ndarray) -> dict[str, np.ndarray]:
+        """Per kind of :attr:`value_kinds`, the row mask of parsed values outside what a file may hold (NaN too)."""
+
+    def unwritable(self, rows: np.ndarray) -> np.ndarray:
+        """Row mask of predictions the writer refuses (default: any of :meth:`range_problems`)."""
+        return np.logical_or.reduce(list(self.range_problems(rows).values()))
+
+    @property
+    def writable_form(self) -> str:
+        """What the writer accepts, for messages (default: :attr:`value_range`)."""
+        return self.value_range
+
+    @abstractmethod
+    def format_rows(self, locations: Sequence[str], rows: np.ndarray) -> str:
+        """The body of a prediction file: one line per location with its row of ``rows`` (``value_dtype``)."""
 
     # -- neural kinds and `abaw predict` ------------------------------------------------------------------------
     audio_step_rate: ClassVar[float]  # target steps a second of the audio kind's windows

@@ -137,9 +137,50 @@ class Expression(TaskDef):
         f1 = f1_from_confusion(summed.reshape(*summed.shape[:-1], K, K))
         return f1.mean(axis=-1), {"f1_per_class": f1}
 
+    # -- score reports
+    heading = "Expression (macro-F1)"
+    part_titles = {"f1_per_class": "F1 per class"}
+    part_abbrevs = {"f1_per_class": "F1"}
+
+    def confusion_matrix(self, summed: np.ndarray) -> np.ndarray:
+        """The statistics are the flattened confusion matrix itself."""
+        return np.rint(summed).astype(np.int64).reshape(K, K)
+
     @property
     def part_labels(self) -> dict[str, tuple[str, ...]]:
         return {"f1_per_class": CLASSES}
+
+    # -- prediction file values
+    value_dtype = np.int64
+    value_expected = "an integer class"
+    value_range = f"classes 0..{K - 1}"
+    value_kinds = {
+        "not_a_class": "EXPR values that are not integers",
+        "float_class": "EXPR classes written as whole-number floats (4.0)",
+        "class_out_of_range": f"EXPR classes outside 0..{K - 1}",
+    }
+    unparsed_kind = "not_a_class"
+    whole_float_values = True
+    wide_row_hint = " (class probabilities? write one class per row, the argmax)"
+    folder_releases = {"EXPR_Classification_Challenge": "5th ABAW or earlier", "EXPR_Recognition_Challenge": "6th ABAW"}
+    release_codes = {5: "EXPR", 6: "Expr"}  # the <TASK> of the file names from each round on
+
+    def array_ok(self, array: np.ndarray) -> bool:
+        return array.ndim == 1 and array.dtype.kind in "iu"
+
+    def array_form(self, need: int) -> str:
+        return f"integer classes 0..{K - 1} of shape (n_frames,) (take the argmax of class scores)"
+
+    def range_problems(self, values: np.ndarray) -> dict[str, np.ndarray]:
+        return {"class_out_of_range": (values < 0) | (values >= K)}
+
+    def format_rows(self, locations, rows: np.ndarray) -> str:
+        return "".join(map("{},{}\n".format, locations, rows.tolist()))
+
+    def submission_code(self, round_: int) -> str:
+        """``EXPR`` up to the 5th ABAW, ``Expr`` from the 6th on."""
+        newest = [code for first, code in sorted(self.release_codes.items()) if round_ >= first]
+        return newest[-1] if newest else self.template_codes[0]
 
     # -- neural kinds and `abaw predict`
     audio_step_rate = 1.0

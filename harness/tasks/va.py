@@ -14,6 +14,7 @@ from harness.tasks.base import Breakdown, LossOptions, TaskDef, TaskScores, firs
 
 INVALID = -5.0
 DIMENSIONS = ("valence", "arousal")
+DECIMALS = 6  # of a prediction file's values
 
 
 class ValenceArousal(TaskDef):
@@ -139,6 +140,11 @@ class ValenceArousal(TaskDef):
     def part_labels(self) -> dict[str, tuple[str, ...]]:
         return {}
 
+    # -- score reports
+    heading = "Valence-arousal (mean CCC)"
+    part_titles = {"ccc_valence": "CCC valence", "ccc_arousal": "CCC arousal"}
+    part_abbrevs = {"ccc_valence": "V", "ccc_arousal": "A"}
+
     def scores(self, pred: Any, labels: Any) -> TaskScores:
         """Pooled score from centred moments (one blocked pass; raw sums would lose digits on 2.6 M frames)."""
         p, lab = self.check_pair(pred, labels)
@@ -147,6 +153,38 @@ class ValenceArousal(TaskDef):
             raise ValueError("VA labels have no valid frame (every row has -5); nothing to score")
         cv, ca = (float(c) for c in ccc_from_central_moments(mean_p, mean_l, var_p, var_l, cov))
         return TaskScores((cv + ca) / 2, int(n), Breakdown({"ccc_valence": cv, "ccc_arousal": ca}, {}))
+
+    # -- prediction file values
+    value_dtype = np.float64
+    value_expected = "two numbers"
+    value_range = "finite values in [-1, 1]"
+    value_kinds = {
+        "not_a_number": "VA values that are not numbers",
+        "non_finite": "VA values that are NaN or infinite",
+        "out_of_range": "VA values outside [-1, 1]",
+    }
+    unparsed_kind = "not_a_number"
+    writable_form = "finite values"  # the writer clips to [-1, 1]
+
+    def array_ok(self, array: np.ndarray) -> bool:
+        return array.ndim == 2 and array.shape[1] == 2 and array.dtype.kind in "fiu"
+
+    def array_form(self, need: int) -> str:
+        return f"real numbers of shape (n_frames, 2) (valence, arousal) with n_frames >= {need}"
+
+    def range_problems(self, values: np.ndarray) -> dict[str, np.ndarray]:
+        finite = np.isfinite(values).all(axis=1)
+        return {"non_finite": ~finite, "out_of_range": finite & (np.abs(values) > 1).any(axis=1)}
+
+    def unwritable(self, rows: np.ndarray) -> np.ndarray:
+        return ~np.isfinite(rows).all(axis=1)
+
+    def format_rows(self, locations, rows: np.ndarray) -> str:
+        """Values clipped to [-1, 1] with :data:`DECIMALS` decimals (at most 5e-7 from the float64 value)."""
+        values = np.clip(rows, -1.0, 1.0)
+        values[np.abs(values) < 0.5 * 10.0**-DECIMALS] = 0.0  # never write '-0.000000'
+        row = f"{{}},{{:.{DECIMALS}f}},{{:.{DECIMALS}f}}\n".format
+        return "".join(map(row, locations, values[:, 0].tolist(), values[:, 1].tolist()))
 
     # -- neural kinds and `abaw predict`
     audio_step_rate = 5.0

@@ -28,10 +28,11 @@ import numpy as np
 
 from harness.data.synthetic.plan import TrackPlan, VideoPlan
 from harness.data.synthetic.signals import CUE_NAMES, TrackSignals, smooth_process
-from harness.tasks import EXPR_INVALID
+from harness.tasks import get_task
 
-AU_NAMES = ("AU1", "AU2", "AU4", "AU6", "AU7", "AU10", "AU12", "AU15", "AU23", "AU24", "AU25", "AU26")
-AU_INVALID = -1
+AU_NAMES = get_task("au").columns
+AU_INVALID = int(get_task("au").invalid_labels(1)[0, 0])
+EXPR_INVALID = int(get_task("expr").invalid_labels(1)[0])
 # the drawn movement of each rendered AU, as a function of the expressed cues, and the threshold it must exceed
 THRESHOLDS = {
     "AU1": 0.35,

@@ -2,35 +2,28 @@
 
 Train and validation labels go to the annotation folder as the release ships it; test labels go to
 ``synthetic_test_labels/`` in the same layout, and the test track lists and prediction templates to ``test_set/``.
-The AU challenge's files are written here (header, 0/1 rows, template) rather than by the VA/EXPR readers' writers.
+Names and formats are the task registry's (:mod:`harness.tasks`), with the 6th ABAW's file names.
 """
 
 from pathlib import Path
 
 import numpy as np
 
-from harness.atomic import write_atomically
+from harness.data.affwild2 import SPLIT_FOLDERS
 from harness.data.annotations import write_annotation
-from harness.data.synthetic.aus import AU_NAMES, has_aus
+from harness.data.synthetic.aus import has_aus
 from harness.data.synthetic.plan import VideoPlan
 from harness.data.synthetic.signals import TrackSignals
 from harness.data.templates import write_template
+from harness.tasks import get_task
 
 ANNOTATION_FOLDER = "6th ABAW Annotations"  # with a space, as the release unpacks
-CHALLENGE = {"va": "VA_Estimation_Challenge", "expr": "EXPR_Recognition_Challenge", "au": "AU_Detection_Challenge"}
-SPLIT_FOLDER = {"train": "Train_Set", "validation": "Validation_Set", "test": "Test_Set"}
-TRACK_LIST = {
-    "va": "Valence_Arousal_Estimation_Challenge_test_set_release.txt",
-    "expr": "Expression_Recognition_Challenge_test_set_release.txt",
-    "au": "Action_Unit_Detection_Challenge_test_set_release.txt",
-}
-TEMPLATE = {
-    "va": "CVPR_6th_ABAW_VA_test_set_sample.txt",
-    "expr": "CVPR_6th_ABAW_Expr_test_set_sample.txt",
-    "au": "CVPR_6th_ABAW_AU_test_set_sample.txt",
-}
-AU_HEADER = ",".join(AU_NAMES)
-AU_DUMMY = ",".join("0" for _ in AU_NAMES)  # a template's placeholder values, as the VA/EXPR templates' zeros
+RELEASE_ROUND = 6  # the synthetic tree carries the 6th ABAW's names
+
+
+def template_name(task: str) -> str:
+    """The 6th ABAW template's file name of ``task`` (``CVPR_6th_ABAW_Expr_test_set_sample.txt``)."""
+    return get_task(task).submission_name(RELEASE_ROUND).replace("_test_set.txt", "_test_set_sample.txt")
 
 
 def write_video_labels(
@@ -44,24 +37,14 @@ def write_video_labels(
     split = plan.split
     base = root / "synthetic_test_labels" if split == "test" else root / ANNOTATION_FOLDER
     for track in plan.tracks:
-        for task in track.tasks:
-            labels = signals[track.name].va_file if task == "va" else signals[track.name].expr_file
-            write_annotation(base / CHALLENGE[task] / SPLIT_FOLDER[split] / f"{track.name}.txt", task, labels)
+        drawn = {"va": signals[track.name].va_file, "expr": signals[track.name].expr_file}
+        labelled = {task: drawn[task] for task in track.tasks} | ({"au": aus[track.name]} if has_aus(track) else {})
+        for task, labels in labelled.items():
+            folder = base / get_task(task).challenge_folders[0] / SPLIT_FOLDERS[split]
+            write_annotation(folder / f"{track.name}.txt", task, labels)
             if split == "test":
                 test_rows[task][track.name] = len(labels)
-        if has_aus(track):
-            labels = aus[track.name]
-            write_au_annotation(base / CHALLENGE["au"] / SPLIT_FOLDER[split] / f"{track.name}.txt", labels)
-            if split == "test":
-                test_rows["au"][track.name] = len(labels)
     return test_rows
-
-
-def write_au_annotation(path: Path, labels: np.ndarray) -> None:
-    """One track's AU labels ``(n, 12)`` in the ABAW format: the AU header, then one line of 12 values per frame."""
-    rows = [",".join(map(str, row)) for row in labels.tolist()]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join([AU_HEADER, *rows]) + "\n", encoding="utf-8")
 
 
 def write_test_lists(root: Path, test_rows: dict[str, dict[str, int]]) -> None:
@@ -71,16 +54,5 @@ def write_test_lists(root: Path, test_rows: dict[str, dict[str, int]]) -> None:
     lists.mkdir(parents=True, exist_ok=True)
     templates.mkdir(parents=True, exist_ok=True)
     for task, rows in test_rows.items():
-        (lists / TRACK_LIST[task]).write_text("".join(f"{name}\n" for name in rows), encoding="utf-8")
-        if task == "au":
-            _write_au_template(templates / TEMPLATE[task], rows)
-        else:
-            write_template(templates / TEMPLATE[task], task, rows)
-
-
-def _write_au_template(path: Path, tracks: dict[str, int]) -> None:
-    """The AU prediction template: ``image_location,AU1,...,AU26``, then ``TRACK/00001.jpg,0,...,0`` per frame."""
-    parts = [f"image_location,{AU_HEADER}\n"]
-    for name, n_rows in tracks.items():
-        parts.append("".join(f"{name}/{frame:05d}.jpg,{AU_DUMMY}\n" for frame in range(1, n_rows + 1)))
-    write_atomically(path, "".join(parts).encode("utf-8"))
+        (lists / get_task(task).track_list_names[0]).write_text("".join(f"{name}\n" for name in rows), encoding="utf-8")
+        write_template(templates / template_name(task), task, rows)

@@ -8,7 +8,7 @@ signal, per modality and for both together: a trained system well below it has r
 
 For AU detection the read-out is one logistic regression per AU whose decision threshold is the one with the best
 F1 on train; the score is the challenge's: the mean over the 12 AUs of each AU's binary F1, pooled over the valid
-frames of the split (:func:`au_f1`, kept here until :mod:`harness.metrics` has the AU metric).
+frames of the split (the task's own metric).
 """
 
 from dataclasses import dataclass
@@ -17,7 +17,7 @@ import numpy as np
 
 from harness.data.synthetic.aus import AU_INVALID, AU_NAMES
 from harness.frames import fill_missing
-from harness.metrics import expr_scores, va_scores
+from harness.metrics import task_scores
 
 MODALITIES = ("video", "audio", "audio+video")
 THRESHOLD_GRID = np.linspace(0.05, 0.95, 19)  # decision thresholds an AU read-out chooses among, on train
@@ -82,14 +82,14 @@ def oracle_scores(tracks: list[OracleTrack], seed: int) -> dict:
                     continue
                 hx, hy = _stack(held, task, modality)
                 if task == "va":
-                    scores = va_scores(np.clip(model.predict(hx), -1, 1), hy)
+                    scores = task_scores("va", np.clip(model.predict(hx), -1, 1), hy)
                     entry = {
                         "score": scores.score,
                         "ccc_valence": scores.ccc_valence,
                         "ccc_arousal": scores.ccc_arousal,
                     }
                 else:
-                    scores = expr_scores(model.predict(hx).astype(np.int64), hy)
+                    scores = task_scores("expr", model.predict(hx).astype(np.int64), hy)
                     entry = {"score": scores.score, "f1_per_class": list(scores.f1_per_class)}
                 results[task][modality][split] = {k: _round(v) for k, v in entry.items()}
     results["au"] = _au_oracle(tracks, seed)
@@ -113,8 +113,8 @@ def _au_oracle(tracks: list[OracleTrack], seed: int) -> dict:
             if not held:
                 continue
             hx, hy = _stack(held, "au", modality)
-            score, per_au = au_f1(np.stack([detect(hx) for detect in detectors], axis=1), hy)
-            results[modality][split] = {"score": _round(score), "f1_per_au": _round(per_au)}
+            scores = task_scores("au", np.stack([detect(hx) for detect in detectors], axis=1), hy)
+            results[modality][split] = {"score": _round(scores.score), "f1_per_au": _round(list(scores.f1_per_au))}
     return results
 
 
@@ -131,14 +131,6 @@ def _fit_detector(x: np.ndarray, y: np.ndarray, seed: int):
     f1 = [_binary_f1(scores >= threshold, y == 1) for threshold in THRESHOLD_GRID]
     threshold = THRESHOLD_GRID[int(np.argmax(f1))]
     return lambda features: (model.predict_proba(features)[:, 1] >= threshold).astype(np.int8)
-
-
-def au_f1(pred: np.ndarray, labels: np.ndarray) -> tuple[float, list[float]]:
-    """AU challenge score of 0/1 predictions ``(n, 12)``: the mean over AUs of each AU's binary F1, pooled over the
-    frames whose label row is valid (no -1); an AU neither labelled nor predicted on any of them has F1 0."""
-    valid = _au_valid(labels)
-    per_au = [_binary_f1(pred[valid, k] == 1, labels[valid, k] == 1) for k in range(labels.shape[1])]
-    return float(np.mean(per_au)), per_au
 
 
 def _binary_f1(pred: np.ndarray, truth: np.ndarray) -> float:
