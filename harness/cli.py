@@ -871,8 +871,8 @@ def predict(
     detect_size: Annotated[int, typer.Option(help="Longer side of the frame fed to the detector.")] = 640,
     weights: Annotated[Path | None, typer.Option(help="RetinaFace weights file (default as abaw faces).")] = None,
 ) -> None:
-    """Run a trained system on a video outside the dataset: one CSV row per frame (time, valence, arousal,
-    expression).
+    """Run a trained system on a video outside the dataset: one CSV row per frame (time, then the values of each
+    task the system serves: valence, arousal; expression; AU1..AU26).
 
     The system must have been trained (abaw run SYSTEM) on --data with the same profile. Supports the static video
     kind. Example: abaw predict video_b1 interview.mp4 --out interview.csv

@@ -4,8 +4,9 @@ The system's nodes are looked up in the store exactly as ``abaw run`` plans them
 settings, hence the same keys); they must be complete. The video is decoded with PyAV, RetinaFace finds the
 person's face in every frame (the previous face reused where none is found), the crops are cut as the system's
 training crops were (``faces: retinaface``: the harness's crop settings; ``organizers``: 112 px with the release's
-margin), and each task's model predicts every crop. Frames without a face are filled from their neighbours; a video
-where no face is ever found gets the system's no-face fallback (the train prior) on every frame, and says so.
+margin), and the model of each task the system serves predicts every crop (VA values, EXPR or AU probabilities).
+Frames without a face are filled from their neighbours; a video where no face is ever found gets the system's no-face
+fallback (the train prior) on every frame, and says so.
 
 Supported kinds: the static ``video`` kind. Kinds over time (``dynamic``, ``kelm``), ``audio`` and fusion are
 refused with a message naming them.
@@ -21,36 +22,49 @@ import numpy as np
 from harness.errors import HarnessError, SpecError
 from harness.faces.detector import FaceError
 from harness.faces.extract import FaceSettings, extract_video, make_detector
-from harness.tasks import EXPR_CLASSES
+from harness.tasks import TASKS, Task, get_task
 
 SUPPORTED_KINDS = ("video",)
 ORGANIZER_CROPS = FaceSettings(size=112, margin=1.25)  # the release's crop size; the synthetic crops' margin
-CSV_HEADER = "time,valence,arousal,expression"
+
+
+def csv_header(tasks: list[Task]) -> str:
+    """``time`` and the CSV columns of each task, in registry order (``time,valence,arousal,expression`` for VA and
+    EXPR; AU adds ``AU1,...,AU26``)."""
+    return ",".join(["time", *(column for task in _ordered(tasks) for column in get_task(task).csv_columns)])
 
 
 @dataclass
 class Prediction:
-    """Frame-level predictions of one video: times (s), VA (n, 2) or None, EXPR classes (n,) or None, and notes."""
+    """Frame-level predictions of one video: times (s), per task served its stored outputs ``(n, width)`` (VA values,
+    EXPR or AU probabilities), the frames with a detected face, and notes."""
 
     video: Path
     fps: float
     times: np.ndarray
-    va: np.ndarray | None
-    expr: np.ndarray | None
+    outputs: dict[Task, np.ndarray]
     faces: int
     notes: list[str] = field(default_factory=list)
 
+    def decided(self, task: Task) -> np.ndarray:
+        """The hard predictions of ``task`` per frame (VA values, EXPR classes, AU 0/1 at 0.5)."""
+        return get_task(task).decide(self.outputs[task])
+
     def write_csv(self, path: Path) -> Path:
-        """``time,valence,arousal,expression`` per frame; a task the system does not serve is left empty."""
+        """:func:`csv_header`, then per frame its time and each task's values (VA to 4 decimals, the expression's
+        class name, each AU 0/1)."""
         from harness.atomic import write_atomically
 
-        lines = [CSV_HEADER]
-        for row, time in enumerate(self.times):
-            va = f"{self.va[row, 0]:.4f},{self.va[row, 1]:.4f}" if self.va is not None else ","
-            expr = EXPR_CLASSES[int(self.expr[row])] if self.expr is not None else ""
-            lines.append(f"{time:.3f},{va},{expr}")
+        tasks = _ordered(list(self.outputs))
+        columns = [[f"{time:.3f}" for time in self.times]]
+        columns += [get_task(task).csv_fields(self.outputs[task]) for task in tasks]
+        lines = [csv_header(tasks), *(",".join(fields) for fields in zip(*columns, strict=True))]
         write_atomically(Path(path), ("\n".join(lines) + "\n").encode())
         return Path(path)
+
+
+def _ordered(tasks: list[Task]) -> list[Task]:
+    return [task for task in TASKS if task in tasks]
 
 
 def system_nodes(system: str, dataset, profile: str | None, store, systems: Path | None = None) -> list:
@@ -58,7 +72,7 @@ def system_nodes(system: str, dataset, profile: str | None, store, systems: Path
     from harness.runner import default_profile, plan_nodes
 
     profile = profile or default_profile(dataset)
-    plans = plan_nodes(system, ["va", "expr"], dataset, profile, systems)
+    plans = plan_nodes(system, list(TASKS), dataset, profile, systems)
     target = plans[-1].resolved.spec.name
     own = [plan for plan in plans if plan.resolved.spec.name == target]
     if len({plan.name for plan in own}) > 1:
@@ -134,13 +148,7 @@ def predict_video(
             outputs[plan.task] = _frame_outputs(kind, [folder / f"{f:05d}.jpg" for f in frames], frames, n_rows)
     n_rows = len(next(iter(outputs.values())))
     return Prediction(
-        video=video,
-        fps=fps,
-        times=np.arange(n_rows) / fps,
-        va=outputs.get("va"),
-        expr=outputs["expr"].argmax(1) if "expr" in outputs else None,
-        faces=faces_found,
-        notes=notes,
+        video=video, fps=fps, times=np.arange(n_rows) / fps, outputs=outputs, faces=faces_found, notes=notes
     )
 
 
@@ -149,7 +157,7 @@ def _track_name(side: str | None) -> str:
 
 
 def _frame_outputs(kind, paths: list[Path], frames: np.ndarray, n_rows: int) -> np.ndarray:
-    """The kind's output on each crop, placed on its frame; gaps filled from neighbours, no face: the prior."""
+    """The kind's stored output on each crop, placed on its frame; gaps filled from neighbours, no face: the prior."""
     import torch
 
     from harness.frames import fill_missing
@@ -164,9 +172,7 @@ def _frame_outputs(kind, paths: list[Path], frames: np.ndarray, n_rows: int) -> 
     with torch.no_grad():
         for pixels, _ in loader(FaceImages(paths, kind.settings.image_size, net.norm), kind.settings.batch_size, 0):
             _, output = net(pixels.to(on))
-            if kind.task == "expr":
-                output = torch.softmax(output.float(), dim=1)
-            per_face.append(output.float().cpu().numpy())
+            per_face.append(kind.task_def.stored_outputs(output.float()).cpu().numpy())
     values = np.full((n_rows, per_face[0].shape[1]), math.nan, np.float32)
     values[frames - 1] = np.concatenate(per_face)
     return fill_missing(values).astype(np.float32)

@@ -168,7 +168,8 @@ def templates(tmp_path: Path) -> dict:
 
 
 class LabelEmbeddings:
-    """A stand-in static video spec: per face frame, the frame's labels (one-hot for EXPR) plus noise, 16-d."""
+    """A stand-in static video spec: per face frame, the frame's labels (one-hot for EXPR, 0/1 per AU) plus noise,
+    16-d."""
 
     name = "fake_video"
     honest = False
@@ -189,6 +190,8 @@ class LabelEmbeddings:
             rows = np.minimum(frames, len(labels)) - 1
             if self.task == "va":
                 emb[:, :2] += np.where(labels[rows] == -5, 0.0, labels[rows])
+            elif self.task == "au":
+                emb[:, 2:14] += np.maximum(labels[rows], 0)
             else:
                 emb[np.flatnonzero(labels[rows] >= 0), 2 + labels[rows][labels[rows] >= 0]] += 1.0
         return emb.astype(np.float16)

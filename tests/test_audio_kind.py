@@ -90,19 +90,25 @@ def test_each_second_of_audio_is_encoded_at_most_twice(audio_world) -> None:
 
 
 class _Track:
-    def __init__(self, name: str, n_rows: int, rng: np.random.Generator) -> None:
+    def __init__(self, name: str, n_rows: int, rng: np.random.Generator, task: str) -> None:
         self.name, self.video, self.n_rows = name, name, n_rows
         arousal = np.clip(np.cumsum(rng.normal(0, 0.05, n_rows)), -1, 1)
         self.labels = np.stack([0.5 * arousal, arousal], axis=1).astype(np.float32)
+        if (
+            task == "au"
+        ):  # 12 action units, on where arousal is high (AU12, AU25) or at random; the first second invalid
+            self.labels = (rng.random((n_rows, 12)) < 0.2).astype(np.int8)
+            self.labels[:, [6, 10]] = arousal[:, None] > 0
+            self.labels[:30] = -1
 
 
 class _Split:
     """Tracks at 30 fps shaped like ``harness.data.affwild2.Split`` as far as the audio kind looks."""
 
-    def __init__(self, name: str, rows: dict[str, int]) -> None:
+    def __init__(self, name: str, rows: dict[str, int], task: str) -> None:
         rng = np.random.default_rng(0)
         self.name, self.names = name, tuple(rows)
-        self.tracks = {track: _Track(track, n, rng) for track, n in rows.items()}
+        self.tracks = {track: _Track(track, n, rng, task) for track, n in rows.items()}
 
     def track(self, name: str) -> _Track:
         return self.tracks[name]
@@ -128,14 +134,15 @@ class _Cache:
         return self.arrays[group, track]
 
 
-def _context(rows: dict[str, int]):
-    """A VA context whose train and validation splits hold ``rows`` (track → label lines), with in-memory caches."""
+def _context(rows: dict[str, int], task: str = "va"):
+    """A context of ``task`` whose train and validation splits hold ``rows`` (track → label lines), with in-memory
+    caches."""
     from harness.models.context import Context
 
-    splits = {"train": _Split("train", rows), "validation": _Split("validation", rows)}
+    splits = {"train": _Split("train", rows, task), "validation": _Split("validation", rows, task)}
     dataset = type("Data", (), {"split": lambda self, task, name: splits[name]})()
     caches: dict = {}
-    return Context(dataset, "va", {}, cache=lambda name, material: caches.setdefault(name, _Cache())), caches
+    return Context(dataset, task, {}, cache=lambda name, material: caches.setdefault(name, _Cache())), caches
 
 
 def _voice(seconds: float, seed: int) -> np.ndarray:
@@ -212,3 +219,28 @@ def test_a_saved_pdem_folder_trains_through_the_paper_code_path_offline(tmp_path
     settings = AudioKind.Settings(**{**settings.model_dump(), "pdem": str(tmp_path / "missing")})
     with pytest.raises(SpecError, match=r"missing.*does not exist"):
         AudioKind(settings, "va", seed=0).fit(context)
+
+
+def test_action_units_train_with_weighted_bce_and_predict_probabilities(monkeypatch) -> None:
+    from harness.data.audio import AudioTrack
+
+    sounds = {"a": _voice(10.0, 6), "b": _voice(8.0, 7)}
+    monkeypatch.setattr(
+        audio_module,
+        "decode_audio",
+        lambda path, sample_rate=16000: AudioTrack(Path(path), sounds[Path(path).stem], 16000, 16000, 1, 0.0, 0.0),
+    )
+    rows = {"a": 300, "b": 240}
+    context, caches = _context(rows, "au")
+    overrides = {"epochs": 1, "min_speech": 0.0, "tiny_corpus_clips": 0}
+    settings = AudioKind.Settings(**{**AudioKind.profiles["smoke"], **overrides})
+    kind = AudioKind(settings, "au", seed=0).fit(context)
+    assert kind.rate == 5.0 and kind.model_.output.out_features == 12
+    assert ("au-train", "a") in caches["audio-frozen"].arrays
+    train = context.split("train")
+    labels = np.concatenate([train.track(name).labels[30:] for name in rows])
+    assert kind.prior_.shape == (12,) and abs(kind.prior_[6] - labels[:, 6].mean()) < 0.1  # AU frequencies
+    predictions = dict(kind.predict(context, "validation", list(rows)))
+    for name, n in rows.items():
+        pred = predictions[name]["pred"]
+        assert pred.shape == (n, 12) and np.isfinite(pred).all() and pred.min() >= 0 and pred.max() <= 1

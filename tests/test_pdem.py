@@ -207,7 +207,9 @@ def test_only_the_last_blocks_and_the_head_are_trainable():
     assert all(p.grad is None for name, p in pdem.named_parameters() if ".layers.3." in name)
 
 
-@pytest.mark.parametrize(("head", "task", "steps", "width"), [("gru", "va", 20, 2), ("transformer", "expr", 4, 8)])
+@pytest.mark.parametrize(
+    ("head", "task", "steps", "width"), [("gru", "va", 20, 2), ("transformer", "expr", 4, 8), ("gru", "au", 20, 12)]
+)
 def test_heads_give_one_prediction_per_target_step(head, task, steps, width):
     pdem = tiny_pdem()
     model = AudioHeadModel(pdem, 4, head, task, steps).eval()
@@ -230,8 +232,8 @@ def test_bad_head_settings_are_refused():
         frozen_features(pdem, waves(), -1)
     with pytest.raises(SpecError, match=r"unknown head 'lstm'; accepted: 'gru', 'transformer'"):
         AudioHeadModel(pdem, 2, "lstm", "va", 20)
-    with pytest.raises(SpecError, match=r"unknown task 'au'; accepted: 'va', 'expr'"):
-        AudioHeadModel(pdem, 2, "gru", "au", 20)
+    with pytest.raises(SpecError, match=r"unknown task 'vad'; accepted: 'va', 'expr', 'au'"):
+        AudioHeadModel(pdem, 2, "gru", "vad", 20)
     with pytest.raises(SpecError, match=r"n_steps must be at least 1 .*got 0"):
         AudioHeadModel(pdem, 2, "gru", "va", 0)
 

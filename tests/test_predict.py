@@ -16,7 +16,7 @@ from harness.data.affwild2 import Dataset
 from harness.errors import SpecError
 from harness.faces.detector import FaceError
 from harness.models.video import VideoKind
-from harness.predict import CSV_HEADER, predict_video
+from harness.predict import csv_header, predict_video
 from harness.runner import MODEL_FILE, plan_nodes
 from harness.store import Store
 
@@ -30,8 +30,13 @@ image_size: 32
 batch_size: 4
 workers: 0
 """
-PRIOR_VA = np.array([0.3, -0.2], np.float32)
-PRIOR_EXPR = np.eye(8, dtype=np.float32)[4]  # Happiness
+PRIOR = {
+    "va": np.array([0.3, -0.2], np.float32),
+    "expr": np.eye(8, dtype=np.float32)[4],  # Happiness
+    "au": np.array([0.7, 0.2, 0.5] + [0.1] * 9, np.float32),  # AU frequencies: AU1 and AU4 at >= 0.5
+}
+CSV_HEADER = "time,valence,arousal,expression"
+AU_COLUMNS = "AU1,AU2,AU4,AU6,AU7,AU10,AU12,AU15,AU23,AU24,AU25,AU26"
 
 
 @pytest.fixture
@@ -42,17 +47,19 @@ def world(handmade_root: Path, tmp_path: Path, monkeypatch):
     systems.mkdir()
     (systems / "tiny_video.yaml").write_text(SPEC, encoding="utf-8")
     (systems / "tiny_dynamic.yaml").write_text("kind: dynamic\ntasks: [va]\ninputs: [tiny_video]\n", encoding="utf-8")
+    (systems / "tiny_au.yaml").write_text(SPEC.replace("[va, expr]", "[au, expr]"), encoding="utf-8")
     monkeypatch.setenv("ABAW_SYSTEMS", str(systems))
     monkeypatch.setenv("ABAW_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("ABAW_STORE", raising=False)
     dataset = Dataset(handmade_root)
     store = Store(tmp_path / "home" / "store")
-    for plan in plan_nodes("tiny_video", ["va", "expr"], dataset, "smoke", systems):
-        net = VideoKind(plan.resolved.settings, plan.task, 0)._build()
-        net.set_prior(PRIOR_VA if plan.task == "va" else PRIOR_EXPR)
-        node = store.node(plan.key)
-        node.save_state(MODEL_FILE, {k: v.detach().contiguous() for k, v in net.state_dict().items()})
-        node.complete({"system": plan.name})
+    for system in ("tiny_video", "tiny_au"):
+        for plan in plan_nodes(system, ["va", "expr", "au"], dataset, "smoke", systems):
+            net = VideoKind(plan.resolved.settings, plan.task, 0)._build()
+            net.set_prior(PRIOR[plan.task])
+            node = store.node(plan.key)
+            node.save_state(MODEL_FILE, {k: v.detach().contiguous() for k, v in net.state_dict().items()})
+            node.complete({"system": plan.name})
     return dataset, store, systems
 
 
@@ -64,12 +71,14 @@ def test_predict_writes_one_row_per_frame(world, weight_files, tmp_path: Path, m
     result = predict_video("tiny_video", video, dataset, "smoke", store, systems=systems, detect_size=64)
     assert result.fps == 25 and result.faces == 5 and not result.notes
     np.testing.assert_allclose(result.times, np.arange(5) / 25)
-    assert result.va.shape == (5, 2) and np.all(np.abs(result.va) < 1)
-    assert result.expr.shape == (5,) and set(result.expr) <= set(range(8))
+    assert sorted(result.outputs) == ["expr", "va"]
+    assert result.outputs["va"].shape == (5, 2) and np.all(np.abs(result.outputs["va"]) < 1)
+    np.testing.assert_allclose(result.outputs["expr"].sum(1), 1.0, rtol=1e-5)  # class probabilities
+    assert result.decided("expr").shape == (5,) and set(result.decided("expr")) <= set(range(8))
     path = result.write_csv(tmp_path / "clip.csv")
     with open(path, encoding="utf-8") as handle:
         lines = handle.read().splitlines()
-    assert lines[0] == CSV_HEADER and len(lines) == 6
+    assert lines[0] == CSV_HEADER == csv_header(["expr", "va"]) and len(lines) == 6
     rows = list(csv.DictReader(lines))
     assert float(rows[2]["time"]) == pytest.approx(0.08) and -1 < float(rows[2]["valence"]) < 1
 
@@ -82,8 +91,30 @@ def test_predict_without_any_face_falls_back_to_the_prior(world, weight_files, t
     result = predict_video("tiny_video", video, dataset, "smoke", store, systems=systems, detect_size=64)
     assert result.faces == 0
     assert result.notes and "clip.mp4: no face found in any of its 3 frames" in result.notes[0]
-    np.testing.assert_allclose(result.va, np.tile(PRIOR_VA, (3, 1)))
-    assert result.expr.tolist() == [4, 4, 4]
+    np.testing.assert_allclose(result.outputs["va"], np.tile(PRIOR["va"], (3, 1)))
+    assert result.decided("expr").tolist() == [4, 4, 4]
+
+
+def test_a_system_trained_for_action_units_writes_their_columns(
+    world,
+    weight_files,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch,
+) -> None:
+    dataset, store, systems = world
+    monkeypatch.setenv("DEEPFACE_HOME", str(deepface_home(tmp_path / "df", weight_files["firing"])))
+    video = tmp_path / "clip.mp4"
+    drawn_video(video, 4)
+    result = predict_video("tiny_au", video, dataset, "smoke", store, systems=systems, detect_size=64)
+    au = result.outputs["au"]
+    assert sorted(result.outputs) == ["au", "expr"] and au.shape == (4, 12) and (au >= 0).all() and (au <= 1).all()
+    lines = result.write_csv(tmp_path / "clip.csv").read_text(encoding="utf-8").splitlines()
+    assert lines[0] == f"time,expression,{AU_COLUMNS}" and len(lines) == 5
+    rows = list(csv.DictReader(lines))
+    assert [int(rows[1][unit]) for unit in AU_COLUMNS.split(",")] == (au[1] >= 0.5).astype(int).tolist()
+    monkeypatch.setenv("DEEPFACE_HOME", str(deepface_home(tmp_path / "df2", weight_files["random"])))
+    faceless = predict_video("tiny_au", video, dataset, "smoke", store, systems=systems, detect_size=64)
+    assert faceless.faces == 0 and faceless.decided("au").tolist() == [[1, 0, 1] + [0] * 9] * 4  # the prior
 
 
 def test_predict_cli_writes_the_csv(world, weight_files, tmp_path: Path, monkeypatch) -> None:  # noqa: F811

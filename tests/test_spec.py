@@ -6,6 +6,7 @@ import pytest
 
 from harness.errors import SpecError
 from harness.spec import available_specs, load_graph, load_spec, resolve, resolve_variants
+from harness.tasks import TASKS
 
 REPO_SYSTEMS = Path(__file__).resolve().parents[1] / "systems"
 
@@ -33,7 +34,7 @@ def test_settings_resolve_kind_defaults_then_spec_then_profile(tmp_path: Path) -
     smoke, paper = resolve(spec, "smoke").settings, resolve(spec, "paper").settings
     assert (smoke.backbone, smoke.image_size, smoke.epochs) == ("test_efficientnet", 40, 3)
     assert (paper.backbone, paper.image_size, paper.epochs) == ("efficientnet_b1", 224, 12)
-    assert spec.tasks == ("va", "expr") and spec.seed == 0
+    assert spec.tasks == TASKS and spec.seed == 0
 
 
 def test_spec_hash_follows_settings(tmp_path: Path) -> None:

@@ -4,14 +4,24 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from conftest import LabelEmbeddings
 
 from harness.data.affwild2 import Dataset
 from harness.errors import SpecError
 from harness.metrics import task_scores
 from harness.models.context import Context
-from harness.models.step_table import build_table, normalisation, normalise, resample_to_steps, window_rows, windows
-from harness.models.temporal import DynamicKind, DynamicSettings
+from harness.models.step_table import (
+    build_table,
+    normalisation,
+    normalise,
+    resample_to_steps,
+    step_targets,
+    window_rows,
+    windows,
+)
+from harness.models.temporal import DynamicKind, DynamicSettings, TemporalNet
+from harness.tasks import get_task
 
 FAST = {"epochs": 4, "patience": 2, "layers": 1, "heads": 4, "learning_rate": 3e-3, "window_s": 2.0, "batch_size": 64}
 
@@ -54,19 +64,21 @@ def test_normalisation_is_fitted_on_train(synthetic_tiny: Path) -> None:
     np.testing.assert_allclose(per_track[table.track_rows(0)].mean(0), 0.0, atol=1e-4)
 
 
-@pytest.mark.parametrize("task", ["va", "expr"])
+@pytest.mark.parametrize("task", ["va", "expr", "au"])
 def test_dynamic_learns_its_inputs_and_predicts_every_frame(synthetic_tiny: Path, task: str) -> None:
     kind, context = fitted(synthetic_tiny, task)
     split = context.split("validation")
     predictions = dict(kind.predict(context, "validation", list(split.names)))
     assert set(predictions) == set(split.names)
+    definition = get_task(task)
     for name, outputs in predictions.items():
-        assert outputs["pred"].shape == (split.track(name).n_rows, 2 if task == "va" else 8)
+        assert outputs["pred"].shape == (split.track(name).n_rows, definition.width)
     pooled = np.concatenate([predictions[name]["pred"] for name in split.names])
     if task == "expr":
         np.testing.assert_allclose(pooled.sum(1), 1.0, atol=1e-5)
-        pooled = pooled.argmax(1)
-    assert task_scores(task, pooled, split.labels()).score > 0.3  # a constant (the prior) scores 0
+    if task == "au":
+        assert pooled.min() >= 0 and pooled.max() <= 1  # AU probabilities
+    assert task_scores(task, definition.decide(pooled), split.labels()).score > 0.3  # a constant (the prior) scores 0
 
 
 def test_same_seed_same_model_and_state_round_trip(synthetic_tiny: Path) -> None:
@@ -143,3 +155,29 @@ def test_step_means_equal_a_plain_scatter_add_bit_for_bit(shuffled: bool) -> Non
     out = resample_to_steps(embeddings, frames, 29.97, total, 5.0)
     filled = counts > 0
     np.testing.assert_array_equal(out[filled], (sums[filled] / counts[filled, None]).astype(np.float32))
+
+
+def test_step_targets_keep_the_task_dtype_and_mark_invalid_and_outside_steps() -> None:
+    rows = np.array([0, 2, 1, -1])  # the last step lies past the track's end
+    va = np.array([[0.5, -0.5], [-5.0, -5.0], [0.25, 0.0]], np.float32)
+    targets, valid = step_targets(va, rows, get_task("va"), 4)
+    assert targets.dtype == np.float32 and targets[1].tolist() == [0.25, 0.0] and valid.tolist() == [1, 1, 0, 0]
+    targets, valid = step_targets(np.array([3, -1, 7]), rows, get_task("expr"), 4)
+    assert targets.dtype == np.int64 and targets.tolist() == [3, 7, -1, 3] and valid.tolist() == [1, 1, 0, 0]
+    au = np.array([[1] * 12, [-1] * 12, [0, 1] * 6], np.int8)
+    targets, valid = step_targets(au, rows, get_task("au"), 4)
+    assert targets.dtype == np.int8 and targets.shape == (4, 12) and valid.tolist() == [1, 1, 0, 0]
+    targets, valid = step_targets(None, rows, get_task("au"), 4)  # the test split: no labels
+    assert targets.shape == (4, 12) and not valid.any()
+
+
+def test_temporal_net_gives_the_task_outputs_per_step() -> None:
+    settings = DynamicSettings(**FAST)
+    features = torch.randn(3, 10, 16) * 20
+    for task, width in (("va", 2), ("expr", 8), ("au", 12)):
+        torch.manual_seed(0)
+        net = TemporalNet(16, task, settings).eval()
+        net.head.bias.data.fill_(3.0)
+        out = net(features)
+        assert out.shape == (3, 10, width)
+        assert (out.abs().max() <= 1) == (task == "va")  # VA bounded by tanh; EXPR and AU logits

@@ -2,13 +2,17 @@
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from safetensors.torch import save_file
 from torch import nn
 
 from harness.errors import SpecError
+from harness.models.face_data import FaceImages
 from harness.models.video import VideoKind, VideoSettings
+from harness.tasks import LossOptions
 
 SMOKE_BACKBONES = [("test_efficientnet", 64), ("test_efficientnet_gn", 72), ("test_vit", 64)]
 
@@ -56,10 +60,33 @@ def test_missing_weights_under_paper_say_where_to_put_them(tmp_path: Path, monke
 def test_head_is_dropout_linear_batchnorm_tanh_and_outputs_per_task() -> None:
     net = VideoKind(settings(), "expr", 0)._build()
     assert [type(m) for m in net.embed] == [nn.Dropout, nn.Linear, nn.BatchNorm1d, nn.Tanh]
-    assert net.out.out_features == 8 and not net.bounded
+    embedding, logits = net.eval()(torch.randn(3, 3, 48, 48) * 50)
+    assert net.out.out_features == 8 and torch.equal(logits, net.out(embedding))  # logits: the focal loss takes them
     va = VideoKind(settings(), "va", 0)._build()
     _, output = va.eval()(torch.randn(3, 3, 48, 48) * 50)
     assert output.abs().max() <= 1 and va.out.out_features == 2
+
+
+def test_action_units_get_12_logits_weighted_bce_and_probabilities_as_outputs(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    paths = [tmp_path / f"{i}.jpg" for i in range(3)]
+    for path in paths:
+        Image.fromarray(rng.integers(0, 255, (40, 40, 3), np.uint8)).save(path)
+    kind = VideoKind(settings(), "au", 0)
+    net = kind._build().eval()
+    assert net.out.out_features == 12 and net.prior.shape == (12,)
+    ((embedding, stored),) = kind._forward(net, paths)
+    pixels = torch.stack([FaceImages(paths, kind.settings.image_size, net.norm)[i][0] for i in range(3)])
+    with torch.no_grad():
+        _, logits = net(pixels)
+    assert embedding.shape == (3, 256) and stored.shape == (3, 12)
+    np.testing.assert_allclose(stored, torch.sigmoid(logits).numpy(), rtol=1e-6)  # stored: AU probabilities
+    targets = np.zeros((4, 12), np.int8)
+    targets[:2, 0] = 1
+    targets[:, 1] = 1
+    criterion = kind.task_def.criterion(targets, LossOptions(va_loss=kind.settings.va_loss))
+    assert isinstance(criterion, nn.BCEWithLogitsLoss)
+    np.testing.assert_allclose(criterion.pos_weight[:3].numpy(), [1.0, 0.0, 1.0])  # 2 of 4 on; always on; never on
 
 
 def test_constructor_stores_settings_only_and_predict_needs_fit() -> None:

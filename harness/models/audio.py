@@ -1,9 +1,10 @@
 """Audio kind: audEERING's PDEM (wav2vec2) with the SUN team's V1/V2/V3 heads (ABAW 2024, arXiv 2403.12609).
 
 Each track's voice is cut into 4 s windows with a 2 s hop (z-normalised per window); targets sit on a step grid,
-5 steps a second for valence/arousal (20 a window, CCC loss) and 1 a second for expressions (4 a window, weighted
-cross-entropy with label smoothing). V1: 2-layer GRU(256) with the last 2 wav2vec2 blocks trainable; V2: 2
-Transformer layers, last 2 blocks trainable; V3: as V2 with the last 4 blocks trainable. Adam with cosine warm
+5 steps a second for valence/arousal (20 a window, CCC loss), 1 a second for expressions (4 a window, weighted
+cross-entropy with label smoothing) and 5 a second for action units (weighted BCE; the voice says little of them).
+V1: 2-layer GRU(256) with the last 2 wav2vec2 blocks trainable; V2: 2 Transformer layers, last 2 blocks trainable;
+V3: as V2 with the last 4 blocks trainable. Adam with cosine warm
 restarts, early stopping on validation. Windows that are mostly non-speech (silero-vad) are dropped from training;
 every frame still gets a prediction: overlapping windows are averaged per step and interpolated to frame times.
 
@@ -38,14 +39,14 @@ from harness.models.pdem import (
     normalise_windows,
 )
 from harness.models.registry import Kind, register_kind
-from harness.models.training import EarlyStopping, ccc_loss, device, inverse_frequency_weights, seed_everything
+from harness.models.step_table import step_targets
+from harness.models.training import EarlyStopping, device, seed_everything
 from harness.progress import bar
 from harness.steps import n_steps, step_rows, window_starts, windows_to_frames
-from harness.tasks import NUM_EXPR_CLASSES, Task
+from harness.tasks import LossOptions, Task, TaskDef, get_task
 
 SAMPLE_RATE = 16000
 PDEM_ENV = "ABAW_PDEM"  # local folder of audEERING's wav2vec2-large-robust-12-ft-emotion-msp-dim
-STEP_RATE = {"va": 5.0, "expr": 1.0}
 
 
 class AudioSettings(BaseModel):
@@ -106,8 +107,12 @@ class AudioKind(Kind):
 
     # -- windows and caches -----------------------------------------------------------------------------------------
     @property
+    def task_def(self) -> TaskDef:
+        return get_task(self.task)
+
+    @property
     def rate(self) -> float:
-        return STEP_RATE[self.task]
+        return self.task_def.audio_step_rate
 
     def _grid(self, split: Split, name: str) -> tuple[int, np.ndarray]:
         """Total steps of a track and its window starts (in steps)."""
@@ -217,7 +222,7 @@ class AudioKind(Kind):
             speech = self.vad_.read_track("vad", name)
             for index, start in enumerate(starts):
                 window_rows = rows[start : start + width]
-                labels, mask = self._targets(track.labels, window_rows)
+                labels, mask = step_targets(track.labels, window_rows, self.task_def, len(window_rows))
                 spoken = speech[window_rows[window_rows >= 0]]
                 if training and (not mask.any() or (len(spoken) and spoken.mean() < self.settings.min_speech)):
                     continue
@@ -225,13 +230,6 @@ class AudioKind(Kind):
                 targets.append(labels)
                 masks.append(mask)
         return refs, np.asarray(targets), np.asarray(masks, dtype=bool)
-
-    def _targets(self, labels: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        inside = rows >= 0
-        picked = labels[np.where(inside, rows, 0)]
-        if self.task == "va":
-            return picked.astype(np.float32), inside & np.all(picked != -5, axis=1)
-        return picked.astype(np.int64), inside & (picked >= 0)
 
     @staticmethod
     def _batch(refs: list, indices) -> torch.Tensor:
@@ -253,8 +251,9 @@ class AudioKind(Kind):
         width = round(s.window_s * self.rate)
         on = device()
         model = AudioHeadModel(self.pdem_, s.trainable_blocks, s.head, self.task, width).to(on)
-        self.prior_ = self._prior(targets[masks])
-        loss_of = self._loss(targets[masks], on)
+        self.prior_ = self.task_def.prior(targets[masks])
+        options = LossOptions(va_loss="ccc", label_smoothing=s.label_smoothing)
+        criterion = self.task_def.criterion(targets[masks], options).to(on)
         optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=s.learning_rate)
         schedule = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(optimizer, T_0=max(1, s.restart_epochs))
         stopper = EarlyStopping(s.patience)
@@ -264,7 +263,9 @@ class AudioKind(Kind):
             for start in range(0, len(order), s.batch_size):
                 chosen = order[start : start + s.batch_size]
                 output = model(self._batch(refs, chosen).to(on))
-                loss = loss_of(output, torch.from_numpy(targets[chosen]).to(on), torch.from_numpy(masks[chosen]).to(on))
+                target = self.task_def.target_tensor(targets[chosen]).to(on)
+                mask = torch.from_numpy(masks[chosen]).to(on)
+                loss = criterion(output[mask], target[mask])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -276,39 +277,26 @@ class AudioKind(Kind):
         self.history_ = stopper.history
         return self
 
-    def _loss(self, valid_targets: np.ndarray, on: torch.device):
-        if self.task == "va":
-            return lambda out, target, mask: ccc_loss(out[mask], target[mask].float())
-        weights = inverse_frequency_weights(valid_targets, NUM_EXPR_CLASSES).to(on)
-        cross_entropy = torch.nn.CrossEntropyLoss(weight=weights, label_smoothing=self.settings.label_smoothing)
-        return lambda out, target, mask: cross_entropy(out[mask], target[mask])
-
-    def _prior(self, valid_targets: np.ndarray) -> np.ndarray:
-        if self.task == "va":
-            return valid_targets.mean(0).astype(np.float32)
-        counts = np.bincount(valid_targets, minlength=NUM_EXPR_CLASSES).astype(np.float32)
-        return counts / counts.sum()
-
     @torch.no_grad()
     def _evaluate(self, model, refs: list, targets: np.ndarray, masks: np.ndarray) -> float:
         if not refs:
             return 0.0
         model.eval()
         on = next(model.parameters()).device
+        stored = self.task_def.stored_outputs
         outputs = np.concatenate(
             [
-                model(self._batch(refs, range(i, min(i + 32, len(refs)))).to(on)).cpu().numpy()
+                stored(model(self._batch(refs, range(i, min(i + 32, len(refs)))).to(on))).cpu().numpy()
                 for i in range(0, len(refs), 32)
             ]
         )
-        pred = outputs[masks] if self.task == "va" else outputs[masks].argmax(-1)
-        return task_scores(self.task, pred, targets[masks]).score
+        return task_scores(self.task, self.task_def.decide(outputs[masks]), targets[masks]).score
 
     # -- predict -------------------------------------------------------------------------------------------------------
     def predict(
         self, context: Context, split_name: str, tracks: list[str]
     ) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
-        """Per track, ``pred``: one row per label line (VA values or EXPR probabilities)."""
+        """Per track, ``pred``: one row per label line (VA values, EXPR or AU probabilities)."""
         model = self._fitted(context)
         split = context.split(split_name)
         self._cached(split, tracks)
@@ -321,9 +309,9 @@ class AudioKind(Kind):
                 yield name, {"pred": np.tile(self.prior_, (track.n_rows, 1)).astype(np.float32)}
                 continue
             with torch.no_grad():
-                outputs = model(torch.from_numpy(np.asarray(features, np.float32)).to(on)).float()
-                if self.task == "expr":
-                    outputs = torch.softmax(outputs, dim=-1)
+                outputs = self.task_def.stored_outputs(
+                    model(torch.from_numpy(np.asarray(features, np.float32)).to(on)).float()
+                )
             total, starts = self._grid(split, name)
             frames = windows_to_frames(outputs.cpu().numpy(), starts, total, self.rate, track.n_rows, split.fps(name))
             yield name, {"pred": frames.astype(np.float32)}

@@ -31,7 +31,7 @@ class FaceImages(Dataset):
         paths: Sequence[Path],
         size: int,
         norm: Normalisation,
-        targets: np.ndarray | None = None,
+        targets: np.ndarray | torch.Tensor | None = None,
         flip: bool = False,
     ) -> None:
         self.paths = list(paths)

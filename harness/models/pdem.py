@@ -8,8 +8,9 @@ downloaded here; the user puts the model folder on disk and names it.
 
 **Audio heads** (SUN team, V1/V2/V3): the wav2vec2 frame sequence (~50 frames/s) of a 4 s window goes through the
 last ``trainable_blocks`` transformer layers of PDEM, then a 2-layer GRU(256) (V1) or a projection to 256 and two
-Transformer encoder layers (V2, V3); per-frame outputs (VA: 2 with tanh; EXPR: 8 logits) are averaged to the
-target steps of the window (VA: 20 at 5 fps; EXPR: 4 at 1 fps). V1 and V2 train the last 2 blocks, V3 the last 4.
+Transformer encoder layers (V2, V3); per-frame outputs (the task's training outputs: VA 2 with tanh, EXPR 8 logits,
+AU 12 logits) are averaged to the target steps of the window (VA and AU: 20 at 5 fps; EXPR: 4 at 1 fps). V1 and V2
+train the last 2 blocks, V3 the last 4.
 
 **Frozen / trainable split**: everything before the first trainable block is frozen, so ``frozen_features`` computes
 it once per window (store it), and ``AudioHeadModel.forward`` runs only the trainable blocks and the head. The split
@@ -33,7 +34,7 @@ from transformers import Wav2Vec2Config, Wav2Vec2Model, Wav2Vec2PreTrainedModel
 from transformers.masking_utils import create_bidirectional_mask
 
 from harness.errors import SpecError
-from harness.tasks import NUM_EXPR_CLASSES, Task
+from harness.tasks import TASKS, Task, get_task
 
 PDEM_NAME = "audeering/wav2vec2-large-robust-12-ft-emotion-msp-dim"
 PDEM_LICENCE = "CC BY-NC-SA 4.0"
@@ -337,8 +338,9 @@ def fine_tune_smoke_pdem(
 
 class AudioHeadModel(nn.Module):
     """The trainable top of one SUN audio system: PDEM's last ``trainable_blocks`` layers (shared with ``pdem``,
-    which is frozen otherwise) + a GRU or Transformer head; forward on ``frozen_features`` output gives
-    (B, n_steps, 2) tanh valence/arousal or (B, n_steps, 8) expression logits."""
+    which is frozen otherwise) + a GRU or Transformer head; forward on ``frozen_features`` output gives the task's
+    training outputs per step: (B, n_steps, 2) tanh valence/arousal, (B, n_steps, 8) expression logits or
+    (B, n_steps, 12) action-unit logits."""
 
     def __init__(
         self,
@@ -356,8 +358,8 @@ class AudioHeadModel(nn.Module):
         _check_blocks(config, trainable_blocks)
         if head not in ("gru", "transformer"):
             raise SpecError(f"audio head: unknown head {head!r}; accepted: 'gru', 'transformer'")
-        if task not in ("va", "expr"):
-            raise SpecError(f"audio head: unknown task {task!r}; accepted: 'va', 'expr'")
+        if task not in TASKS:
+            raise SpecError(f"audio head: unknown task {task!r}; accepted: {', '.join(map(repr, TASKS))}")
         if n_steps < 1:
             raise SpecError(f"audio head: n_steps must be at least 1 target per window; got {n_steps}")
         self.config = config
@@ -379,7 +381,8 @@ class AudioHeadModel(nn.Module):
                 head_dim, attention_heads, dim_feedforward=4 * head_dim, dropout=dropout, batch_first=True
             )
             self.transformer = nn.TransformerEncoder(layer, num_layers=2, enable_nested_tensor=False)
-        self.output = nn.Linear(head_dim, 2 if task == "va" else NUM_EXPR_CLASSES)
+        self.definition = get_task(task)
+        self.output = nn.Linear(head_dim, self.definition.width)
 
     def encode(self, frozen_states: torch.Tensor, frame_mask: torch.Tensor | None = None) -> torch.Tensor:
         """(B, T, hidden) last hidden states of wav2vec2: the trainable blocks (+ final layer norm if stable).
@@ -403,10 +406,8 @@ class AudioHeadModel(nn.Module):
         return self.transformer(self.projection(states), src_key_padding_mask=padding)
 
     def forward(self, frozen_states: torch.Tensor, frame_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, n_steps, 2 | 8): per-frame outputs (tanh for VA) averaged to the window's target steps."""
-        frames = self.output(self.embed(frozen_states, frame_mask))
-        if self.task == "va":
-            frames = torch.tanh(frames)
+        """(B, n_steps, width): per-frame training outputs (tanh for VA) averaged to the window's target steps."""
+        frames = self.definition.train_outputs(self.output(self.embed(frozen_states, frame_mask)))
         return pool_to_steps(frames, self.n_steps)
 
 

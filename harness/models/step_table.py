@@ -14,7 +14,7 @@ from harness.data.affwild2 import Split
 from harness.errors import SpecError, StoreError
 from harness.models.context import InputOutputs
 from harness.steps import n_steps, step_rows, window_starts
-from harness.tasks import Task
+from harness.tasks import Task, TaskDef, get_task
 
 
 def resample_to_steps(embeddings: np.ndarray, frames: np.ndarray, fps: float, total: int, rate: float) -> np.ndarray:
@@ -59,7 +59,9 @@ class StepTable:
     offsets: np.ndarray  # first row of each track
     lengths: np.ndarray  # steps of each track
     features: np.ndarray
-    targets: np.ndarray  # VA (steps, 2) float32, EXPR (steps,) int64
+    targets: (
+        np.ndarray
+    )  # the step's labels in the task's dtype and shape (VA (steps, 2), EXPR (steps,), AU (steps, 12))
     valid: np.ndarray  # the step has a label to learn from
     faceless: list[str]  # tracks without any face: their features are zeros, their predictions the prior
 
@@ -93,7 +95,7 @@ def build_table(
         else:
             embeddings_on_steps = resample_to_steps(embeddings, frames, fps, total, rate)
         rows = step_rows(total, rate, fps, track.n_rows)
-        labels, mask = _step_targets(track.labels, rows, task, total)
+        labels, mask = step_targets(track.labels, rows, get_task(task), total)
         features.append(embeddings_on_steps)
         targets.append(labels)
         valid.append(mask)
@@ -130,16 +132,16 @@ def _embeddings(source: InputOutputs, split: str, name: str) -> np.ndarray:
         ) from None
 
 
-def _step_targets(labels: np.ndarray | None, rows: np.ndarray, task: Task, total: int) -> tuple[np.ndarray, np.ndarray]:
-    """Labels of the frame at each step's centre and whether they count (inside the track and not invalid)."""
-    if labels is None:  # the test split: nothing to learn from
-        shape = (total, 2) if task == "va" else (total,)
-        return np.zeros(shape, np.float32 if task == "va" else np.int64), np.zeros(total, bool)
+def step_targets(
+    labels: np.ndarray | None, rows: np.ndarray, task: TaskDef, total: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Labels of the frame at each step's centre (``rows``: its label line, -1 outside the track) in the task's
+    label dtype, and whether they count (inside the track and valid); without labels (the test split) invalid ones."""
+    if labels is None:
+        return task.invalid_labels(total), np.zeros(total, bool)
     inside = rows >= 0
     picked = labels[np.where(inside, rows, 0)]
-    if task == "va":
-        return picked.astype(np.float32), inside & np.all(picked != -5, axis=1)
-    return picked.astype(np.int64), inside & (picked >= 0)
+    return picked.astype(task.invalid_labels(0).dtype), inside & task.valid(picked)
 
 
 def normalisation(table: StepTable, mode: str) -> tuple[np.ndarray, np.ndarray]:

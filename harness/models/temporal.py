@@ -4,10 +4,11 @@ arXiv 2403.12609, "dynamic" systems).
 The input spec's 256-d face embeddings are resampled to 5 steps a second by real timestamps and kept in memory as
 one table per split (on the GPU when there is one); windows of W seconds advance by W/2 and a batch is a gather of
 row indices. Model: BatchNorm over the features → sinusoidal positions → N Transformer encoder layers (or a
-bidirectional GRU) → one output per step (VA: 2 with tanh, loss (1−CCC_v)+(1−CCC_a); EXPR: 8 logits, focal loss
-with inverse-frequency weights). Features are normalised with statistics of the training split (min-max) or per
-track. Early stopping on the validation score at step level; overlapping window outputs are averaged per step and
-interpolated to every frame. A track without any face gets the training prior.
+bidirectional GRU) → one output per step, as the task defines them (VA: 2 with tanh, loss (1−CCC_v)+(1−CCC_a); EXPR:
+8 logits, focal loss with inverse-frequency weights; AU: 12 logits, BCE weighted by the negatives/positives ratio).
+Features are normalised with statistics of the training split (min-max) or per track. Early stopping on the
+validation score at step level; overlapping window outputs are averaged per step and interpolated to every frame. A
+track without any face gets the training prior.
 """
 
 import math
@@ -26,16 +27,9 @@ from harness.metrics import task_scores
 from harness.models.context import Context
 from harness.models.registry import Kind, register_kind
 from harness.models.step_table import StepTable, build_table, normalisation, normalise, window_rows, windows
-from harness.models.training import (
-    EarlyStopping,
-    FocalLoss,
-    ccc_loss,
-    device,
-    inverse_frequency_weights,
-    seed_everything,
-)
+from harness.models.training import EarlyStopping, device, seed_everything
 from harness.steps import step_centres
-from harness.tasks import NUM_EXPR_CLASSES, Task
+from harness.tasks import LossOptions, Task, TaskDef, get_task
 
 
 class DynamicSettings(BaseModel):
@@ -74,6 +68,10 @@ class DynamicKind(Kind):
         self.seed = seed
 
     @property
+    def task_def(self) -> TaskDef:
+        return get_task(self.task)
+
+    @property
     def width(self) -> int:
         return max(1, round(self.settings.window_s * self.settings.rate))
 
@@ -96,19 +94,20 @@ class DynamicKind(Kind):
         generator = seed_everything(self.seed)
         train, validation = self._table(context, "train"), self._table(context, "validation")
         self.shift_, self.scale_ = normalisation(train, s.normalisation)
-        self.prior_ = _prior(self.task, train.targets[train.valid])
+        self.prior_ = self.task_def.prior(train.targets[train.valid])
         on = device()
         net = TemporalNet(train.features.shape[1], self.task, s).to(on)
         model = distributed.wrap(net) if distributed.world_size() > 1 else net
         features = torch.from_numpy(normalise(train, s.normalisation, self.shift_, self.scale_)).to(on)
-        targets, valid = torch.from_numpy(train.targets).to(on), torch.from_numpy(train.valid).to(on)
+        targets, valid = self.task_def.target_tensor(train.targets).to(on), torch.from_numpy(train.valid).to(on)
         tracks, starts = windows(train, self.width, max(1, self.width // 2))
         rows, inside = window_rows(train, tracks, starts, self.width)
         keep = (train.valid[rows] & inside).any(1)
         rows, inside = torch.from_numpy(rows[keep]).to(on), torch.from_numpy(inside[keep]).to(on)
         if not len(rows):
             raise SpecError(f"dynamic ({self.task}): no training window has a valid label")
-        loss_of = self._loss(train.targets[train.valid], on)
+        options = LossOptions(va_loss="ccc", focal_gamma=s.focal_gamma)
+        loss_of = self.task_def.criterion(train.targets[train.valid], options).to(on)
         optimizer = torch.optim.AdamW(net.parameters(), lr=s.learning_rate, weight_decay=s.weight_decay)
         stopper = EarlyStopping(s.patience)
         for epoch in range(s.epochs):
@@ -134,14 +133,10 @@ class DynamicKind(Kind):
         self.notes_: list[str] = []
         return self
 
-    def _loss(self, valid_targets: np.ndarray, on: torch.device):
-        if self.task == "va":
-            return ccc_loss
-        return FocalLoss(inverse_frequency_weights(valid_targets, NUM_EXPR_CLASSES).to(on), self.settings.focal_gamma)
-
     @torch.no_grad()
     def _step_outputs(self, net: "TemporalNet", table: StepTable) -> np.ndarray:
-        """Outputs ``(steps, K)`` for a whole table: windows averaged per step (EXPR as probabilities)."""
+        """Stored outputs ``(steps, width)`` for a whole table (VA values, EXPR or AU probabilities): windows averaged
+        per step."""
         net.eval()
         on = next(net.parameters()).device
         features = torch.from_numpy(normalise(table, self.settings.normalisation, self.shift_, self.scale_)).to(on)
@@ -150,7 +145,7 @@ class DynamicKind(Kind):
         outputs = []
         for begin in range(0, len(rows), 256):
             out = net(features[torch.from_numpy(rows[begin : begin + 256]).to(on)]).float()
-            outputs.append((torch.softmax(out, -1) if self.task == "expr" else out).cpu().numpy())
+            outputs.append(self.task_def.stored_outputs(out).cpu().numpy())
         window_values = np.concatenate(outputs)
         per_step = np.empty((len(table.features), window_values.shape[-1]), np.float32)
         for index in range(len(table.names)):
@@ -163,15 +158,14 @@ class DynamicKind(Kind):
     def _step_score(self, net: "TemporalNet", table: StepTable) -> float:
         if not table.valid.any():
             return 0.0
-        outputs = self._step_outputs(net, table)[table.valid]
-        pred = outputs if self.task == "va" else outputs.argmax(1)
+        pred = self.task_def.decide(self._step_outputs(net, table)[table.valid])
         return task_scores(self.task, pred, table.targets[table.valid]).score
 
     # -- predict -------------------------------------------------------------------------------------------------------
     def predict(
         self, context: Context, split_name: str, tracks: list[str]
     ) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
-        """Per track, ``pred``: one row per label line (VA values or EXPR probabilities)."""
+        """Per track, ``pred``: one row per label line (VA values, EXPR or AU probabilities)."""
         net = self._fitted()
         split = context.split(split_name)
         table = self._table(context, split_name, tracks)
@@ -214,14 +208,6 @@ def _faceless_note(task: Task, name: str) -> str:
     return f"dynamic ({task}): track {name!r} has no face in its input's embeddings; the training prior answers"
 
 
-def _prior(task: Task, valid_targets: np.ndarray) -> np.ndarray:
-    """VA: the mean label; EXPR: the class frequencies (what a model without input should answer)."""
-    if task == "va":
-        return valid_targets.mean(0).astype(np.float32)
-    counts = np.bincount(valid_targets, minlength=NUM_EXPR_CLASSES).astype(np.float32)
-    return counts / counts.sum()
-
-
 def sinusoidal_positions(length: int, dim: int) -> torch.Tensor:
     """``(length, dim)`` fixed positional encoding: sin on even, cos on odd features, wavelengths up to 10⁴·2π."""
     position = torch.arange(length, dtype=torch.float32)[:, None]
@@ -233,12 +219,13 @@ def sinusoidal_positions(length: int, dim: int) -> torch.Tensor:
 
 
 class TemporalNet(nn.Module):
-    """BatchNorm over features → positions → Transformer encoder (or bidirectional GRU) → per-step output."""
+    """BatchNorm over features → positions → Transformer encoder (or bidirectional GRU) → per-step output (the task's
+    :meth:`~harness.tasks.TaskDef.train_outputs`)."""
 
     def __init__(self, dim: int, task: Task, settings: DynamicSettings) -> None:
         super().__init__()
         s = settings
-        self.task = task
+        self.task, self.definition = task, get_task(task)
         self.norm = nn.BatchNorm1d(dim)
         if s.temporal == "transformer":
             if dim % s.heads:
@@ -249,7 +236,7 @@ class TemporalNet(nn.Module):
             if dim % 2:
                 raise SpecError(f"key 'temporal': a bidirectional GRU needs an even embedding size, found {dim}")
             self.encoder = nn.GRU(dim, dim // 2, s.layers, batch_first=True, bidirectional=True, dropout=s.dropout)
-        self.head = nn.Linear(dim, 2 if task == "va" else NUM_EXPR_CLASSES)
+        self.head = nn.Linear(dim, self.definition.width)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """``(batch, steps, dim)`` → ``(batch, steps, outputs)``."""
@@ -258,5 +245,4 @@ class TemporalNet(nn.Module):
             x = self.encoder(x)[0]
         else:
             x = self.encoder(x + sinusoidal_positions(x.shape[1], x.shape[2]).to(x.device))
-        out = self.head(x)
-        return torch.tanh(out) if self.task == "va" else out
+        return self.definition.train_outputs(self.head(x))

@@ -1,10 +1,12 @@
 """Static video kind: an ImageNet backbone on single face crops (SUN team, ABAW 2024, arXiv 2403.12609).
 
 Backbone (timm; classifier removed) → Dropout → Linear(→256) → BatchNorm → Tanh, the 256-d frame **embedding**
-that later kinds reuse, → Linear(256→2) + Tanh for valence/arousal or Linear(256→8) for expressions. Trained on
-every k-th face frame with AdamW (linear warm-up, then cosine), early stopping on the validation score, focal loss
-with inverse-frequency weights for expressions and 1 − CCC (or RMSE) for valence/arousal. Frames without a face
-get predictions filled from their neighbours (``harness.frames``); a track with no face at all gets the train prior.
+that later kinds reuse, → Linear(256→2) + Tanh for valence/arousal, Linear(256→8) for expressions or Linear(256→12)
+for action units (the task's output width and activation). Trained on every k-th face frame with AdamW (linear
+warm-up, then cosine), early stopping on the validation score, focal loss with inverse-frequency weights for
+expressions, 1 − CCC (or RMSE) for valence/arousal, BCE weighted by the negatives/positives ratio for action units.
+Frames without a face get predictions filled from their neighbours (``harness.frames``); a track with no face at all
+gets the train prior.
 
 Profiles: ``paper`` uses the published backbones at 224 px with ImageNet weights from a local file; ``smoke`` uses
 timm's tiny ``test_*`` models at 48 px, randomly initialised, to train in seconds on two CPU cores.
@@ -29,19 +31,9 @@ from harness.metrics import task_scores
 from harness.models.context import Context
 from harness.models.face_data import FaceImages, Normalisation, loader, track_batches
 from harness.models.registry import Kind, register_kind
-from harness.models.training import (
-    EarlyStopping,
-    FocalLoss,
-    FunctionLoss,
-    ccc_loss,
-    device,
-    inverse_frequency_weights,
-    rmse_loss,
-    seed_everything,
-    warmup_cosine,
-)
+from harness.models.training import EarlyStopping, device, seed_everything, warmup_cosine
 from harness.progress import bar
-from harness.tasks import NUM_EXPR_CLASSES, Task
+from harness.tasks import LossOptions, Task, TaskDef, get_task
 
 WEIGHTS_ENV = "ABAW_WEIGHTS"  # folder holding <backbone>.safetensors (or .pth / .bin) ImageNet checkpoints
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".bin")
@@ -113,6 +105,10 @@ class VideoKind(Kind):
         self.task = task
         self.seed = seed
 
+    @property
+    def task_def(self) -> TaskDef:
+        return get_task(self.task)
+
     @classmethod
     def key_extra(cls, settings: VideoSettings) -> dict[str, str]:
         """The pretrained weights' content hash, so that new weights under the same file name train anew."""
@@ -139,12 +135,11 @@ class VideoKind(Kind):
             backbone = timm.create_model(s.backbone, **options)
         except RuntimeError as error:
             raise SpecError(f"backbone {s.backbone!r}: cannot build it or load its weights ({error})") from error
-        outputs = 2 if self.task == "va" else NUM_EXPR_CLASSES
         config = backbone.pretrained_cfg
         norm = Normalisation(
             tuple(config.get("mean", (0.485, 0.456, 0.406))), tuple(config.get("std", (0.229, 0.224, 0.225)))
         )
-        return VideoNet(backbone, s.embedding_dim, s.dropout, outputs, self.task == "va", norm)
+        return VideoNet(backbone, s.embedding_dim, s.dropout, self.task_def, norm)
 
     def _weights_file(self) -> Path:
         s = self.settings
@@ -180,11 +175,13 @@ class VideoKind(Kind):
         val_paths, val_targets = self._labelled_frames(validation, s.eval_step)
         if not len(train_paths):
             raise SpecError(f"video ({self.task}): no labelled face frames in the train split to train on")
-        net.set_prior(self._prior(train_targets))
+        net.set_prior(self.task_def.prior(train_targets))
         on = device()
         net.to(on)
-        criterion = self._criterion(train_targets).to(on)
-        train_data = FaceImages(train_paths, s.image_size, net.norm, train_targets, flip=s.flip)
+        options = LossOptions(va_loss=s.va_loss, focal_gamma=s.focal_gamma)
+        criterion = self.task_def.criterion(train_targets, options).to(on)
+        targets = self.task_def.target_tensor(train_targets)
+        train_data = FaceImages(train_paths, s.image_size, net.norm, targets, flip=s.flip)
         batches = loader(train_data, s.batch_size, s.workers, shuffle=True, generator=generator, drop_last=True)
         model, shards = net, None
         if distributed.world_size() > 1:  # under torchrun: DDP, each rank on its share of every epoch's order
@@ -226,25 +223,11 @@ class VideoKind(Kind):
             frames = split.face_frames(track.name)
             frames = frames[frames <= track.n_rows]
             labels = track.labels[frames - 1]
-            valid = np.all(labels != -5, axis=1) if self.task == "va" else labels >= 0
+            valid = self.task_def.valid(labels)
             chosen = frames[valid][::step]
             paths.extend(split.frame_path(track.name, int(f)) for f in chosen)
             targets.append(labels[valid][::step])
-        empty = np.empty((0, 2) if self.task == "va" else 0)
-        return paths, np.concatenate(targets) if targets else empty
-
-    def _prior(self, targets: np.ndarray) -> np.ndarray:
-        """Fallback output for a track with no face: the train mean (VA) or class frequencies (EXPR)."""
-        if self.task == "va":
-            return targets.mean(0).astype(np.float32)
-        counts = np.bincount(targets, minlength=NUM_EXPR_CLASSES).astype(np.float32)
-        return counts / counts.sum()
-
-    def _criterion(self, targets: np.ndarray):
-        if self.task == "expr":
-            return FocalLoss(inverse_frequency_weights(targets, NUM_EXPR_CLASSES), self.settings.focal_gamma)
-        loss = ccc_loss if self.settings.va_loss == "ccc" else rmse_loss
-        return FunctionLoss(loss)
+        return paths, np.concatenate(targets) if targets else self.task_def.invalid_labels(0)
 
     @torch.no_grad()
     def _evaluate(self, net: "VideoNet", paths: list[Path], targets: np.ndarray) -> float:
@@ -257,13 +240,12 @@ class VideoKind(Kind):
             outputs = np.concatenate([out for share in distributed.all_gather(mine) for out in share])
         else:
             outputs = np.concatenate([out for _, out in self._forward(net, paths)])
-        pred = outputs if self.task == "va" else outputs.argmax(1)
-        return task_scores(self.task, pred, targets).score
+        return task_scores(self.task, self.task_def.decide(outputs), targets).score
 
     def _forward(
         self, net: "VideoNet", paths: list[Path], batches: list[list[int]] | None = None
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(embeddings, outputs) batch by batch, in the order of ``paths``; EXPR outputs are probabilities."""
+        """(embeddings, stored outputs) batch by batch, in the order of ``paths``."""
         s = self.settings
         net.eval()
         on = next(net.parameters()).device
@@ -272,15 +254,14 @@ class VideoKind(Kind):
             for pixels, _ in loader(images, s.batch_size, inference_workers(s.workers, on), batches=batches):
                 with _autocast(on):
                     embedding, output = net(pixels.to(on, non_blocking=True))
-                if self.task == "expr":
-                    output = torch.softmax(output.float(), dim=1)
-                yield embedding.float().cpu().numpy(), output.float().cpu().numpy()
+                output = self.task_def.stored_outputs(output.float())
+                yield embedding.float().cpu().numpy(), output.cpu().numpy()
 
     # -- predict -------------------------------------------------------------------------------------------------
     def predict(
         self, context: Context, split_name: str, tracks: list[str]
     ) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
-        """Per track: ``pred`` (one row per label line: VA values or EXPR probabilities) and ``emb`` (one 256-d
+        """Per track: ``pred`` (one row per label line: VA values, EXPR or AU probabilities) and ``emb`` (one 256-d
         float16 row per face frame, in :meth:`Split.face_frames` order), yielded as each track completes.
 
         Batches never mix tracks, so a track's outputs do not depend on which other tracks are computed with it."""
@@ -339,18 +320,19 @@ class VideoKind(Kind):
 
 
 class VideoNet(nn.Module):
-    """Backbone → embedding head → task output; ``prior`` is the no-face fallback output."""
+    """Backbone → embedding head → task output (the task's :meth:`~harness.tasks.TaskDef.train_outputs`); ``prior``
+    is the no-face fallback output."""
 
-    def __init__(self, backbone: nn.Module, dim: int, dropout: float, outputs: int, bounded: bool, norm: Normalisation):
+    def __init__(self, backbone: nn.Module, dim: int, dropout: float, task: TaskDef, norm: Normalisation):
         super().__init__()
         self.backbone = backbone
         self.embed = nn.Sequential(
             nn.Dropout(dropout), nn.Linear(backbone.num_features, dim), nn.BatchNorm1d(dim), nn.Tanh()
         )
-        self.out = nn.Linear(dim, outputs)
-        self.bounded = bounded
+        self.out = nn.Linear(dim, task.width)
+        self.definition = task
         self.norm = norm
-        self.register_buffer("prior", torch.zeros(outputs))
+        self.register_buffer("prior", torch.zeros(task.width))
 
     def set_prior(self, prior: np.ndarray) -> None:
         self.prior.copy_(torch.as_tensor(prior))
@@ -359,8 +341,7 @@ class VideoNet(nn.Module):
         if images.is_cuda:
             images = images.contiguous(memory_format=torch.channels_last)
         embedding = self.embed(self.backbone(images))
-        output = self.out(embedding)
-        return embedding, torch.tanh(output) if self.bounded else output
+        return embedding, self.definition.train_outputs(self.out(embedding))
 
 
 # -- faces: retinaface (issue #9) ------------------------------------------------------------------------------------

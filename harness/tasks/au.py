@@ -209,6 +209,21 @@ class ActionUnits(TaskDef):
         suffixes = text.view(f"S{2 * A + 1}").ravel().astype(f"U{2 * A + 1}").tolist()
         return "".join(map(operator.add, locations, suffixes))
 
+    # -- neural kinds and `abaw predict`
+    audio_step_rate = 5.0  # as VA: AUs are frame-level events, often shorter than a second
+
+    def stored_outputs(self, train_outputs):
+        import torch
+
+        return torch.sigmoid(train_outputs)
+
+    @property
+    def csv_columns(self) -> tuple[str, ...]:
+        return UNITS
+
+    def csv_fields(self, outputs: np.ndarray) -> list[str]:
+        return [",".join(map(str, row)) for row in self.decide(outputs).tolist()]
+
     # -- closed-form and fusion kinds
     problem = "multilabel"
 

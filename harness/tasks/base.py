@@ -70,6 +70,7 @@ class LossOptions:
     va_loss: str = "ccc"  # "ccc" or "rmse"
     focal_gamma: float | None = None  # None: weighted cross-entropy / BCE; else the focal exponent
     class_weighted: bool = True
+    label_smoothing: float = 0.0  # EXPR's cross-entropy (without focal_gamma) only
 
 
 class TaskDef(ABC):
@@ -302,6 +303,23 @@ class TaskDef(ABC):
     @abstractmethod
     def format_rows(self, locations: Sequence[str], rows: np.ndarray) -> str:
         """The body of a prediction file: one line per location with its row of ``rows`` (``value_dtype``)."""
+
+    # -- neural kinds and `abaw predict` ------------------------------------------------------------------------
+    audio_step_rate: ClassVar[float]  # target steps a second of the audio kind's windows
+
+    @abstractmethod
+    def stored_outputs(self, train_outputs: torch.Tensor) -> torch.Tensor:
+        """Stored outputs from :meth:`train_outputs` (for heads that apply it in their forward, e.g. before pooling
+        over time): ``activate(raw) == stored_outputs(train_outputs(raw))``."""
+
+    @property
+    @abstractmethod
+    def csv_columns(self) -> tuple[str, ...]:
+        """The columns of this task in ``abaw predict``'s frame-level CSV."""
+
+    @abstractmethod
+    def csv_fields(self, outputs: np.ndarray) -> list[str]:
+        """Per row of ``(n, width)`` stored outputs, its :attr:`csv_columns` values, comma-joined."""
 
     # -- closed-form and fusion kinds ---------------------------------------------------------------------------
     problem: ClassVar[str]  # "regression" (values per column), "multiclass" (one class), "multilabel" (0/1 per column)

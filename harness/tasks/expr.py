@@ -84,7 +84,9 @@ class Expression(TaskDef):
         weights = inverse_frequency_weights(valid_targets, K)
         if options.focal_gamma is not None:
             return FocalLoss(weights, options.focal_gamma)
-        return nn.CrossEntropyLoss(weight=weights if options.class_weighted else None)
+        return nn.CrossEntropyLoss(
+            weight=weights if options.class_weighted else None, label_smoothing=options.label_smoothing
+        )
 
     def target_tensor(self, targets: np.ndarray):
         import torch
@@ -179,6 +181,21 @@ class Expression(TaskDef):
         """``EXPR`` up to the 5th ABAW, ``Expr`` from the 6th on."""
         newest = [code for first, code in sorted(self.release_codes.items()) if round_ >= first]
         return newest[-1] if newest else self.template_codes[0]
+
+    # -- neural kinds and `abaw predict`
+    audio_step_rate = 1.0
+
+    def stored_outputs(self, train_outputs):
+        import torch
+
+        return torch.softmax(train_outputs, dim=-1)
+
+    @property
+    def csv_columns(self) -> tuple[str, ...]:
+        return ("expression",)
+
+    def csv_fields(self, outputs: np.ndarray) -> list[str]:
+        return [CLASSES[c] for c in self.decide(outputs).tolist()]
 
     # -- closed-form and fusion kinds
     problem = "multiclass"

@@ -186,6 +186,19 @@ class ValenceArousal(TaskDef):
         row = f"{{}},{{:.{DECIMALS}f}},{{:.{DECIMALS}f}}\n".format
         return "".join(map(row, locations, values[:, 0].tolist(), values[:, 1].tolist()))
 
+    # -- neural kinds and `abaw predict`
+    audio_step_rate = 5.0
+
+    def stored_outputs(self, train_outputs):
+        return train_outputs
+
+    @property
+    def csv_columns(self) -> tuple[str, ...]:
+        return DIMENSIONS
+
+    def csv_fields(self, outputs: np.ndarray) -> list[str]:
+        return [f"{v:.4f},{a:.4f}" for v, a in self.decide(outputs).tolist()]
+
     # -- closed-form and fusion kinds
     problem = "regression"
 
