@@ -158,13 +158,3 @@ def task_scores(task: str, pred: ArrayLike, labels: ArrayLike):
     from harness.tasks import get_task
 
     return get_task(task).scores(pred, labels)
-
-
-def va_scores(pred: ArrayLike, labels: ArrayLike):
-    """The ABAW VA score (mean CCC of valence and arousal, frames labelled -5 left out)."""
-    return task_scores("va", pred, labels)
-
-
-def expr_scores(pred: ArrayLike, labels: ArrayLike):
-    """The ABAW EXPR score (macro F1 over all 8 classes, frames labelled -1 left out)."""
-    return task_scores("expr", pred, labels)

@@ -20,16 +20,6 @@ _REGISTRY: dict[str, TaskDef] = {task.name: task for task in (ValenceArousal(), 
 TASKS: tuple[Task, ...] = tuple(_REGISTRY)
 
 
-# Transitional names for modules not yet asking the registry; removed once no module imports them.
-EXPR_CLASSES = _REGISTRY["expr"].columns
-NUM_EXPR_CLASSES = len(EXPR_CLASSES)
-VA_DIMENSIONS = _REGISTRY["va"].columns
-VA_INVALID = -5.0
-EXPR_INVALID = -1
-ANNOTATION_HEADER = {name: task.annotation_header for name, task in _REGISTRY.items()}
-PREDICTION_HEADER = {name: task.prediction_header for name, task in _REGISTRY.items()}
-
-
 def get_task(name: str) -> TaskDef:
     """The registered task called ``name``; a ``ValueError`` with a did-you-mean otherwise."""
     try:

@@ -27,12 +27,11 @@ stream per video, so adding AUs left every other file of the dataset as it was.
 import numpy as np
 
 from harness.data.synthetic.plan import TrackPlan, VideoPlan
-from harness.data.synthetic.signals import CUE_NAMES, TrackSignals, smooth_process
+from harness.data.synthetic.signals import CUE_NAMES, EXPR_INVALID, TrackSignals, smooth_process
 from harness.tasks import get_task
 
 AU_NAMES = get_task("au").columns
 AU_INVALID = int(get_task("au").invalid_labels(1)[0, 0])
-EXPR_INVALID = int(get_task("expr").invalid_labels(1)[0])
 # the drawn movement of each rendered AU, as a function of the expressed cues, and the threshold it must exceed
 THRESHOLDS = {
     "AU1": 0.35,

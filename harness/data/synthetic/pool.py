@@ -24,8 +24,7 @@ from harness.data.synthetic.face import SubjectLook, draw_face, make_background
 from harness.data.synthetic.labels import write_video_labels
 from harness.data.synthetic.plan import SINGLE_SIZE, VideoPlan
 from harness.data.synthetic.render import FACE_HEIGHT, _aligned_crop, _Encoder
-from harness.data.synthetic.signals import CUE_BOUNDS, clean_cues, face_cues, track_signals
-from harness.tasks import NUM_EXPR_CLASSES
+from harness.data.synthetic.signals import CUE_BOUNDS, NUM_EXPR_CLASSES, clean_cues, face_cues, track_signals
 
 POOL_FOLDER = "synthetic_crop_pool"
 VA_BINS = 4  # bins of valence and of arousal over [-1, 1]

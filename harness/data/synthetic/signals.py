@@ -19,7 +19,11 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
 from harness.data.synthetic.face import FaceCues
-from harness.tasks import EXPR_INVALID, NUM_EXPR_CLASSES, VA_INVALID
+from harness.tasks import get_task
+
+NUM_EXPR_CLASSES = get_task("expr").width
+VA_INVALID = float(get_task("va").invalid_labels(1)[0, 0])
+EXPR_INVALID = int(get_task("expr").invalid_labels(1)[0])
 
 # (valence, arousal) prototype of each class in ABAW order, and the class prior (train-like imbalance)
 PROTOTYPES = np.array(
