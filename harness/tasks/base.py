@@ -12,6 +12,7 @@ Torch is imported inside the methods that need it, so commands that never train 
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -195,6 +196,43 @@ class TaskDef(ABC):
             raise ValueError(f"{self.name.upper()} labels have no valid frame; nothing to score")
         score, parts = self.scores_from_stats(stats)
         return TaskScores(float(score), frames, self.breakdown(parts))
+
+    # -- score reports: how a result is shown, what a record derives from its statistics ----------------------
+    heading: ClassVar[str]  # a report's section title: 'Valence-arousal (mean CCC)'
+    part_titles: ClassVar[dict[str, str]]  # breakdown key -> its name in a score line: 'CCC valence', 'F1 per class'
+    part_abbrevs: ClassVar[dict[str, str]]  # breakdown key -> its short name in a ranking cell: 'V', 'F1'
+
+    def score_line(self, result: Mapping[str, Any]) -> str:
+        """The breakdown of a score result in one line, as ``abaw score`` prints it (``CCC valence 0.4100, CCC
+        arousal 0.3700``; ``F1 per class: Neutral 0.512, ...``)."""
+        pieces = []
+        for key in self.breakdown_names:
+            if key in self.part_labels:
+                pairs = zip(self.part_labels[key], result[key], strict=True)
+                pieces.append(f"{self.part_titles[key]}: " + ", ".join(f"{name} {value:.3f}" for name, value in pairs))
+            else:
+                pieces.append(f"{self.part_titles[key]} {result[key]:.4f}")
+        return ", ".join(pieces)
+
+    def breakdown_cell(self, details: Mapping[str, Any]) -> str:
+        """The breakdown of a recorded result in a ranking table's cell: scalar parts (``V 0.410 · A 0.370``), and of a
+        vector part its lowest and highest entry (``F1 0.12 (Fear) to 0.80 (Happiness)``; missing entries skipped)."""
+        pieces = []
+        for key in self.breakdown_names:
+            short = self.part_abbrevs[key]
+            if key in self.part_labels:
+                names = self.part_labels[key]
+                values = [math.nan if value is None else value for value in details[key]]
+                low, high = int(np.nanargmin(values)), int(np.nanargmax(values))
+                pieces.append(f"{short} {values[low]:.2f} ({names[low]}) to {values[high]:.2f} ({names[high]})")
+            else:
+                pieces.append(f"{short} {details[key]:.3f}")
+        return " · ".join(pieces)
+
+    def confusion_matrix(self, summed: np.ndarray) -> np.ndarray | None:
+        """The ``(k, k)`` int64 confusion matrix (rows = true class, columns in :attr:`columns` order) that summed
+        statistics hold, for a task whose statistics are one; None for the others."""
+        return None
 
     # -- prediction files ---------------------------------------------------------------------------------------
     @property
