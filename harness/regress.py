@@ -9,7 +9,7 @@ name: ``va``, ``expr``, ``au``)::
       "about": "...",
       "datasets": {
         "<dataset fingerprint>": {
-          "name": "synthetic-tiny-seed0-v3",
+          "name": "synthetic-tiny-seed0-v4",
           "profiles": {
             "smoke": {
               "video_b1": {
