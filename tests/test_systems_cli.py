@@ -60,7 +60,7 @@ def test_systems_lists_every_spec_with_its_inputs_sweep_and_latest_scores(board:
     dwf = entries["dwf"]
     assert (dwf["kind"], dwf["tasks"], dwf["inputs"]) == (
         "dwf",
-        ["va", "expr"],
+        ["va", "expr", "au"],
         ["audio_v3", "dynamic_b1", "dynamic_vit", "kelm"],
     )
     sweep = entries["dynamic_vit_context"]
@@ -162,10 +162,15 @@ def test_task_option_takes_every_registered_task_both_and_all(handmade_root: Pat
     assert cli._tasks(cli.TaskChoice("au")) == ["au"]
     base = ["show", "dwf", "--profile", "smoke", "--data", str(handmade_root), "--json"]
     shown = {choice: json.loads(runner.invoke(cli.app, [*base, "--task", choice]).stdout) for choice in ("all", "both")}
-    assert shown["all"] == shown["both"]  # dwf serves va and expr: all plans those two
-    assert {node["task"] for node in shown["all"]["nodes"]} == {"va", "expr"}
-    result = runner.invoke(cli.app, [*base, "--task", "au"])
-    assert result.exit_code == 2 and "'dwf' serves only va, expr" in result.stderr.replace("\n", "")
+    assert {node["task"] for node in shown["all"]["nodes"]} == {"va", "expr", "au"}  # dwf serves all three
+    assert {node["task"] for node in shown["both"]["nodes"]} == {"va", "expr"}
+    only_two = ["show", "dwf_av", "--profile", "smoke", "--data", str(handmade_root), "--json"]
+    shown_av = {
+        choice: json.loads(runner.invoke(cli.app, [*only_two, "--task", choice]).stdout) for choice in ("all", "both")
+    }
+    assert shown_av["all"] == shown_av["both"]  # dwf_av serves va and expr: all plans those two
+    result = runner.invoke(cli.app, [*only_two, "--task", "au"])
+    assert result.exit_code == 2 and "'dwf_av' serves only va, expr" in result.stderr.replace("\n", "")
     result = runner.invoke(cli.app, [*base, "--task", "vaa"])
     assert result.exit_code == 2 and all(name in result.output for name in ("va", "expr", "au", "both", "all"))
 
