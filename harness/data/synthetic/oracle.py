@@ -18,6 +18,7 @@ import numpy as np
 from harness.data.synthetic.aus import AU_INVALID, AU_NAMES
 from harness.frames import fill_missing
 from harness.metrics import task_scores
+from harness.tasks import get_task
 
 MODALITIES = ("video", "audio", "audio+video")
 THRESHOLD_GRID = np.linspace(0.05, 0.95, 19)  # decision thresholds an AU read-out chooses among, on train
@@ -66,31 +67,25 @@ def oracle_scores(tracks: list[OracleTrack], seed: int) -> dict:
             results[task] = {"unavailable": reason}
             continue
         results[task] = {}
+        definition = get_task(task)
+        regression = definition.problem == "regression"
         for modality in MODALITIES:
             x, y = _stack(train, task, modality)
             results[task][modality] = {}
-            if task == "va":
-                keep = ~np.any(y == -5, axis=1)
-                model = LinearRegression().fit(x[keep], y[keep])
+            keep = definition.valid(y)
+            if regression:
+                model = LinearRegression()
             else:
-                keep = y != -1
                 model = LogisticRegression(class_weight="balanced", max_iter=2000, random_state=seed)
-                model.fit(x[keep], y[keep])
+            model.fit(x[keep], y[keep])
             for split in ("validation", "test"):
                 held = [t for t in labelled if t.split == split]
                 if not held:
                     continue
                 hx, hy = _stack(held, task, modality)
-                if task == "va":
-                    scores = task_scores("va", np.clip(model.predict(hx), -1, 1), hy)
-                    entry = {
-                        "score": scores.score,
-                        "ccc_valence": scores.ccc_valence,
-                        "ccc_arousal": scores.ccc_arousal,
-                    }
-                else:
-                    scores = task_scores("expr", model.predict(hx).astype(np.int64), hy)
-                    entry = {"score": scores.score, "f1_per_class": list(scores.f1_per_class)}
+                raw = model.predict(hx)
+                scores = task_scores(task, definition.clip_scores(raw) if regression else raw.astype(np.int64), hy)
+                entry = {"score": scores.score, **scores.breakdown.to_dict()}
                 results[task][modality][split] = {k: _round(v) for k, v in entry.items()}
     results["au"] = _au_oracle(tracks, seed)
     return results
@@ -147,7 +142,7 @@ def _unfittable(train: list[OracleTrack], task: str) -> str | None:
     """Why no oracle can be fitted on these train tracks (none, or fewer than two classes), else None."""
     if not train:
         return "no train tracks"
-    if task == "expr":
+    if get_task(task).problem == "multiclass":
         classes = np.unique(np.concatenate([t.expr for t in train]))
         if np.count_nonzero(classes >= 0) < 2:
             return "fewer than two expression classes in train"
