@@ -16,9 +16,10 @@ through ``/proc/self/clear_refs``; the label arrays loaded before count in the b
 - ``step_table``: VA train + validation step tables (5 Hz) from ``--dim``-d stand-in embeddings per face frame;
 - ``functionals``: the kelm kind's window functionals (4 s windows, mean/max/min) over the VA train table;
 - ``score``: ``score_split`` with its 10⁴-resample bootstrap, for the largest scored split of each task;
-- ``dwf``: one DWF search of 3 inputs (2,000 candidates, the kind's default) per task on validation;
-- ``write_validate``: the VA and EXPR test files written from predictions and validated against the templates;
-- ``leaderboard``: 8 runs per task recorded, then both rankings (10⁴ resamples) rendered as text and HTML.
+- ``dwf``: one DWF search of 3 inputs (2,000 candidates, the kind's default) per task on validation (AU: per unit
+  and threshold);
+- ``write_validate``: the VA, EXPR and AU test files written from predictions and validated against the templates;
+- ``leaderboard``: 8 runs per task recorded, then every task's ranking (10⁴ resamples) rendered as text and HTML.
 
 Goals (issue 17) at affwild2 size on 2 cores: fingerprint ≤ 30 s cold and ≤ 1 s unchanged; scoring + bootstrap
 ≤ 2 s; writing + validating a 1 M-row file ≤ 5 s; memory linear in frames with a stated constant.
@@ -79,25 +80,36 @@ class StandInEmbeddings:
 
 
 def predictions(split, quality: float, seed: int) -> dict[str, np.ndarray]:
-    """Per track, predictions that follow the labels with ``quality`` (test: any labels the tree has)."""
+    """Per track, hard predictions (the task's problem type) that follow the labels with ``quality`` (test: any
+    labels the tree has)."""
+    from harness.tasks import get_task
+
+    task = get_task(split.task)
     rng = np.random.default_rng(seed)
     out = {}
     for track in split.tracks:
-        labels = track.labels
-        if split.task == "va":
-            clean = np.where(labels == -5.0, 0.0, labels) if labels is not None else np.zeros((track.n_rows, 2))
-            out[track.name] = np.clip(quality * clean + rng.normal(0, 0.3, clean.shape), -1, 1).astype(np.float32)
+        labels = track.labels if track.labels is not None else task.invalid_labels(track.n_rows)
+        clean = np.where(task.valid(labels).reshape((-1,) + (1,) * (labels.ndim - 1)), labels, 0)
+        if task.problem == "regression":
+            noisy = np.clip(quality * clean + rng.normal(0, 0.3, clean.shape), -1, 1)
         else:
-            base = np.maximum(labels, 0) if labels is not None else np.zeros(track.n_rows, np.int64)
-            noise = rng.integers(0, 8, base.shape)
-            out[track.name] = np.where(rng.random(base.shape) < quality, base, noise)
+            noise = rng.integers(0, task.width if task.problem == "multiclass" else 2, clean.shape)
+            noisy = np.where(rng.random(clean.shape) < quality, clean, noise)
+        out[track.name] = noisy.astype(np.float32 if task.problem == "regression" else np.int64)
     return out
 
 
 def probabilities(split, quality: float, seed: int) -> np.ndarray:
-    """Concatenated (frames, 8) class probabilities whose argmax follows the labels with ``quality``."""
-    classes = np.concatenate(list(predictions(split, quality, seed).values()))
-    logits = 2.0 * np.eye(8, dtype=np.float32)[classes] + np.random.default_rng(seed).normal(0, 1, (len(classes), 8))
+    """Concatenated ``(frames, width)`` stored outputs of a classification task whose decisions follow the labels
+    with ``quality``: class probabilities (EXPR) or unit probabilities (AU)."""
+    from harness.tasks import get_task
+
+    task = get_task(split.task)
+    hard = np.concatenate(list(predictions(split, quality, seed).values()))
+    rng = np.random.default_rng(seed)
+    if task.problem == "multilabel":
+        return np.clip(0.3 + 0.4 * hard + rng.normal(0, 0.15, hard.shape), 0, 1).astype(np.float32)
+    logits = 2.0 * np.eye(task.width, dtype=np.float32)[hard] + rng.normal(0, 1, (len(hard), task.width))
     exp = np.exp(logits - logits.max(1, keepdims=True))
     return (exp / exp.sum(1, keepdims=True)).astype(np.float32)
 
@@ -116,7 +128,7 @@ def measure_scale(root: Path, dim: int, work: Path) -> dict:
     from harness.run_record import RunRecord
     from harness.scoring import score_split
     from harness.submission import write_predictions
-    from harness.tasks import TASKS
+    from harness.tasks import TASKS, get_task
     from harness.validation import validate_predictions
 
     os.environ["ABAW_HOME"] = str(work / "home")  # an empty fingerprint cache
@@ -161,12 +173,15 @@ def measure_scale(root: Path, dim: int, work: Path) -> dict:
     for task in TASKS:
         split = splits[(task, "validation")]
         labels = split.labels()
-        if task == "va":
+        problem = get_task(task).problem
+        if problem == "regression":
             stacked = np.stack([np.concatenate(list(predictions(split, 0.6, s).values())) for s in range(3)])
             search = partial(_va_search, dirichlet_candidates(rng, DWF_CANDIDATES, 3, 2), stacked, labels)
         else:
             stacked = np.stack([probabilities(split, 0.6, s) for s in range(3)])
-            search = partial(_expr_search, dirichlet_candidates(rng, DWF_CANDIDATES, 3, 8), stacked, labels)
+            width = stacked.shape[2]
+            searcher = _expr_search if problem == "multiclass" else _au_search
+            search = partial(searcher, dirichlet_candidates(rng, DWF_CANDIDATES, 3, width), stacked, labels)
         dwf_parts[task], _ = measured(search)
         dwf_parts[task]["rows"] = _rows(split)
         del stacked, search
@@ -239,6 +254,14 @@ def _expr_search(weights: np.ndarray, inputs: np.ndarray, labels: np.ndarray) ->
 
     valid = labels >= 0
     return expr_candidate_scores(weights, inputs[:, valid], labels[valid])
+
+
+def _au_search(weights: np.ndarray, inputs: np.ndarray, labels: np.ndarray) -> tuple:
+    from harness.fusion_math import au_best_choices
+    from harness.tasks import get_task
+
+    valid = get_task("au").valid(labels)
+    return au_best_choices(weights, inputs[:, valid], labels[valid])
 
 
 def _rows(split) -> int:
