@@ -748,7 +748,8 @@ def _render_regress(report) -> None:
     if report.rows:
         styles = {"ok": "green", "FAIL": "bold red", "error": "bold red", "new": "yellow"}
         columns = [Col("system", whole=True), Col("task"), Col("baseline", drop=2), Col("now")]
-        columns += [Col("change", drop=1), Col("")]
+        columns += [Col("change", drop=1), Col("95% low", drop=3), Col("chance"), Col("> chance"), Col("")]
+        marks = {True: "[green]yes[/]", False: "[bold red]no[/]", None: "?"}
         cells = [
             [
                 escape(row.system),
@@ -756,6 +757,9 @@ def _render_regress(report) -> None:
                 number(row.baseline),
                 number(row.now) + ("†" if row.ranked_by == "honest_score" else ""),
                 number(row.change, True),
+                number(row.low) + ("*" if row.interval and row.interval != row.ranked_by else ""),
+                number(row.chance),
+                marks[row.above_chance] if row.status != "error" else "",
                 f"[{styles[row.status]}]{row.status}[/]",
             ]
             for row in report.rows
@@ -763,6 +767,9 @@ def _render_regress(report) -> None:
         out.print(fitted_table(columns, cells, out.width, title=f"abaw regress ({report.profile})")[0])
         if any(row.ranked_by == "honest_score" for row in report.rows):
             out.print("† the honest (cross-fitted) score of a system fitted on validation, as the leaderboard ranks it")
+        out.print("> chance: the low end of the score's 95% interval lies above the task's chance level")
+        if any(row.interval and row.interval != row.ranked_by for row in report.rows):
+            out.print("* no interval of the honest score recorded: the in-sample score's interval is used")
     for row in report.rows:
         if row.message and row.status in ("FAIL", "error"):
             err.print(f"{escape(row.system)} {row.task}: {escape(row.message)}", highlight=False)
