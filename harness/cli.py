@@ -640,8 +640,17 @@ def leaderboard(
     ] = None,
     as_json: JsonOption = False,
     html: Annotated[Path | None, typer.Option(help="Also write a static HTML report with plots to this file.")] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data", help="Dataset whose chance levels to show (default: $ABAW_DATA, else the synthetic one)."
+        ),
+    ] = None,
 ) -> None:
     """Rank the recorded systems per task, with 95% intervals and a paired test against the best.
+
+    Below each ranking, the task's chance level on validation (the better of the best constant prediction and
+    predictions drawn from the train prior, scored the same way) when the dataset's files are at hand.
 
     Without --task: every task with a recorded run (every registered task when none has one), and for a system with
     a validation run of each of them on one dataset and profile, the multi-task score, the sum of its task scores
@@ -649,6 +658,7 @@ def leaderboard(
 
     Example: abaw leaderboard --task va --html leaderboard/report.html
     """
+    from harness.chance import leaderboard_chance
     from harness.leaderboard import Leaderboard
     from harness.report import (
         multitask_formula,
@@ -664,6 +674,9 @@ def leaderboard(
     board = Leaderboard(leaderboard_path())
     rankings = task_rankings(board, task.value if task else None)
     tasks = list(rankings)
+    fingerprints = {entry.run.dataset_fingerprint for entries in rankings.values() for entry in entries}
+    found = leaderboard_chance(data, tasks, fingerprints) if fingerprints else None
+    chance = found[2] if found else {}
     # the multi-task score sums the tasks shown; only a system with a run of each of them has one
     multitask = board.multitask(tasks) if not task and len(tasks) > 1 else []
     if as_json:
@@ -671,6 +684,7 @@ def leaderboard(
             json.dumps(
                 {name: ranking_json(entries) for name, entries in rankings.items()}
                 | ({"multitask": multitask_json(multitask)} if multitask else {})
+                | ({"chance": {"dataset_fingerprint": found[0]} | _chance_json(chance)} if found else {})
             )
         )
     else:
@@ -680,12 +694,20 @@ def leaderboard(
                 if entries
                 else f"{name}: no runs recorded yet"
             )
+            if name in chance:
+                out.print(
+                    f"chance level on validation of {escape(found[1])}: {chance[name].describe()}", highlight=False
+                )
         if multitask:
             title = f"multi-task validation ({multitask_formula(tasks)})"
             out.print(multitask_table(multitask, title=title, width=out.width))
     if html is not None:
         write_html(html, board, task=task.value if task else None, multitask=tasks)
         err.print(f"wrote {html}")
+
+
+def _chance_json(levels) -> dict:
+    return {task: level.to_dict() for task, level in levels.items()}
 
 
 @app.command("regress")

@@ -306,6 +306,23 @@ def test_a_score_falling_to_chance_fails_even_within_a_wide_tolerance(world, tmp
     (systems / "fading.yaml").unlink()
 
 
+def test_leaderboard_shows_the_chance_level_of_the_dataset_at_hand(world, tmp_path: Path, monkeypatch) -> None:
+    dataset, _, board, _ = world
+    monkeypatch.setenv("ABAW_LEADERBOARD", str(board.path))
+    monkeypatch.setenv("ABAW_HOME", str(tmp_path))  # no default synthetic dataset there: no chance line
+    monkeypatch.delenv("ABAW_DATA", raising=False)
+    runner = CliRunner()
+    assert "chance level" not in runner.invoke(app, ["leaderboard", "--task", "va"]).stdout
+    shown = runner.invoke(app, ["leaderboard", "--task", "expr", "--data", str(dataset.root)])
+    assert shown.exit_code == 0, shown.output
+    expected = split_chance(dataset, "expr")
+    assert f"chance level on validation of {dataset.root.name}: {expected.describe()}" in " ".join(shown.stdout.split())
+    monkeypatch.setenv("ABAW_DATA", str(dataset.root))
+    data = json.loads(runner.invoke(app, ["leaderboard", "--json"]).stdout)
+    assert data["chance"]["dataset_fingerprint"] == dataset.fingerprint()
+    assert data["chance"]["expr"]["level"] == expected.level and data["chance"]["va"]["constant_name"] == "train mean"
+
+
 def measured(task: str, score: float, parts: dict, low: float | None = 0.3, chance: float = 0.1) -> Measured:
     level = Chance(chance, chance, "constant", 0.0)
     return Measured("s", task, score, "score", "key", None, parts, low, "score", level)
