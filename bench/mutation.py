@@ -7,8 +7,8 @@ A break is a literal source edit (``old`` -> ``new``) on one named file. For eac
 Cheap by construction:
 
 - one synthetic dataset (``tiny``, the default generator) for everything, generated once under ``--work``;
-- one clean ``abaw regress --update`` of the union of the breaks' systems into a reference store, leaderboard and
-  baselines file (cached: a second run only re-scores);
+- one clean ``abaw regress --update`` of the chosen breaks' systems into a reference store, leaderboard and
+  baselines file (cached: a later run only re-scores, and trains what new systems need);
 - per break a hard-linked copy of the reference store (writes are atomic renames, so the reference stays intact)
   minus the nodes the break can affect: every node of the kinds the break names and every node downstream of one.
   Store keys do not include code, so these are exactly the nodes that must be recomputed.
@@ -33,6 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_WORK = Path(os.environ.get("TMPDIR", "/tmp")) / "abaw-mutation"
 PROFILE = "smoke"
+BASELINES = "guarded.json"  # the reference's baselines file, in <work>/reference/
 
 
 @dataclass(frozen=True)
@@ -309,14 +310,14 @@ def regress_run(tree: Path, env: dict, systems: Sequence[str], baselines: Path, 
 
 
 def reference(work: Path, breaks: Sequence[Break]) -> Path:
-    """The clean reference: ``abaw regress --update`` of every break's systems (trains only what the store lacks)."""
+    """The clean reference: ``abaw regress --update`` of the breaks' systems (trains only what the store lacks)."""
     ref = work / "reference"
     ref.mkdir(parents=True, exist_ok=True)
     tree = copy_tree(work / "tree-reference")
     systems = sorted({system for brk in breaks for system in brk.systems})
     env = environment(work, ref / "store", ref / "leaderboard.sqlite", tree)
     started = time.monotonic()
-    code, report = regress_run(tree, env, systems, ref / "baselines.json", update=True)
+    code, report = regress_run(tree, env, systems, ref / BASELINES, update=True)
     if code != 0 or not report.get("ok"):
         raise SystemExit(f"the clean reference run failed (exit {code}): {json.dumps(report)[:2000]}")
     print(f"reference: {', '.join(systems)} in {time.monotonic() - started:.0f} s", flush=True)
@@ -339,7 +340,7 @@ def run_break(work: Path, ref: Path, brk: Break, tests: bool) -> Outcome:
     store = scratch / "store"
     subprocess.run(["cp", "-al", str(ref / "store"), str(store)], check=True)
     shutil.copy2(ref / "leaderboard.sqlite", scratch / "leaderboard.sqlite")
-    shutil.copy2(ref / "baselines.json", scratch / "baselines.json")
+    shutil.copy2(ref / BASELINES, scratch / "baselines.json")
     dataset = Dataset(dataset_root(work))
     keys = set()
     for system in brk.systems:
@@ -393,7 +394,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("ABAW_HOME", str(work / "home"))
     started = time.monotonic()
     ensure_dataset(work)
-    ref = reference(work, BREAKS)
+    ref = reference(work, chosen)
     results_path = work / "results.json"
     for brk in chosen:
         outcome = run_break(work, ref, brk, not args.no_tests)
