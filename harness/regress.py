@@ -41,6 +41,10 @@ entries lack the fields, still load and are checked as before):
   ``sqrt(k)`` times as much as the mean. So swapped valence and arousal, or one class lost, fail although the mean
   may stay within its tolerance.
 
+And every compared row's validation predictions go once through the submission path (:func:`file_round_trip`:
+template, writer, strict reader); a file that does not score as the predictions it was written from fails the row
+(the writer or reader changed the values: a rotated class order, swapped columns).
+
 :func:`regress` runs the systems through :func:`harness.runner.run_system` (so what the store holds is reused),
 compares, and with ``update`` rewrites the entries of this dataset and profile (atomically), keeping the others.
 Before anything runs, :func:`harness.drift.check_leaderboard` re-scores the predictions of the runs recorded so far.
@@ -50,20 +54,26 @@ from __future__ import annotations
 
 import json
 import math
+import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from harness.atomic import write_atomically
 from harness.chance import chance_levels
 from harness.data.affwild2 import Dataset
+from harness.data.templates import read_template, write_template
 from harness.drift import Drift, DriftReport, check_leaderboard, predictions_digest, same_value
 from harness.errors import HarnessError
 from harness.leaderboard import Leaderboard
 from harness.models.registry import did_you_mean
 from harness.runner import NodeResult, default_profile, leaderboard_path, run_system
+from harness.scoring import node_predictions
 from harness.spec import PROFILES, available_specs, load_graph, load_spec, resolve_variants, split_variant, systems_dir
-from harness.store import Store, default_store_root
+from harness.store import Node, Store, default_store_root
+from harness.submission import read_predictions, write_predictions
 from harness.tasks import TASKS, Chance, get_task
 
 BASELINES_PATH = Path("leaderboard") / "baselines.json"
@@ -406,6 +416,7 @@ class Measured:
     low: float | None = None
     interval: str | None = None
     chance: Chance | None = None
+    file_problem: str | None = None
 
     @property
     def above_chance(self) -> bool | None:
@@ -468,7 +479,7 @@ def regress(
         except HarnessError as error:
             report.rows.append(Row(name, "-", None, None, None, "score", "error", str(error)))
             continue
-        measured += [_measure(r, store, leaderboard, levels) for r in results if r.leaderboard_id is not None]
+        measured += [_measure(r, dataset, store, leaderboard, levels) for r in results if r.leaderboard_id is not None]
     report.rows += _compare(measured, guarded, report)
     if update:
         _update(baselines, guarded, stale, measured, tolerance, dataset, fingerprint, profile, report)
@@ -480,7 +491,9 @@ def regress(
     return report
 
 
-def _measure(result: NodeResult, store: Store, leaderboard: Leaderboard, levels: dict[str, Chance]) -> Measured:
+def _measure(
+    result: NodeResult, dataset: Dataset, store: Store, leaderboard: Leaderboard, levels: dict[str, Chance]
+) -> Measured:
     record = leaderboard.get(result.leaderboard_id)
     digest = predictions_digest(store.node(record.store_key))
     ranked_by = "honest_score" if record.honest else "score"
@@ -492,6 +505,7 @@ def _measure(result: NodeResult, store: Store, leaderboard: Leaderboard, levels:
         ci, interval = (record.ci_low, record.ci_high), "score"  # no interval of the honest score: the in-sample one
     low = None if ci is None else float(ci[0])
     chance = levels.get(record.task)
+    problem = file_round_trip(store.node(record.store_key), dataset, record.task)
     return Measured(
         record.system,
         record.task,
@@ -503,6 +517,36 @@ def _measure(result: NodeResult, store: Store, leaderboard: Leaderboard, levels:
         low,
         None if ci is None else interval,
         chance,
+        problem,
+    )
+
+
+FILE_TOLERANCE = 1e-4  # VA values are written with 6 decimals: the file's CCC moves by far less than this
+
+
+def file_round_trip(node: Node, dataset: Dataset, task: str) -> str | None:
+    """Why a node's validation predictions do not survive the submission path, or None when they do: written with
+    a template of every validation frame (:func:`harness.submission.write_predictions`), read back strictly, the
+    file must score as the predictions (to :data:`FILE_TOLERANCE`: VA's 6 decimals)."""
+    split = dataset.split(task, "validation")
+    predictions = node_predictions(node, dataset, task, "validation")
+    definition, labels = get_task(task), split.labels()
+    with tempfile.TemporaryDirectory(prefix="abaw-regress-") as folder:
+        template = read_template(
+            write_template(Path(folder) / "template.txt", task, {t.name: t.n_rows for t in split.tracks}), task
+        )
+        path = write_predictions(Path(folder) / definition.submission_name(None), task, template, predictions)
+        read = read_predictions(path, task, strict=True).by_track(template)
+    direct = definition.scores(
+        np.concatenate([predictions[name][: t.n_rows] for name, t in zip(split.names, split.tracks, strict=True)]),
+        labels,
+    ).score
+    again = definition.scores(np.concatenate([read[name] for name in split.names]), labels).score
+    if abs(direct - again) <= FILE_TOLERANCE:
+        return None
+    return (
+        f"its validation predictions written as a submission file and read back score {again:.4f}, not "
+        f"{direct:.4f}: the prediction file writer or reader changes the values"
     )
 
 
@@ -549,7 +593,7 @@ def _compare(measured: Iterable[Measured], guarded: Guarded, report: RegressRepo
 def _problems(entry: Baseline, now: Measured) -> list[str]:
     """Why ``now`` fails its baseline: the score below its floor, the interval reaching chance (a baseline recorded
     above chance), a part of the breakdown below its own floor; empty when it passes."""
-    problems = []
+    problems = [now.file_problem] if now.file_problem else []
     if not math.isfinite(now.score) or now.score < entry.score - entry.tolerance:
         floor = entry.score - entry.tolerance
         problems.append(f"below baseline {entry.score:.4f} - tolerance {entry.tolerance:g} = {floor:.4f}")

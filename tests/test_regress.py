@@ -35,6 +35,7 @@ from harness.runner import run_system
 from harness.store import Store
 from harness.tasks import Chance
 from harness.tasks import va as va_task
+from harness.tasks.expr import Expression
 
 # ----------------------------------------------------------------------------------------------- a toy kind
 
@@ -321,6 +322,19 @@ def test_leaderboard_shows_the_chance_level_of_the_dataset_at_hand(world, tmp_pa
     data = json.loads(runner.invoke(app, ["leaderboard", "--json"]).stdout)
     assert data["chance"]["dataset_fingerprint"] == dataset.fingerprint()
     assert data["chance"]["expr"]["level"] == expected.level and data["chance"]["va"]["constant_name"] == "train mean"
+
+
+def test_a_writer_that_changes_the_values_fails_the_row(world, tmp_path: Path, monkeypatch) -> None:
+    path = tmp_path / "baselines.json"
+    assert call(world, path, systems=["good"], update=True).ok
+    original = Expression.format_rows
+    monkeypatch.setattr(
+        Expression, "format_rows", lambda self, locations, rows: original(self, locations, (rows + 1) % 8)
+    )
+    report = call(world, path, systems=["good"])
+    (expr,) = [row for row in report.rows if row.task == "expr"]
+    assert expr.status == "FAIL" and "the prediction file writer or reader changes the values" in expr.message
+    assert [row.status for row in report.rows if row.task == "va"] == ["ok"] and not report.ok
 
 
 def measured(task: str, score: float, parts: dict, low: float | None = 0.3, chance: float = 0.1) -> Measured:
