@@ -770,7 +770,13 @@ def _render_regress(report) -> None:
     if report.rows:
         styles = {"ok": "green", "FAIL": "bold red", "error": "bold red", "new": "yellow"}
         columns = [Col("system", whole=True), Col("task"), Col("baseline", drop=2), Col("now")]
-        columns += [Col("change", drop=1), Col("95% low", drop=3), Col("chance"), Col("> chance"), Col("")]
+        columns += [
+            Col("change", drop=1),
+            Col("95% low", drop=3),
+            Col("chance", drop=4),
+            Col("> chance", drop=5),
+            Col(""),
+        ]
         marks = {True: "[green]yes[/]", False: "[bold red]no[/]", None: "?"}
         cells = [
             [
