@@ -170,6 +170,29 @@ class Outcome:
 # ----------------------------------------------------------------------------------------------- pure parts
 
 
+def controls(breaks: Sequence[Break]) -> list[Break]:
+    """One control per system of ``breaks``: no edit, the same nodes dropped and recomputed from the clean tree. It
+    must pass, or a "caught" break may be run-to-run noise rather than the break."""
+    kinds: dict[str, set[str]] = {}
+    for brk in breaks:
+        for system in brk.systems:
+            kinds.setdefault(system, set()).update(brk.kinds)
+    return [
+        Break(
+            f"control_{system}",
+            f"no edit; {system}'s affected nodes recomputed",
+            "",
+            "",
+            "",
+            (system,),
+            tuple(sorted(k)),
+            (),
+        )
+        for system, k in sorted(kinds.items())
+        if k
+    ]
+
+
 def snippet_problems(root: Path, breaks: Iterable[Break] = BREAKS) -> list[str]:
     """Breaks whose ``old`` text does not occur exactly once in their file under ``root`` (the list has rotted)."""
     problems = []
@@ -208,9 +231,11 @@ def mark(value: bool | None) -> str:
 
 
 def table(outcomes: Sequence[Outcome], breaks: Sequence[Break] = BREAKS) -> str:
-    """The Markdown table ``break | what | caught by tests | caught by regress | seconds | detail``, in ``breaks``
-    order; breaks without an outcome are listed as not run."""
+    """The Markdown table ``break | what | caught by tests | caught by regress | seconds | detail``: the controls
+    run, then ``breaks`` in order; breaks without an outcome are listed as not run."""
     by_name = {o.name: o for o in outcomes}
+    ran = [o.name for o in outcomes if o.name.startswith("control_")]
+    breaks = [brk for brk in controls(BREAKS) if brk.name in ran] + list(breaks)
     lines = [
         "| break | what | caught by tests | caught by regress | seconds | detail |",
         "|---|---|---|---|---:|---|",
@@ -221,9 +246,11 @@ def table(outcomes: Sequence[Outcome], breaks: Sequence[Break] = BREAKS) -> str:
             lines.append(f"| `{brk.name}` | {brk.what} | not run | not run | | |")
             continue
         detail = found.detail.replace("|", "/").replace("\n", " ")
+        regress = mark(found.regress)
+        if not brk.path:  # a control: it must pass
+            regress = "**failed** (noise)" if found.regress else "passed (as it must)"
         lines.append(
-            f"| `{brk.name}` | {brk.what} | {mark(found.tests)} | {mark(found.regress)} | {found.seconds:.0f} | "
-            f"{detail} |"
+            f"| `{brk.name}` | {brk.what} | {mark(found.tests)} | {regress} | {found.seconds:.0f} | {detail} |"
         )
     return "\n".join(lines)
 
@@ -336,7 +363,8 @@ def run_break(work: Path, ref: Path, brk: Break, tests: bool) -> Outcome:
     if scratch.exists():
         shutil.rmtree(scratch)
     tree = copy_tree(scratch / "tree")
-    apply(tree, brk)
+    if brk.path:  # a control edits nothing
+        apply(tree, brk)
     store = scratch / "store"
     subprocess.run(["cp", "-al", str(ref / "store"), str(store)], check=True)
     shutil.copy2(ref / "leaderboard.sqlite", scratch / "leaderboard.sqlite")
@@ -352,7 +380,7 @@ def run_break(work: Path, ref: Path, brk: Break, tests: bool) -> Outcome:
     caught_regress = code != 0
     detail = (regress_detail(report) or report.get("error", "")) if caught_regress else ""
     caught_tests = None
-    if tests:
+    if tests and brk.tests:
         command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *brk.tests]
         done = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True)
         caught_tests = done.returncode != 0
@@ -376,6 +404,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="list the breaks and exit")
     parser.add_argument("--work", type=Path, default=DEFAULT_WORK, help=f"scratch folder (default {DEFAULT_WORK})")
     parser.add_argument("--no-tests", action="store_true", help="skip the focused tests (regress only)")
+    parser.add_argument(
+        "--control", action="store_true", help="first, per system, recompute the same nodes without any edit"
+    )
     args = parser.parse_args(argv)
     if args.list:
         for brk in BREAKS:
@@ -396,7 +427,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ensure_dataset(work)
     ref = reference(work, chosen)
     results_path = work / "results.json"
-    for brk in chosen:
+    for brk in (controls(chosen) if args.control else []) + chosen:
         outcome = run_break(work, ref, brk, not args.no_tests)
         print(f"{brk.name}: tests {mark(outcome.tests)}, regress {mark(outcome.regress)} ({outcome.seconds:.0f} s)")
         merged = merge(load_results(results_path), [outcome])

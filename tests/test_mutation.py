@@ -101,3 +101,14 @@ def test_list_prints_every_break(mutation, capsys) -> None:
     assert all(brk.name in out for brk in mutation.BREAKS)
     with pytest.raises(SystemExit, match="unknown break 'nope'"):
         mutation.main(["--only", "nope"])
+
+
+def test_controls_recompute_each_systems_nodes_without_an_edit(mutation) -> None:
+    found = {brk.name: brk for brk in mutation.controls(mutation.BREAKS)}
+    assert "control_kelm" in found and found["control_kelm"].path == "" and found["control_kelm"].tests == ()
+    assert set(found["control_kelm"].kinds) >= {"kelm"}
+    assert all(brk.kinds for brk in found.values())
+    outcomes = [mutation.Outcome("control_kelm", None, False, 40.0), mutation.Outcome("control_dwf", None, True, 9.0)]
+    lines = mutation.table(outcomes).splitlines()
+    assert lines[2].startswith("| `control_dwf` |") and "| not run | **failed** (noise) | 9 |" in lines[2]
+    assert lines[3].startswith("| `control_kelm` |") and "| passed (as it must) |" in lines[3]
