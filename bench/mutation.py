@@ -10,8 +10,11 @@ Cheap by construction:
 - one clean ``abaw regress --update`` of the chosen breaks' systems into a reference store, leaderboard and
   baselines file (cached: a later run only re-scores, and trains what new systems need);
 - per break a hard-linked copy of the reference store (writes are atomic renames, so the reference stays intact)
-  minus the nodes the break can affect: every node of the kinds the break names and every node downstream of one.
-  Store keys do not include code, so these are exactly the nodes that must be recomputed.
+  minus the nodes the break can affect: every node of the kinds the break names, every node downstream of one, and
+  the shared caches it names (the audio kind's frozen features). Store keys do not include code, so these are
+  exactly the nodes that must be recomputed.
+- ``--control`` first recomputes the same nodes per system without any edit: it must pass, or "caught" could be
+  run-to-run noise.
 
 Usage: ``python bench/mutation.py [--only NAME ...] [--list] [--work DIR] [--no-tests]``. Results accumulate in
 ``<work>/results.json`` (a later ``--only`` run replaces that break's row); the table is printed as Markdown.
@@ -48,6 +51,7 @@ class Break:
     systems: tuple[str, ...]  # what `abaw regress --systems` runs
     kinds: tuple[str, ...]  # the kinds whose nodes the break changes (they and everything downstream are recomputed)
     tests: tuple[str, ...]  # the focused test files
+    caches: tuple[str, ...] = ()  # shared cache nodes the break changes, by store folder prefix (dropped too)
 
 
 BREAKS: tuple[Break, ...] = (
@@ -90,6 +94,7 @@ BREAKS: tuple[Break, ...] = (
         ("audio_v1",),
         ("audio",),
         ("tests/test_audio_kind.py",),
+        ("cache-audio-frozen-",),  # the frozen encoder's features of each window are cached across audio nodes
     ),
     Break(
         "fusion_weights_unnormalised",
@@ -373,6 +378,7 @@ def run_break(work: Path, ref: Path, brk: Break, tests: bool) -> Outcome:
     keys = set()
     for system in brk.systems:
         keys.update(affected(plan_nodes(system, list(TASKS), dataset, PROFILE, tree / "systems"), brk.kinds))
+    keys.update(path.name for path in store.iterdir() if path.name.startswith(brk.caches) and brk.caches)
     for key in keys:
         shutil.rmtree(store / key, ignore_errors=True)
     env = environment(work, store, scratch / "leaderboard.sqlite", tree)
