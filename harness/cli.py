@@ -730,6 +730,10 @@ def regress(
     drift_only: Annotated[
         bool, typer.Option("--drift-only", help="Only re-score recorded runs' stored predictions (no training).")
     ] = False,
+    exact: Annotated[
+        bool,
+        typer.Option("--exact", help="Also fail a row whose predictions differ from its baseline's (same machine)."),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Fail when a validation score drops below its baseline, or when the metric code drifts.
@@ -754,6 +758,7 @@ def regress(
         update=update,
         tolerance=tolerance,
         drift_only=drift_only,
+        exact=exact,
     )
     if as_json:
         print(json.dumps(report.to_dict()))

@@ -435,10 +435,13 @@ def regress(
     store: Store | None = None,
     leaderboard: Leaderboard | None = None,
     specs: Path | None = None,
+    exact: bool = False,
 ) -> RegressReport:
     """Re-score recorded runs (drift), run ``systems`` (default: every spec in the specs folder), compare each score
     with its baseline; with ``update``, rewrite this dataset's and profile's baselines (``tolerance`` for new or all
-    entries when given, else each entry keeps its own, new ones get :data:`DEFAULT_TOLERANCE`)."""
+    entries when given, else each entry keeps its own, new ones get :data:`DEFAULT_TOLERANCE`). With ``exact``, a
+    row also fails when its predictions are not byte-identical to its baseline's (where the baseline records their
+    digest): on the machine that recorded the baselines, runs are bit-reproducible, so any change shows."""
     if drift_only and update:
         raise BaselineError("--drift-only writes nothing and --update writes the baselines: pass one of them, not both")
     if tolerance is not None and not (math.isfinite(tolerance) and tolerance >= 0):
@@ -480,7 +483,7 @@ def regress(
             report.rows.append(Row(name, "-", None, None, None, "score", "error", str(error)))
             continue
         measured += [_measure(r, dataset, store, leaderboard, levels) for r in results if r.leaderboard_id is not None]
-    report.rows += _compare(measured, guarded, report)
+    report.rows += _compare(measured, guarded, report, exact)
     if update:
         _update(baselines, guarded, stale, measured, tolerance, dataset, fingerprint, profile, report)
     elif report.compared == 0 and not report.failed:
@@ -550,7 +553,7 @@ def file_round_trip(node: Node, dataset: Dataset, task: str) -> str | None:
     )
 
 
-def _compare(measured: Iterable[Measured], guarded: Guarded, report: RegressReport) -> list[Row]:
+def _compare(measured: Iterable[Measured], guarded: Guarded, report: RegressReport, exact: bool = False) -> list[Row]:
     rows, risen, same_files = [], [], 0
     for now in measured:
         entry = guarded.get(now.system, {}).get(now.task)
@@ -563,6 +566,8 @@ def _compare(measured: Iterable[Measured], guarded: Guarded, report: RegressRepo
             continue
         row = Row(now.system, now.task, entry.score, now.score, entry.tolerance, now.ranked_by, "ok", None, **seen)
         problems = _problems(entry, now)
+        if exact and entry.predictions and entry.predictions != now.predictions:
+            problems.append("its predictions are not byte-identical to its baseline's (--exact)")
         other = [f"baseline is a {entry.ranked_by}, now ranked by {now.ranked_by}"] * (entry.ranked_by != now.ranked_by)
         if problems:
             row.status = "FAIL"

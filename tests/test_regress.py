@@ -337,6 +337,19 @@ def test_a_writer_that_changes_the_values_fails_the_row(world, tmp_path: Path, m
     assert [row.status for row in report.rows if row.task == "va"] == ["ok"] and not report.ok
 
 
+def test_exact_fails_a_row_whose_predictions_changed_within_the_tolerance(world, tmp_path: Path) -> None:
+    path = tmp_path / "baselines.json"
+    (world[3] / "nudged.yaml").write_text("kind: regress_toy\ntasks: [va]\nseed: 6\nquality: 0.8\n")
+    assert call(world, path, systems=["nudged"], update=True).ok
+    assert call(world, path, systems=["nudged"], exact=True).ok  # the same predictions: passes
+    (world[3] / "nudged.yaml").write_text("kind: regress_toy\ntasks: [va]\nseed: 6\nquality: 0.799\n")
+    assert call(world, path, systems=["nudged"]).ok  # a change far within the tolerance…
+    report = call(world, path, systems=["nudged"], exact=True)  # …is one with --exact
+    (row,) = report.rows
+    assert row.status == "FAIL" and "not byte-identical to its baseline's (--exact)" in row.message and not report.ok
+    (world[3] / "nudged.yaml").unlink()
+
+
 def measured(task: str, score: float, parts: dict, low: float | None = 0.3, chance: float = 0.1) -> Measured:
     level = Chance(chance, chance, "constant", 0.0)
     return Measured("s", task, score, "score", "key", None, parts, low, "score", level)
