@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup test lint data-check systems show run submit leaderboard regress bench paper-check
+.PHONY: setup test lint data-check systems show run submit leaderboard regress mutation bench paper-check
 SYSTEM ?= video_b1
 TASK ?= both
 
@@ -46,6 +46,11 @@ leaderboard: $(STAMP)
 # fails when a default system's validation score drops below leaderboard/baselines.json, or the metric code drifts
 regress: $(STAMP)
 	$(BIN)/abaw regress
+
+# deliberate breaks applied one at a time on a scratch copy: is each caught by `abaw regress` or the focused tests?
+# (slow: one reference regress, then the affected nodes retrained per break; see docs/benchmarks.md)
+mutation: $(STAMP)
+	nice -n 5 $(BIN)/python bench/mutation.py
 
 # every benchmark of bench/, then the goals table of docs/benchmarks.md (about 20 minutes on 2 cores)
 bench: $(STAMP)

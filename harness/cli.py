@@ -640,8 +640,17 @@ def leaderboard(
     ] = None,
     as_json: JsonOption = False,
     html: Annotated[Path | None, typer.Option(help="Also write a static HTML report with plots to this file.")] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data", help="Dataset whose chance levels to show (default: $ABAW_DATA, else the synthetic one)."
+        ),
+    ] = None,
 ) -> None:
     """Rank the recorded systems per task, with 95% intervals and a paired test against the best.
+
+    Below each ranking, the task's chance level on validation (the better of the best constant prediction and
+    predictions drawn from the train prior, scored the same way) when the dataset's files are at hand.
 
     Without --task: every task with a recorded run (every registered task when none has one), and for a system with
     a validation run of each of them on one dataset and profile, the multi-task score, the sum of its task scores
@@ -649,6 +658,7 @@ def leaderboard(
 
     Example: abaw leaderboard --task va --html leaderboard/report.html
     """
+    from harness.chance import leaderboard_chance
     from harness.leaderboard import Leaderboard
     from harness.report import (
         multitask_formula,
@@ -664,6 +674,9 @@ def leaderboard(
     board = Leaderboard(leaderboard_path())
     rankings = task_rankings(board, task.value if task else None)
     tasks = list(rankings)
+    fingerprints = {entry.run.dataset_fingerprint for entries in rankings.values() for entry in entries}
+    found = leaderboard_chance(data, tasks, fingerprints) if fingerprints else None
+    chance = found[2] if found else {}
     # the multi-task score sums the tasks shown; only a system with a run of each of them has one
     multitask = board.multitask(tasks) if not task and len(tasks) > 1 else []
     if as_json:
@@ -671,6 +684,7 @@ def leaderboard(
             json.dumps(
                 {name: ranking_json(entries) for name, entries in rankings.items()}
                 | ({"multitask": multitask_json(multitask)} if multitask else {})
+                | ({"chance": {"dataset_fingerprint": found[0]} | _chance_json(chance)} if found else {})
             )
         )
     else:
@@ -680,12 +694,20 @@ def leaderboard(
                 if entries
                 else f"{name}: no runs recorded yet"
             )
+            if name in chance:
+                out.print(
+                    f"chance level on validation of {escape(found[1])}: {chance[name].describe()}", highlight=False
+                )
         if multitask:
             title = f"multi-task validation ({multitask_formula(tasks)})"
             out.print(multitask_table(multitask, title=title, width=out.width))
     if html is not None:
         write_html(html, board, task=task.value if task else None, multitask=tasks)
         err.print(f"wrote {html}")
+
+
+def _chance_json(levels) -> dict:
+    return {task: level.to_dict() for task, level in levels.items()}
 
 
 @app.command("regress")
@@ -707,6 +729,10 @@ def regress(
     ] = None,
     drift_only: Annotated[
         bool, typer.Option("--drift-only", help="Only re-score recorded runs' stored predictions (no training).")
+    ] = False,
+    exact: Annotated[
+        bool,
+        typer.Option("--exact", help="Also fail a row whose predictions differ from its baseline's (same machine)."),
     ] = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -732,6 +758,7 @@ def regress(
         update=update,
         tolerance=tolerance,
         drift_only=drift_only,
+        exact=exact,
     )
     if as_json:
         print(json.dumps(report.to_dict()))
@@ -748,7 +775,14 @@ def _render_regress(report) -> None:
     if report.rows:
         styles = {"ok": "green", "FAIL": "bold red", "error": "bold red", "new": "yellow"}
         columns = [Col("system", whole=True), Col("task"), Col("baseline", drop=2), Col("now")]
-        columns += [Col("change", drop=1), Col("")]
+        columns += [
+            Col("change", drop=1),
+            Col("95% low", drop=3),
+            Col("chance", drop=4),
+            Col("> chance", drop=5),
+            Col(""),
+        ]
+        marks = {True: "[green]yes[/]", False: "[bold red]no[/]", None: "?"}
         cells = [
             [
                 escape(row.system),
@@ -756,6 +790,9 @@ def _render_regress(report) -> None:
                 number(row.baseline),
                 number(row.now) + ("†" if row.ranked_by == "honest_score" else ""),
                 number(row.change, True),
+                number(row.low) + ("*" if row.interval and row.interval != row.ranked_by else ""),
+                number(row.chance),
+                marks[row.above_chance] if row.status != "error" else "",
                 f"[{styles[row.status]}]{row.status}[/]",
             ]
             for row in report.rows
@@ -763,6 +800,9 @@ def _render_regress(report) -> None:
         out.print(fitted_table(columns, cells, out.width, title=f"abaw regress ({report.profile})")[0])
         if any(row.ranked_by == "honest_score" for row in report.rows):
             out.print("† the honest (cross-fitted) score of a system fitted on validation, as the leaderboard ranks it")
+        out.print("> chance: the low end of the score's 95% interval lies above the task's chance level")
+        if any(row.interval and row.interval != row.ranked_by for row in report.rows):
+            out.print("* no interval of the honest score recorded: the in-sample score's interval is used")
     for row in report.rows:
         if row.message and row.status in ("FAIL", "error"):
             err.print(f"{escape(row.system)} {row.task}: {escape(row.message)}", highlight=False)

@@ -5,7 +5,7 @@ per system (a sweep's variants each by name, e.g. ``dynamic_vit_context[window_s
 name: ``va``, ``expr``, ``au``)::
 
     {
-      "format": 1,
+      "format": 2,
       "about": "...",
       "datasets": {
         "<dataset fingerprint>": {
@@ -13,7 +13,9 @@ name: ``va``, ``expr``, ``au``)::
           "profiles": {
             "smoke": {
               "video_b1": {
-                "<task>": {"score": 0.41, "tolerance": 0.02, "ranked_by": "score", "predictions": "<sha256>"}
+                "<task>": {"score": 0.41, "tolerance": 0.02, "ranked_by": "score", "predictions": "<sha256>",
+                           "chance": 0.117, "above_chance": true,
+                           "parts": {"ccc_valence": 0.43, "ccc_arousal": 0.39}}
               }
             }
           }
@@ -27,6 +29,22 @@ when its score now is below ``score - tolerance``. ``predictions`` (optional) is
 :func:`harness.drift.predictions_digest` of the predictions the score came from: a run whose predictions are
 byte-identical must reproduce the score to :data:`harness.drift.DRIFT_RTOL`, or the metric code drifted.
 
+Three more checks make the guard see breaks that a drop of a few hundredths hides (format 2; format 1 files, whose
+entries lack the fields, still load and are checked as before):
+
+- ``chance`` is the task's chance level on this validation split (:func:`harness.chance.split_chance`) and
+  ``above_chance`` whether the low end of the score's 95% interval lay above it when the baseline was recorded; a
+  row whose baseline was above chance fails when its interval now reaches chance (low end <= chance).
+- ``parts`` is the score's breakdown (the ranked score's: ``ccc_valence``/``ccc_arousal``, ``f1_per_class``,
+  ``f1_per_au``); each entry fails below its baseline - ``tolerance * sqrt(k)``, ``k`` the number of entries the
+  score averages (2 for VA, 8 for EXPR, 12 for AU): an entry of a mean of ``k`` independent parts varies about
+  ``sqrt(k)`` times as much as the mean. So swapped valence and arousal, or one class lost, fail although the mean
+  may stay within its tolerance.
+
+And every compared row's validation predictions go once through the submission path (:func:`file_round_trip`:
+template, writer, strict reader); a file that does not score as the predictions it was written from fails the row
+(the writer or reader changed the values: a rotated class order, swapped columns).
+
 :func:`regress` runs the systems through :func:`harness.runner.run_system` (so what the store holds is reused),
 compares, and with ``update`` rewrites the entries of this dataset and profile (atomically), keeping the others.
 Before anything runs, :func:`harness.drift.check_leaderboard` re-scores the predictions of the runs recorded so far.
@@ -36,23 +54,31 @@ from __future__ import annotations
 
 import json
 import math
+import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from harness.atomic import write_atomically
+from harness.chance import chance_levels
 from harness.data.affwild2 import Dataset
+from harness.data.templates import read_template, write_template
 from harness.drift import Drift, DriftReport, check_leaderboard, predictions_digest, same_value
 from harness.errors import HarnessError
 from harness.leaderboard import Leaderboard
 from harness.models.registry import did_you_mean
 from harness.runner import NodeResult, default_profile, leaderboard_path, run_system
+from harness.scoring import node_predictions
 from harness.spec import PROFILES, available_specs, load_graph, load_spec, resolve_variants, split_variant, systems_dir
-from harness.store import Store, default_store_root
-from harness.tasks import TASKS
+from harness.store import Node, Store, default_store_root
+from harness.submission import read_predictions, write_predictions
+from harness.tasks import TASKS, Chance, get_task
 
 BASELINES_PATH = Path("leaderboard") / "baselines.json"
-FORMAT = 1
+FORMAT = 2
+FORMATS = (1, 2)  # the formats this harness reads: 1 lacks chance, above_chance and parts
 DEFAULT_TOLERANCE = 0.02  # absolute, in challenge-score units: smoke training differs a little between machines
 RANKED_BY = ("score", "honest_score")
 ABOUT = (
@@ -61,25 +87,44 @@ ABOUT = (
 )
 _TOP_KEYS = ("format", "about", "datasets")
 _DATASET_KEYS = ("name", "profiles")
-_ENTRY_KEYS = ("score", "tolerance", "ranked_by", "predictions")
+_ENTRY_KEYS = ("score", "tolerance", "ranked_by", "predictions", "chance", "above_chance", "parts")
 
 
 class BaselineError(HarnessError):
     """The baselines file is malformed, or names a system, variant or task that no longer exists."""
 
 
+Parts = dict[str, float | tuple[float, ...]]  # a score's breakdown: part name -> value, or values per class / AU
+
+
 @dataclass(frozen=True)
 class Baseline:
-    """One guarded score: fail below ``score - tolerance``."""
+    """One guarded score: fail below ``score - tolerance``; with ``above_chance``, also when the interval reaches
+    chance; with ``parts``, also when one part falls below its own floor (:func:`part_tolerance`)."""
 
     score: float
     tolerance: float = DEFAULT_TOLERANCE
     ranked_by: str = "score"
     predictions: str | None = None
+    chance: float | None = None
+    above_chance: bool | None = None
+    parts: Parts | None = None
 
     def to_json(self) -> dict:
         entry = {"score": self.score, "tolerance": self.tolerance, "ranked_by": self.ranked_by}
-        return entry | ({"predictions": self.predictions} if self.predictions else {})
+        entry |= {"predictions": self.predictions} if self.predictions else {}
+        entry |= {"chance": self.chance} if self.chance is not None else {}
+        entry |= {"above_chance": self.above_chance} if self.above_chance is not None else {}
+        if self.parts:
+            entry["parts"] = {key: list(v) if isinstance(v, tuple) else v for key, v in sorted(self.parts.items())}
+        return entry
+
+
+def part_tolerance(tolerance: float, parts: Parts) -> float:
+    """The tolerance of one entry of ``parts``: ``tolerance * sqrt(k)``, ``k`` the entries in all (what the score
+    averages), since an entry of a mean of ``k`` independent parts varies ``sqrt(k)`` times as much as the mean."""
+    entries = sum(len(value) if isinstance(value, tuple) else 1 for value in parts.values())
+    return tolerance * math.sqrt(max(entries, 1))
 
 
 Guarded = dict[str, dict[str, Baseline]]  # system -> task -> baseline
@@ -176,8 +221,10 @@ def _parse(path: Path, raw: object) -> dict[str, dict]:
 
     top = mapping(raw, "", "a JSON object with 'format' and 'datasets'")
     known(top, "", _TOP_KEYS)
-    if top.get("format") != FORMAT:
-        raise fail("format", f"{FORMAT} (the format this harness reads)", top.get("format"))
+    if top.get("format") not in FORMATS:
+        raise fail(
+            "format", f"one of {', '.join(map(str, FORMATS))} (the formats this harness reads)", top.get("format")
+        )
     datasets: dict[str, dict] = {}
     for fingerprint, dataset in mapping(top.get("datasets", {}), "datasets", "an object keyed by fingerprint").items():
         where = f"datasets.{fingerprint}"
@@ -198,14 +245,14 @@ def _parse(path: Path, raw: object) -> dict[str, dict]:
                 for task, entry in mapping(tasks, f"{at}.{system}", keyed).items():
                     if task not in TASKS:
                         raise unknown(f"{at}.{system}.{task}", "task", task, TASKS)
-                    entries[task] = _entry(f"{at}.{system}.{task}", entry, mapping, known, fail)
+                    entries[task] = _entry(f"{at}.{system}.{task}", task, entry, mapping, known, fail)
                 guarded[system] = entries
             profiles[profile] = guarded
         datasets[fingerprint] = {"name": name, "profiles": profiles}
     return datasets
 
 
-def _entry(key: str, raw: object, mapping, known, fail) -> Baseline:
+def _entry(key: str, task: str, raw: object, mapping, known, fail) -> Baseline:
     entry = mapping(raw, key, "an object with 'score' and 'tolerance'")
     known(entry, key, _ENTRY_KEYS)
     for name in ("score", "tolerance"):
@@ -220,7 +267,45 @@ def _entry(key: str, raw: object, mapping, known, fail) -> Baseline:
     predictions = entry.get("predictions")
     if predictions is not None and not isinstance(predictions, str):
         raise fail(f"{key}.predictions", "the sha256 hex digest of the predictions, or null", predictions)
-    return Baseline(float(entry["score"]), float(entry["tolerance"]), ranked_by, predictions)
+    chance = entry.get("chance")
+    if chance is not None and (
+        isinstance(chance, bool) or not isinstance(chance, int | float) or not math.isfinite(chance)
+    ):
+        raise fail(f"{key}.chance", "the task's chance level (a finite number), or null", chance)
+    above = entry.get("above_chance")
+    if above is not None and not isinstance(above, bool):
+        raise fail(f"{key}.above_chance", "true or false (or null)", above)
+    parts = _parts(f"{key}.parts", task, entry.get("parts"), mapping, fail)
+    score, tolerance = float(entry["score"]), float(entry["tolerance"])
+    return Baseline(score, tolerance, ranked_by, predictions, None if chance is None else float(chance), above, parts)
+
+
+def _parts(key: str, task: str, raw: object, mapping, fail) -> Parts | None:
+    """A baseline's breakdown: the task's parts, a number each or (a vector part) one number per class or AU."""
+    if raw is None:
+        return None
+    definition = get_task(task)
+    raw = mapping(raw, key, f"an object with {', '.join(definition.breakdown_names)}")
+    parts: Parts = {}
+    for name in definition.breakdown_names:
+        value = raw.get(name)
+        labels = definition.part_labels.get(name)
+        if labels is not None:
+            if not (isinstance(value, list) and len(value) == len(labels) and all(map(_finite, value))):
+                raise fail(f"{key}.{name}", f"{len(labels)} finite numbers ({', '.join(labels)})", value)
+            parts[name] = tuple(float(v) for v in value)
+        elif _finite(value):
+            parts[name] = float(value)
+        else:
+            raise fail(f"{key}.{name}", "a finite number", value)
+    extra = sorted(set(raw) - set(definition.breakdown_names))
+    if extra:
+        raise fail(f"{key}.{extra[0]}", f"only the parts {', '.join(definition.breakdown_names)}", raw[extra[0]])
+    return parts
+
+
+def _finite(value: object) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
 
 
 def stale_entries(guarded: Guarded, folder: Path, profile: str) -> list[tuple[str, str]]:
@@ -245,7 +330,11 @@ def stale_entries(guarded: Guarded, folder: Path, profile: str) -> list[tuple[st
 
 @dataclass
 class Row:
-    """One (system, task) compared: ``status`` is ``ok``, ``FAIL``, ``new`` (no baseline yet) or ``error``."""
+    """One (system, task) compared: ``status`` is ``ok``, ``FAIL``, ``new`` (no baseline yet) or ``error``.
+
+    ``chance`` is the task's chance level, ``low`` the low end of the 95% interval of the score now (of the score the
+    row is ranked by, else of the in-sample score: ``interval`` says which) and ``above_chance`` whether it lies
+    above chance (None when either is unknown)."""
 
     system: str
     task: str
@@ -255,6 +344,10 @@ class Row:
     ranked_by: str
     status: str
     message: str | None = None
+    chance: float | None = None
+    low: float | None = None
+    interval: str | None = None
+    above_chance: bool | None = None
 
     @property
     def change(self) -> float | None:
@@ -310,7 +403,8 @@ class RegressReport:
 
 @dataclass(frozen=True)
 class Measured:
-    """A system's validation score now, as the leaderboard ranks it, and the digest of its predictions."""
+    """A system's validation score now, as the leaderboard ranks it, the digest of its predictions, the breakdown
+    and 95% interval of that score (``interval`` names whose interval ``low`` is), and the task's chance level."""
 
     system: str
     task: str
@@ -318,6 +412,16 @@ class Measured:
     ranked_by: str
     store_key: str
     predictions: str | None
+    parts: Parts | None = None
+    low: float | None = None
+    interval: str | None = None
+    chance: Chance | None = None
+    file_problem: str | None = None
+
+    @property
+    def above_chance(self) -> bool | None:
+        """Whether the interval's low end lies above the chance level (None when either is unknown)."""
+        return None if self.low is None or self.chance is None else self.low > self.chance.level
 
 
 def regress(
@@ -331,10 +435,13 @@ def regress(
     store: Store | None = None,
     leaderboard: Leaderboard | None = None,
     specs: Path | None = None,
+    exact: bool = False,
 ) -> RegressReport:
     """Re-score recorded runs (drift), run ``systems`` (default: every spec in the specs folder), compare each score
     with its baseline; with ``update``, rewrite this dataset's and profile's baselines (``tolerance`` for new or all
-    entries when given, else each entry keeps its own, new ones get :data:`DEFAULT_TOLERANCE`)."""
+    entries when given, else each entry keeps its own, new ones get :data:`DEFAULT_TOLERANCE`). With ``exact``, a
+    row also fails when its predictions are not byte-identical to its baseline's (where the baseline records their
+    digest): on the machine that recorded the baselines, runs are bit-reproducible, so any change shows."""
     if drift_only and update:
         raise BaselineError("--drift-only writes nothing and --update writes the baselines: pass one of them, not both")
     if tolerance is not None and not (math.isfinite(tolerance) and tolerance >= 0):
@@ -366,14 +473,17 @@ def regress(
     for other in baselines.others(fingerprint, profile):
         report.notes.append(f"ignored baselines of {other} (this run: dataset {fingerprint}, profile {profile})")
     measured = []
+    levels = chance_levels(dataset, TASKS)
+    for task, level in levels.items():
+        report.notes.append(f"chance level of {task} on validation: {level.describe()}")
     for name in names:
         try:
             results = run_system(name, list(TASKS), dataset, profile, store, leaderboard, folder)
         except HarnessError as error:
             report.rows.append(Row(name, "-", None, None, None, "score", "error", str(error)))
             continue
-        measured += [_measure(result, store, leaderboard) for result in results if result.leaderboard_id is not None]
-    report.rows += _compare(measured, guarded, report)
+        measured += [_measure(r, dataset, store, leaderboard, levels) for r in results if r.leaderboard_id is not None]
+    report.rows += _compare(measured, guarded, report, exact)
     if update:
         _update(baselines, guarded, stale, measured, tolerance, dataset, fingerprint, profile, report)
     elif report.compared == 0 and not report.failed:
@@ -384,32 +494,86 @@ def regress(
     return report
 
 
-def _measure(result: NodeResult, store: Store, leaderboard: Leaderboard) -> Measured:
+def _measure(
+    result: NodeResult, dataset: Dataset, store: Store, leaderboard: Leaderboard, levels: dict[str, Chance]
+) -> Measured:
     record = leaderboard.get(result.leaderboard_id)
     digest = predictions_digest(store.node(record.store_key))
     ranked_by = "honest_score" if record.honest else "score"
-    return Measured(record.system, record.task, record.rank_score, ranked_by, record.store_key, digest)
+    task = get_task(record.task)
+    _, summed = task.scores_from_stats(record.stats.sum(axis=0))  # the statistics are those of the ranked score
+    parts = dict(task.breakdown(summed).parts)
+    ci, interval = record.rank_ci, ranked_by
+    if ci is None and record.ci_low is not None:
+        ci, interval = (record.ci_low, record.ci_high), "score"  # no interval of the honest score: the in-sample one
+    low = None if ci is None else float(ci[0])
+    chance = levels.get(record.task)
+    problem = file_round_trip(store.node(record.store_key), dataset, record.task)
+    return Measured(
+        record.system,
+        record.task,
+        record.rank_score,
+        ranked_by,
+        record.store_key,
+        digest,
+        parts,
+        low,
+        None if ci is None else interval,
+        chance,
+        problem,
+    )
 
 
-def _compare(measured: Iterable[Measured], guarded: Guarded, report: RegressReport) -> list[Row]:
+FILE_TOLERANCE = 1e-4  # VA values are written with 6 decimals: the file's CCC moves by far less than this
+
+
+def file_round_trip(node: Node, dataset: Dataset, task: str) -> str | None:
+    """Why a node's validation predictions do not survive the submission path, or None when they do: written with
+    a template of every validation frame (:func:`harness.submission.write_predictions`), read back strictly, the
+    file must score as the predictions (to :data:`FILE_TOLERANCE`: VA's 6 decimals)."""
+    split = dataset.split(task, "validation")
+    predictions = node_predictions(node, dataset, task, "validation")
+    definition, labels = get_task(task), split.labels()
+    with tempfile.TemporaryDirectory(prefix="abaw-regress-") as folder:
+        template = read_template(
+            write_template(Path(folder) / "template.txt", task, {t.name: t.n_rows for t in split.tracks}), task
+        )
+        path = write_predictions(Path(folder) / definition.submission_name(None), task, template, predictions)
+        read = read_predictions(path, task, strict=True).by_track(template)
+    direct = definition.scores(
+        np.concatenate([predictions[name][: t.n_rows] for name, t in zip(split.names, split.tracks, strict=True)]),
+        labels,
+    ).score
+    again = definition.scores(np.concatenate([read[name] for name in split.names]), labels).score
+    if abs(direct - again) <= FILE_TOLERANCE:
+        return None
+    return (
+        f"its validation predictions written as a submission file and read back score {again:.4f}, not "
+        f"{direct:.4f}: the prediction file writer or reader changes the values"
+    )
+
+
+def _compare(measured: Iterable[Measured], guarded: Guarded, report: RegressReport, exact: bool = False) -> list[Row]:
     rows, risen, same_files = [], [], 0
     for now in measured:
         entry = guarded.get(now.system, {}).get(now.task)
+        level = None if now.chance is None else now.chance.level
+        seen = {"chance": level, "low": now.low, "interval": now.interval, "above_chance": now.above_chance}
         if entry is None:
-            rows.append(Row(now.system, now.task, None, now.score, None, now.ranked_by, "new", "no baseline yet"))
+            rows.append(
+                Row(now.system, now.task, None, now.score, None, now.ranked_by, "new", "no baseline yet", **seen)
+            )
             continue
-        fell = not math.isfinite(now.score) or now.score < entry.score - entry.tolerance
-        message = None
-        if entry.ranked_by != now.ranked_by:
-            message = f"baseline is a {entry.ranked_by}, now ranked by {now.ranked_by}"
-        row = Row(now.system, now.task, entry.score, now.score, entry.tolerance, now.ranked_by, "ok", message)
-        if fell:
+        row = Row(now.system, now.task, entry.score, now.score, entry.tolerance, now.ranked_by, "ok", None, **seen)
+        problems = _problems(entry, now)
+        if exact and entry.predictions and entry.predictions != now.predictions:
+            problems.append("its predictions are not byte-identical to its baseline's (--exact)")
+        other = [f"baseline is a {entry.ranked_by}, now ranked by {now.ranked_by}"] * (entry.ranked_by != now.ranked_by)
+        if problems:
             row.status = "FAIL"
-            floor = entry.score - entry.tolerance
-            row.message = f"below baseline {entry.score:.4f} - tolerance {entry.tolerance:g} = {floor:.4f}"
-            row.message += f"; {message}" if message else ""
         elif now.score > entry.score + entry.tolerance:
             risen.append(f"{now.system} {now.task}")
+        row.message = "; ".join(problems + other) or None
         rows.append(row)
         if entry.predictions and entry.predictions == now.predictions:
             same_files += 1
@@ -431,6 +595,32 @@ def _compare(measured: Iterable[Measured], guarded: Guarded, report: RegressRepo
     return rows
 
 
+def _problems(entry: Baseline, now: Measured) -> list[str]:
+    """Why ``now`` fails its baseline: the score below its floor, the interval reaching chance (a baseline recorded
+    above chance), a part of the breakdown below its own floor; empty when it passes."""
+    problems = [now.file_problem] if now.file_problem else []
+    if not math.isfinite(now.score) or now.score < entry.score - entry.tolerance:
+        floor = entry.score - entry.tolerance
+        problems.append(f"below baseline {entry.score:.4f} - tolerance {entry.tolerance:g} = {floor:.4f}")
+    if entry.above_chance and now.chance is not None and (now.low is None or now.low <= now.chance.level):
+        low = "unknown" if now.low is None else f"{now.low:.4f}"
+        problems.append(
+            f"the 95% interval of the {now.interval or now.ranked_by} now reaches chance (low end {low} <= chance "
+            f"{now.chance.level:.4f}); the baseline was above chance"
+        )
+    if entry.parts and now.parts:
+        slack = part_tolerance(entry.tolerance, entry.parts)
+        task = get_task(now.task)
+        for key, was in entry.parts.items():
+            names = task.part_labels.get(key)
+            pairs = zip(names, was, now.parts[key], strict=True) if names else [(None, was, now.parts[key])]
+            fell = [(name, old, new) for name, old, new in pairs if not new >= old - slack]
+            for name, old, new in fell:
+                label = f"{key}[{name}]" if name else key
+                problems.append(f"{label} {new:.4f} below baseline {old:.4f} - {slack:.3g} = {old - slack:.4f}")
+    return problems
+
+
 def _update(baselines, guarded, stale, measured, tolerance, dataset, fingerprint, profile, report) -> None:
     for system, why in stale:
         guarded.pop(system, None)
@@ -438,7 +628,8 @@ def _update(baselines, guarded, stale, measured, tolerance, dataset, fingerprint
     for now in measured:
         old = guarded.get(now.system, {}).get(now.task)
         kept = tolerance if tolerance is not None else (old.tolerance if old else DEFAULT_TOLERANCE)
-        entry = Baseline(now.score, kept, now.ranked_by, now.predictions)
+        level = None if now.chance is None else now.chance.level
+        entry = Baseline(now.score, kept, now.ranked_by, now.predictions, level, now.above_chance, now.parts)
         guarded[now.system] = {**guarded.get(now.system, {}), now.task: entry}
     baselines.replace(fingerprint, profile, dataset.root.name, guarded)
     baselines.save()

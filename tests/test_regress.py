@@ -13,16 +13,29 @@ from pydantic import BaseModel, ConfigDict
 from typer.testing import CliRunner
 
 from harness import metrics
+from harness.chance import split_chance
 from harness.cli import app
 from harness.data.affwild2 import Dataset
 from harness.drift import DRIFT_RTOL, check_leaderboard, same_value
 from harness.errors import HarnessError, SpecError
 from harness.leaderboard import Leaderboard
 from harness.models.registry import KIND_MODULES, Kind, register_kind
-from harness.regress import DEFAULT_TOLERANCE, BaselineError, Baselines, parse_systems, regress
+from harness.regress import (
+    DEFAULT_TOLERANCE,
+    Baseline,
+    BaselineError,
+    Baselines,
+    Measured,
+    _problems,
+    parse_systems,
+    part_tolerance,
+    regress,
+)
 from harness.runner import run_system
 from harness.store import Store
+from harness.tasks import Chance
 from harness.tasks import va as va_task
+from harness.tasks.expr import Expression
 
 # ----------------------------------------------------------------------------------------------- a toy kind
 
@@ -126,13 +139,17 @@ def test_update_writes_every_variant_and_fusion_by_its_honest_score(world, tmp_p
     report = call(world, path, update=True, systems=["good", "fused", "sweep"])
     assert report.ok and report.updated and {row.status for row in report.rows} == {"new"}
     raw = json.loads(path.read_text())
-    assert raw["format"] == 1 and "abaw regress --update" in raw["about"]
+    assert raw["format"] == 2 and "abaw regress --update" in raw["about"]
     saved = raw["datasets"][dataset.fingerprint()]
     assert saved["name"] == dataset.root.name
     guarded = saved["profiles"]["smoke"]
     assert set(guarded) == {"good", "fused", "sweep[quality=0.5]", "sweep[quality=0.8]"}
     assert set(guarded["good"]) == {"va", "expr"} and set(guarded["sweep[quality=0.8]"]) == {"va"}
     assert guarded["good"]["va"]["tolerance"] == DEFAULT_TOLERANCE and len(guarded["good"]["va"]["predictions"]) == 64
+    good_va = guarded["good"]["va"]
+    assert good_va["chance"] == split_chance(dataset, "va").level and good_va["above_chance"] is True
+    assert set(good_va["parts"]) == {"ccc_valence", "ccc_arousal"}
+    assert len(guarded["good"]["expr"]["parts"]["f1_per_class"]) == 8
     (fused_va,) = [row for row in board.current("va") if row.system == "fused"]
     assert guarded["fused"]["va"]["ranked_by"] == "honest_score"
     assert guarded["fused"]["va"]["score"] == fused_va.rank_score != fused_va.score
@@ -230,7 +247,18 @@ KEY = r"key 'datasets\.fp\.profiles\.smoke\.a\.va"
     ("text", "message"),
     [
         ('{"format": 1, "datasets": {', r"line 1: not valid JSON"),
-        ('{"format": 2, "datasets": {}}', r"key 'format': expected 1"),
+        ('{"format": 3, "datasets": {}}', r"key 'format': expected one of 1, 2"),
+        (nested(score=1, tolerance=0, chance="low"), rf"{KEY}\.chance': expected the task's chance level"),
+        (nested(score=1, tolerance=0, above_chance="yes"), rf"{KEY}\.above_chance': expected true or false"),
+        (nested(score=1, tolerance=0, parts={"ccc_valence": 0.1}), rf"{KEY}\.parts\.ccc_arousal': expected a finite"),
+        (
+            nested(task="expr", score=1, tolerance=0, parts={"f1_per_class": [0.1] * 7}),
+            r"key 'datasets\.fp\.profiles\.smoke\.a\.expr\.parts\.f1_per_class': expected 8 finite numbers",
+        ),
+        (
+            nested(score=1, tolerance=0, parts={"ccc_valence": 0, "ccc_arousal": 0, "v": 1}),
+            rf"{KEY}\.parts\.v': expected only the parts ccc_valence, ccc_arousal",
+        ),
         ('{"format": 1, "dataset": {}}', r"key 'dataset' is unknown; did you mean 'datasets'"),
         (nested(profile="smok"), r"key 'datasets\.fp\.profiles\.smok': unknown profile 'smok'; did you mean 'smoke'"),
         (nested(score="high", tolerance=0), rf"{KEY}\.score': expected a finite number; found 'high'"),
@@ -244,6 +272,104 @@ def test_a_malformed_baselines_file_names_the_file_and_the_key(tmp_path: Path, t
     path.write_text(text)
     with pytest.raises(BaselineError, match=rf"{path}.*{message}"):
         Baselines.load(path)
+
+
+def test_a_score_falling_to_chance_fails_even_within_a_wide_tolerance(world, tmp_path: Path, monkeypatch) -> None:
+    dataset, store, board, systems = world
+    (systems / "fading.yaml").write_text("kind: regress_toy\ntasks: [va, expr]\nseed: 5\nquality: 0.8\n")
+    monkeypatch.setenv("ABAW_STORE", str(store.root))
+    monkeypatch.setenv("ABAW_LEADERBOARD", str(board.path))
+    monkeypatch.setenv("ABAW_SYSTEMS", str(systems))
+    path = tmp_path / "baselines.json"
+    args = ["regress", "--data", str(dataset.root), "--baselines", str(path), "--systems", "fading"]
+    runner = CliRunner()
+    assert runner.invoke(app, [*args, "--update", "--tolerance", "1"]).exit_code == 0
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "chance" in result.stdout and "yes" in result.stdout
+    # at quality 0 the toy predicts noise: within the tolerance of 1, but at chance
+    (systems / "fading.yaml").write_text(
+        "kind: regress_toy\ntasks: [va, expr]\nseed: 5\nquality: 0.8\nprofiles:\n  smoke: {quality: 0.0}\n"
+    )
+    result = runner.invoke(app, [*args, "--json"])
+    report = json.loads(result.stdout)
+    assert result.exit_code == 1
+    (va,) = [row for row in report["rows"] if row["task"] == "va"]
+    assert va["status"] == "FAIL" and va["above_chance"] is False and va["change"] > -1
+    assert "95% interval of the score now reaches chance" in va["message"]
+    # a format-1 entry (no above_chance) keeps the old behaviour: within the tolerance, it passes
+    raw = json.loads(path.read_text())
+    for entry_ in raw["datasets"][dataset.fingerprint()]["profiles"]["smoke"]["fading"].values():
+        for key in ("chance", "above_chance", "parts"):
+            entry_.pop(key)
+    path.write_text(json.dumps(raw | {"format": 1}))
+    assert runner.invoke(app, args).exit_code == 0
+    (systems / "fading.yaml").unlink()
+
+
+def test_leaderboard_shows_the_chance_level_of_the_dataset_at_hand(world, tmp_path: Path, monkeypatch) -> None:
+    dataset, _, board, _ = world
+    monkeypatch.setenv("ABAW_LEADERBOARD", str(board.path))
+    monkeypatch.setenv("ABAW_HOME", str(tmp_path))  # no default synthetic dataset there: no chance line
+    monkeypatch.delenv("ABAW_DATA", raising=False)
+    runner = CliRunner()
+    assert "chance level" not in runner.invoke(app, ["leaderboard", "--task", "va"]).stdout
+    shown = runner.invoke(app, ["leaderboard", "--task", "expr", "--data", str(dataset.root)])
+    assert shown.exit_code == 0, shown.output
+    expected = split_chance(dataset, "expr")
+    assert f"chance level on validation of {dataset.root.name}: {expected.describe()}" in " ".join(shown.stdout.split())
+    monkeypatch.setenv("ABAW_DATA", str(dataset.root))
+    data = json.loads(runner.invoke(app, ["leaderboard", "--json"]).stdout)
+    assert data["chance"]["dataset_fingerprint"] == dataset.fingerprint()
+    assert data["chance"]["expr"]["level"] == expected.level and data["chance"]["va"]["constant_name"] == "train mean"
+
+
+def test_a_writer_that_changes_the_values_fails_the_row(world, tmp_path: Path, monkeypatch) -> None:
+    path = tmp_path / "baselines.json"
+    assert call(world, path, systems=["good"], update=True).ok
+    original = Expression.format_rows
+    monkeypatch.setattr(
+        Expression, "format_rows", lambda self, locations, rows: original(self, locations, (rows + 1) % 8)
+    )
+    report = call(world, path, systems=["good"])
+    (expr,) = [row for row in report.rows if row.task == "expr"]
+    assert expr.status == "FAIL" and "the prediction file writer or reader changes the values" in expr.message
+    assert [row.status for row in report.rows if row.task == "va"] == ["ok"] and not report.ok
+
+
+def test_exact_fails_a_row_whose_predictions_changed_within_the_tolerance(world, tmp_path: Path) -> None:
+    path = tmp_path / "baselines.json"
+    (world[3] / "nudged.yaml").write_text("kind: regress_toy\ntasks: [va]\nseed: 6\nquality: 0.8\n")
+    assert call(world, path, systems=["nudged"], update=True).ok
+    assert call(world, path, systems=["nudged"], exact=True).ok  # the same predictions: passes
+    (world[3] / "nudged.yaml").write_text("kind: regress_toy\ntasks: [va]\nseed: 6\nquality: 0.799\n")
+    assert call(world, path, systems=["nudged"]).ok  # a change far within the tolerance…
+    report = call(world, path, systems=["nudged"], exact=True)  # …is one with --exact
+    (row,) = report.rows
+    assert row.status == "FAIL" and "not byte-identical to its baseline's (--exact)" in row.message and not report.ok
+    (world[3] / "nudged.yaml").unlink()
+
+
+def measured(task: str, score: float, parts: dict, low: float | None = 0.3, chance: float = 0.1) -> Measured:
+    level = Chance(chance, chance, "constant", 0.0)
+    return Measured("s", task, score, "score", "key", None, parts, low, "score", level)
+
+
+def test_each_part_of_the_breakdown_has_its_own_floor() -> None:
+    was = {"ccc_valence": 0.5, "ccc_arousal": 0.3}
+    entry_ = Baseline(0.4, 0.02, parts=was, chance=0.0, above_chance=True)
+    assert part_tolerance(0.02, was) == pytest.approx(0.02 * 2**0.5)
+    assert _problems(entry_, measured("va", 0.4, was)) == []
+    swapped = {"ccc_valence": 0.3, "ccc_arousal": 0.5}  # the mean is unchanged: only the parts see it
+    (problem,) = _problems(entry_, measured("va", 0.4, swapped))
+    assert problem.startswith("ccc_valence 0.3000 below baseline 0.5000 - 0.0283 = 0.4717")
+    classes = tuple([0.4] * 8)
+    expr = Baseline(0.4, 0.02, parts={"f1_per_class": classes})
+    lost = (0.4, 0.4, 0.4, 0.3, 0.4, 0.4, 0.4, 0.45)
+    (problem,) = _problems(expr, measured("expr", 0.39, {"f1_per_class": lost}))
+    assert problem.startswith("f1_per_class[Fear] 0.3000 below baseline 0.4000")
+    assert _problems(expr, measured("expr", 0.4, {"f1_per_class": (0.35, *classes[1:])})) == []  # within 0.057
+    assert "low end unknown" in _problems(entry_, measured("va", 0.4, was, low=None))[0]
 
 
 def test_parse_systems_keeps_a_variants_commas() -> None:

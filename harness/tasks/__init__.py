@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 
 from harness.tasks.au import ActionUnits
-from harness.tasks.base import Breakdown, LossOptions, TaskDef, TaskScores
+from harness.tasks.base import Breakdown, Chance, LossOptions, TaskDef, TaskScores
 from harness.tasks.expr import Expression
 from harness.tasks.va import ValenceArousal
 
@@ -34,4 +34,4 @@ def all_tasks() -> tuple[TaskDef, ...]:
     return tuple(_REGISTRY.values())
 
 
-__all__ = ["TASKS", "Breakdown", "LossOptions", "Task", "TaskDef", "TaskScores", "all_tasks", "get_task"]
+__all__ = ["TASKS", "Breakdown", "Chance", "LossOptions", "Task", "TaskDef", "TaskScores", "all_tasks", "get_task"]

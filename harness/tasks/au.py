@@ -169,6 +169,11 @@ class ActionUnits(TaskDef):
         f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp, dtype=np.float64), where=denom > 0)
         return f1.mean(axis=-1), {"f1_per_au": f1}
 
+    # -- chance level
+    def constant_predictions(self, train_valid: np.ndarray) -> dict[str, np.ndarray]:
+        """Every AU on (per AU the better constant: always off scores F1 0)."""
+        return {"every AU on": np.ones(A, np.int8)}
+
     # -- score reports
     heading = "Action units (mean AU F1)"
     part_titles = {"f1_per_au": "F1 per AU"}

@@ -63,6 +63,36 @@ class TaskScores:
             raise AttributeError(key) from None
 
 
+@dataclass(frozen=True, slots=True)
+class Chance:
+    """What trivial predictions score on a split, scored as real predictions are: ``constant`` is the best constant
+    prediction's score (``constant_name`` says which), ``sampled`` the mean score of predictions drawn from the train
+    labels (the train prior); ``level`` is the higher of the two, the score a system must beat to have learnt."""
+
+    level: float
+    constant: float
+    constant_name: str
+    sampled: float
+
+    def describe(self) -> str:
+        """``'0.0123 (best constant: always Neutral 0.0123; prior-sampled 0.0110)'``."""
+        return (
+            f"{self.level:.4f} (best constant: {self.constant_name} {self.constant:.4f}; "
+            f"prior-sampled {self.sampled:.4f})"
+        )
+
+    def to_dict(self) -> dict[str, float | str]:
+        return {
+            "level": self.level,
+            "constant": self.constant,
+            "constant_name": self.constant_name,
+            "sampled": self.sampled,
+        }
+
+
+CHANCE_DRAWS = 5  # prior-sampled predictions scored per chance level (their mean is the sampled score)
+
+
 @dataclass(frozen=True)
 class LossOptions:
     """A kind's choices for its training loss; each task reads the ones that concern it."""
@@ -196,6 +226,33 @@ class TaskDef(ABC):
             raise ValueError(f"{self.name.upper()} labels have no valid frame; nothing to score")
         score, parts = self.scores_from_stats(stats)
         return TaskScores(float(score), frames, self.breakdown(parts))
+
+    # -- chance level -------------------------------------------------------------------------------------------
+    @abstractmethod
+    def constant_predictions(self, train_valid: np.ndarray) -> dict[str, np.ndarray]:
+        """The constant predictions worth trying, by name: one hard prediction (one row of :meth:`check_predictions`'s
+        form) each, e.g. the train mean, each single class, every AU on; ``train_valid`` are the valid train labels."""
+
+    def chance(self, labels: np.ndarray, train_labels: np.ndarray, seed: int = 0) -> Chance:
+        """The chance level of a split's ``labels``: the higher of the best constant prediction's score and the mean
+        score of :data:`CHANCE_DRAWS` predictions drawn frame by frame from the valid ``train_labels`` (seeded, so
+        the level is reproducible), all scored by :meth:`scores` like real predictions. Pure: labels in, level out."""
+        labels = np.asarray(labels)
+        train_valid = np.asarray(train_labels)[self.valid(np.asarray(train_labels))]
+        if len(train_valid) == 0:
+            raise ValueError(f"{self.name.upper()} train labels have no valid frame; no prior to draw from")
+        n = len(labels)
+        constants = {
+            name: self.scores(np.repeat(np.asarray(row)[None], n, axis=0), labels).score
+            for name, row in self.constant_predictions(train_valid).items()
+        }
+        best = max(constants, key=constants.__getitem__)
+        rng = np.random.default_rng(seed)
+        draws = [
+            self.scores(train_valid[rng.integers(len(train_valid), size=n)], labels).score for _ in range(CHANCE_DRAWS)
+        ]
+        sampled = float(np.mean(draws))
+        return Chance(max(constants[best], sampled), constants[best], best, sampled)
 
     # -- score reports: how a result is shown, what a record derives from its statistics ----------------------
     heading: ClassVar[str]  # a report's section title: 'Valence-arousal (mean CCC)'

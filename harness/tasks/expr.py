@@ -137,6 +137,11 @@ class Expression(TaskDef):
         f1 = f1_from_confusion(summed.reshape(*summed.shape[:-1], K, K))
         return f1.mean(axis=-1), {"f1_per_class": f1}
 
+    # -- chance level
+    def constant_predictions(self, train_valid: np.ndarray) -> dict[str, np.ndarray]:
+        """Each single class (only that class gets an F1 above 0: 2p / (1 + p) for its share p)."""
+        return {f"always {name}": np.int64(index) for index, name in enumerate(CLASSES)}
+
     # -- score reports
     heading = "Expression (macro-F1)"
     part_titles = {"f1_per_class": "F1 per class"}

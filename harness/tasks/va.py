@@ -140,6 +140,11 @@ class ValenceArousal(TaskDef):
     def part_labels(self) -> dict[str, tuple[str, ...]]:
         return {}
 
+    # -- chance level
+    def constant_predictions(self, train_valid: np.ndarray) -> dict[str, np.ndarray]:
+        """The train mean (any constant scores CCC 0: it has no covariance with the labels)."""
+        return {"train mean": self.prior(train_valid)}
+
     # -- score reports
     heading = "Valence-arousal (mean CCC)"
     part_titles = {"ccc_valence": "CCC valence", "ccc_arousal": "CCC arousal"}
