@@ -33,13 +33,13 @@ class OracleTrack:
     expr: np.ndarray | None
     au: np.ndarray | None  # (n, 12) 0/1 per AU, rows of -1 where invalid
     video: np.ndarray  # (n, 7) face cues, NaN where no face
-    audio: np.ndarray  # (n, 2) voice cues, NaN where nobody speaks
+    audio: np.ndarray  # (n, 2) valence/arousal the voice carries, NaN where nobody speaks
+    vocal: np.ndarray  # (n, 7) expression cues the voice carries (vocal.vocal_cues), per non-neutral class
 
 
 def _features(track: OracleTrack, modality: str) -> np.ndarray:
-    parts = (
-        [track.video] if modality == "video" else [track.audio] if modality == "audio" else [track.video, track.audio]
-    )
+    voice = [track.audio, track.vocal]
+    parts = [track.video] if modality == "video" else voice if modality == "audio" else [track.video, *voice]
     return np.concatenate([_filled(part) for part in parts], axis=1)
 
 
