@@ -142,7 +142,7 @@ class AudioKind(Kind):
         s = self.settings
         if not s.tiny_corpus_clips:
             return {}
-        material = {"version": "1", "generator": GENERATOR_VERSION, "seed": self.seed, "seconds": s.window_s}
+        material = {"version": "2", "generator": GENERATOR_VERSION, "seed": self.seed, "seconds": s.window_s}
         material |= {"clips": s.tiny_corpus_clips, "epochs": s.tiny_corpus_epochs}
         node = context.shared_cache("audio-tiny-pdem", material)
         if node.has("pdem.safetensors"):
@@ -153,7 +153,10 @@ class AudioKind(Kind):
                 corpus = emotional_speech_corpus(s.tiny_corpus_clips, s.window_s, SAMPLE_RATE, self.seed)
                 waves = normalise_windows(torch.from_numpy(corpus.waves))
                 arousal, valence = torch.from_numpy(corpus.arousal), torch.from_numpy(corpus.valence)
-                losses = fine_tune_smoke_pdem(self.pdem_, waves, arousal, valence, s.tiny_corpus_epochs, self.seed)
+                classes = torch.from_numpy(corpus.expression)
+                losses = fine_tune_smoke_pdem(
+                    self.pdem_, waves, arousal, valence, s.tiny_corpus_epochs, self.seed, expression=classes
+                )
                 progress.update(job, total=1, completed=1)
             clips = s.tiny_corpus_clips
             self.notes_.append(
