@@ -12,7 +12,8 @@ resonance instead. Syllables come at ~4-5 Hz: an optional consonant (60 % of syl
 burst), a vowel with a rise-fall energy envelope, a short gap. The f0 contour has a pitch accent per syllable and
 declines through each talk spurt. Where ``speaking`` is False only the background is left: coloured noise 15-25 dB
 below the speech level, plus occasional hums, clicks and beeps. Everything is vectorised (no per-sample Python):
-about 200x real time at 16 kHz on one core.
+about 200x real time at 16 kHz on one core. From generator version 5 the voice also carries the expression class
+of who speaks: a voice quality per class and nonverbal events (laughter, sobs, gasps, ...), see :mod:`.vocal`.
 
 Mapping, applied by :func:`acoustic_controls` to the labels after ~100 ms smoothing. Each control is
 ``base * 2 ** (arousal * AROUSAL_EFFECT.x + valence * VALENCE_EFFECT.x)`` (level: ``base + ...`` in dB), so every
