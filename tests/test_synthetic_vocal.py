@@ -43,11 +43,11 @@ def high_share(y: np.ndarray) -> float:
 
 
 def rhythm_hz(y: np.ndarray) -> float:
-    """The strongest rate (1-20 Hz) of the loudness envelope (10 ms frames)."""
+    """The strongest rate (2-20 Hz: above the events' own rate) of the loudness envelope (10 ms frames)."""
     frames = np.sqrt(np.mean(y[: len(y) // 160 * 160].reshape(-1, 160).astype(np.float64) ** 2, axis=1))
     spectrum = np.abs(np.fft.rfft(frames - frames.mean(), 4096)) ** 2
     rates = np.fft.rfftfreq(4096, 0.01)
-    band = (rates > 1.0) & (rates < 20.0)
+    band = (rates > 2.0) & (rates < 20.0)
     return float(rates[band][np.argmax(spectrum[band])])
 
 

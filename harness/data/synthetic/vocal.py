@@ -32,7 +32,7 @@ import numpy as np
 from scipy.signal import butter, lfilter, sosfilt
 
 NUM_CLASSES = 8
-EVENT_RATE_HZ = 0.6  # nonverbal events per second while a non-neutral class holds (Poisson)
+EVENT_RATE_HZ = 1.5  # nonverbal events per second while a non-neutral class holds (Poisson)
 TREMOR_HZ = 7.0
 TREMOR_AMPLITUDE = 4.0  # loudness tremor (share) per octave of pitch tremor
 CUE_SMOOTHING_S = 0.5  # the oracle's vocal cues are smoothed over this much time
@@ -64,7 +64,7 @@ QUALITY = (
 )
 # fmt: on
 EVENTS = (None, "huff", "ugh", "gasp", "laugh", "sob", "oh", "hum")  # the nonverbal event of each class
-EVENT_LEVEL = {"huff": 1.2, "ugh": 0.9, "gasp": 0.8, "laugh": 1.2, "sob": 0.8, "oh": 1.0, "hum": 0.8}  # x SPEECH_RMS
+EVENT_LEVEL = {"huff": 2.4, "ugh": 1.8, "gasp": 1.6, "laugh": 2.4, "sob": 1.6, "oh": 2.0, "hum": 1.6}  # x SPEECH_RMS
 VOWELS_HZ = {"a": (730.0, 1090.0, 2440.0), "uh": (640.0, 1190.0, 2390.0), "o": (570.0, 840.0, 2410.0)}
 VOWELS_HZ |= {"u": (300.0, 870.0, 2240.0), "m": (250.0, 1100.0, 2500.0)}
 
