@@ -9,8 +9,8 @@ ceiling for the learnable signal, per modality and for both together: a trained 
 grow; one above it overfits.
 
 Validation scores on ``tiny`` (seed 0) before and after the voice's expression cues (generator 4 -> 5): EXPR audio
-0.165 -> 0.697, audio + video 0.774 -> 0.922 (video 0.893); VA audio 0.468 -> 0.595, audio + video 0.811 -> 0.828
-(video 0.727); AU audio 0.310 -> 0.607, audio + video 0.763 -> 0.775 (video 0.762).
+0.165 -> 0.733, audio + video 0.774 -> 0.923 (video 0.893); VA audio 0.468 -> 0.584, audio + video 0.811 -> 0.824
+(video 0.727); AU audio 0.310 -> 0.614, audio + video 0.763 -> 0.786 (video 0.762).
 
 For AU detection the read-out is one logistic regression per AU whose decision threshold is the one with the best
 F1 on train; the score is the challenge's: the mean over the 12 AUs of each AU's binary F1, pooled over the valid
