@@ -244,3 +244,22 @@ def test_action_units_train_with_weighted_bce_and_predict_probabilities(monkeypa
     for name, n in rows.items():
         pred = predictions[name]["pred"]
         assert pred.shape == (n, 12) and np.isfinite(pred).all() and pred.min() >= 0 and pred.max() <= 1
+
+
+def test_per_task_training_settings_replace_the_specs_for_their_task_only(tmp_path: Path) -> None:
+    from harness.spec import load_spec, resolve
+
+    settings = AudioKind.Settings(
+        learning_rate=1e-4, epochs=8, per_task={"expr": {"learning_rate": 1e-3, "epochs": 15}}
+    )
+    assert (settings.for_task("expr").learning_rate, settings.for_task("expr").epochs) == (1e-3, 15)
+    assert settings.for_task("va") == settings and settings.for_task("au").learning_rate == 1e-4
+    spec = tmp_path / "bad.yaml"
+    spec.write_text("kind: audio\ntasks: [va]\nper_task: {exprs: {epochs: 3}}\n")
+    with pytest.raises(
+        SpecError, match=r"bad.yaml: key 'per_task'.*unknown tasks \['exprs'\]; registered tasks: va, expr"
+    ):
+        resolve(load_spec(str(spec)), "smoke")
+    spec.write_text("kind: audio\ntasks: [va]\nper_task: {expr: {epoch: 3}}\n")
+    with pytest.raises(SpecError, match=r"key 'per_task.expr.epoch'.*Extra inputs are not permitted"):
+        resolve(load_spec(str(spec)), "smoke")

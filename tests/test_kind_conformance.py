@@ -23,7 +23,7 @@ from harness.store import Node, Store
 # One small spec per kind (``conf_<kind>``); kinds over inputs read the video kind's embeddings / predictions.
 SPECS: dict[str, str] = {
     "video": "kind: video\nseed: 3\nepochs: 1\nimage_size: 32\nframe_step: 8\neval_step: 8\npatience: 1\n",
-    "audio": "kind: audio\nseed: 3\nepochs: 1\nmin_speech: 0.0\ntiny_corpus_clips: 0\n",
+    "audio": "kind: audio\nseed: 3\nepochs: 1\nmin_speech: 0.0\ntiny_corpus_clips: 0\nper_task: {}\n",
     "dynamic": "kind: dynamic\nseed: 3\ninputs: [conf_video]\nwindow_s: 1\nepochs: 2\nlayers: 1\nheads: 4\n",
     "kelm": "kind: kelm\ninputs: [conf_video]\nwindow_s: 2\nc_grid: [1, 100]\nhonest_folds: 2\n",
     "dwf": "kind: dwf\ninputs: [conf_video, conf_dynamic]\nsamples: 10\nfolds: 2\n",

@@ -126,7 +126,7 @@ def test_au_test_material_lists_the_expr_tracks(synthetic_tiny: Path) -> None:
 
 def test_oracle_scores_au_well_above_a_constant_predictor(synthetic_tiny: Path, tiny_labels) -> None:
     metadata = json.loads((synthetic_tiny / "synthetic_metadata.json").read_text())
-    assert metadata["version"] == synthetic.GENERATOR_VERSION == 4 and metadata["tasks"] == ["va", "expr", "au"]
+    assert metadata["version"] == synthetic.GENERATOR_VERSION == 5 and metadata["tasks"] == ["va", "expr", "au"]
     assert metadata["settings"]["action_units"]["names"] == list(aus.AU_NAMES)
     oracle = metadata["oracle"]["au"]
     rows, _ = _pooled(tiny_labels, "Validation_Set")

@@ -233,6 +233,10 @@ def test_bad_inputs_are_named() -> None:
         synthesize_speech(ok, ok, talk, [VOICE, VOICE], FPS, RATE, rng)
     with pytest.raises(ValueError, match=r"speaker must be one int in 0\.\.1 .* values 0\.\.2"):
         synthesize_speech(ok, ok, talk, [VOICE, VOICE], FPS, RATE, rng, speaker=np.arange(10) % 3)
+    with pytest.raises(ValueError, match=r"expression must be one integer class per frame, shape \(10,\)"):
+        synthesize_speech(ok, ok, talk, VOICE, FPS, RATE, rng, expression=np.zeros(10))
+    with pytest.raises(ValueError, match=r"expression classes must lie in 0\.\.7; got 0\.\.8"):
+        synthesize_speech(ok, ok, talk, VOICE, FPS, RATE, rng, expression=np.arange(10) % 9)
     with pytest.raises(ValueError, match="mean_talk_s must be a positive number of seconds, got 0"):
         speech_activity(10, FPS, rng, mean_talk_s=0)
     with pytest.raises(ValueError, match="mean_pause_s must be a positive number of seconds"):

@@ -288,16 +288,18 @@ def fine_tune_smoke_pdem(
     layers: int = 2,
     learning_rate: float = 3e-4,
     batch_size: int = 16,
+    expression: torch.Tensor | None = None,
 ) -> list[float]:
-    """Teach a (tiny) PDEM's lower ``layers`` transformer layers to carry each clip's arousal and valence, in place
-    (the model is left in eval mode); returns the mean training loss of each epoch.
+    """Teach a (tiny) PDEM's lower ``layers`` transformer layers to carry each clip's arousal and valence (and its
+    expression class, when ``expression`` gives one per clip), in place (the model is left in eval mode); returns the
+    mean training loss of each epoch.
 
     The smoke stand-in for audEERING's fine-tuning of wav2vec2 on MSP-Podcast, kept to the layers that every SUN
     head leaves frozen (the first L - 4), with a throw-away linear read-out on their time-averaged output (mean
-    squared error against the labels in [-1, 1]). The conv feature encoder stays as it is; its output is computed
-    once, so each epoch runs only the projection, the positional convolution and those layers. Fine-tuning the
-    whole model instead made the top layers' output nearly constant across clips, and the heads trained on top of
-    them then collapsed to a constant.
+    squared error against the labels in [-1, 1], plus the cross-entropy of the class). The conv feature encoder
+    stays as it is; its output is computed once, so each epoch runs only the projection, the positional convolution
+    and those layers. Fine-tuning the whole model instead made the top layers' output nearly constant across clips,
+    and the heads trained on top of them then collapsed to a constant.
     """
     _check_blocks(pdem.config, layers)
     wav2vec2, encoder = pdem.wav2vec2, pdem.wav2vec2.encoder
@@ -309,7 +311,8 @@ def fine_tune_smoke_pdem(
     generator = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)  # the read-out's init, dropout
-        readout = nn.Linear(pdem.config.hidden_size, 2)
+        classes = 0 if expression is None else get_task("expr").width
+        readout = nn.Linear(pdem.config.hidden_size, 2 + classes)
         trained = [wav2vec2.feature_projection, encoder.pos_conv_embed, *encoder.layers[:layers]]
         if not pdem.config.do_stable_layer_norm:
             trained.append(encoder.layer_norm)
@@ -326,7 +329,10 @@ def fine_tune_smoke_pdem(
                     states = encoder.layer_norm(states)
                 for layer in encoder.layers[:layers]:
                     states = layer(states)
-                loss = F.mse_loss(readout(states.mean(dim=1)), targets[batch])
+                out = readout(states.mean(dim=1))
+                loss = F.mse_loss(out[:, :2], targets[batch])
+                if expression is not None:
+                    loss = loss + F.cross_entropy(out[:, 2:], expression[batch])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()

@@ -33,7 +33,7 @@ from harness.data.synthetic.render import FACE_COLUMNS, RenderedVideo, render_vi
 from harness.errors import DataError
 
 TASKS = ("va", "expr", "au")  # the challenges a synthetic dataset labels
-GENERATOR_VERSION = 4  # 4: AU detection labels (3's folders lack them)
+GENERATOR_VERSION = 5  # 5: vocal expression cues in the voice (4: AU detection labels; 3's folders lack them)
 METADATA = "synthetic_metadata.json"
 CROP_MODES = ("render", "pool")
 
@@ -140,6 +140,7 @@ def _oracle_tracks(rendered: list[RenderedVideo]) -> list[OracleTrack]:
             n = len(signals.va)
             cues = np.where(signals.face[:, None], signals.cues, np.nan)
             heard = _fit_rows(video.heard, n)
+            vocal = _fit_rows(video.vocal, n)
             tracks.append(
                 OracleTrack(
                     split=video.plan.split,
@@ -148,6 +149,7 @@ def _oracle_tracks(rendered: list[RenderedVideo]) -> list[OracleTrack]:
                     au=video.aus[track.name] if aus.has_aus(track) else None,
                     video=cues,
                     audio=heard,
+                    vocal=vocal,
                 )
             )
     return tracks

@@ -12,7 +12,8 @@ resonance instead. Syllables come at ~4-5 Hz: an optional consonant (60 % of syl
 burst), a vowel with a rise-fall energy envelope, a short gap. The f0 contour has a pitch accent per syllable and
 declines through each talk spurt. Where ``speaking`` is False only the background is left: coloured noise 15-25 dB
 below the speech level, plus occasional hums, clicks and beeps. Everything is vectorised (no per-sample Python):
-about 200x real time at 16 kHz on one core.
+about 200x real time at 16 kHz on one core. From generator version 5 the voice also carries the expression class
+of who speaks: a voice quality per class and nonverbal events (laughter, sobs, gasps, ...), see :mod:`.vocal`.
 
 Mapping, applied by :func:`acoustic_controls` to the labels after ~100 ms smoothing. Each control is
 ``base * 2 ** (arousal * AROUSAL_EFFECT.x + valence * VALENCE_EFFECT.x)`` (level: ``base + ...`` in dB), so every
@@ -48,6 +49,15 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.fft
 from scipy.signal import lfilter
+
+from harness.data.synthetic.vocal import (
+    NUM_CLASSES,
+    TREMOR_AMPLITUDE,
+    TREMOR_HZ,
+    VocalEvents,
+    quality_controls,
+    render_events,
+)
 
 
 @dataclass(frozen=True)
@@ -132,14 +142,19 @@ def synthesize_speech(
     sample_rate: int,
     rng: np.random.Generator,
     speaker: np.ndarray | None = None,
+    expression: np.ndarray | None = None,
+    events: VocalEvents | None = None,
 ) -> np.ndarray:
     """Mono float32 audio in [-1, 1] for a video whose per-frame labels are ``arousal``, ``valence``, ``speaking``.
 
     Frame ``i`` (0-based) covers ``[i / fps, (i + 1) / fps)``; the result has ``round(n_frames / fps * sample_rate)``
     samples. ``speaker`` (int per frame) picks who of ``voice`` (a sequence) speaks; without it ``voice`` is one Voice.
+    ``expression`` (class per frame, of who speaks; default Neutral) sets the voice quality of :mod:`.vocal`, and
+    ``events`` (:func:`.vocal.draw_events`) are sounded over speech and pauses alike.
     The same ``rng`` state gives the same audio.
     """
     a, v, talk, who, voices = _check_inputs(arousal, valence, speaking, voice, fps, sample_rate, speaker)
+    classes = _check_expression(expression, a.shape)
     n = round(len(a) / fps * sample_rate)
     if n == 0:
         return np.zeros(0, dtype=np.float32)
@@ -152,10 +167,13 @@ def synthesize_speech(
     frame = np.clip(np.floor(t_ctrl * fps).astype(np.int64), 0, len(a) - 1)
     smooth = max(1, round(LABEL_SMOOTHING_S * sample_rate / hop))
     ctl = acoustic_controls(_smooth(a[frame], smooth), _smooth(v[frame], smooth))
+    shares = np.eye(NUM_CLASSES)[classes[frame]]
+    quality = quality_controls(np.stack([_smooth(shares[:, c], smooth) for c in range(NUM_CLASSES)], axis=1))
+    tremor = np.sin(2.0 * np.pi * TREMOR_HZ * t_ctrl)
     who_c = who[frame]
     f0_base = np.array([x.f0 for x in voices])[who_c]
     shift = np.array([x.formant_shift for x in voices])[who_c] * ctl["formants"]
-    breathiness = np.array([x.breathiness for x in voices])[who_c]
+    breathiness = np.clip(np.array([x.breathiness for x in voices])[who_c] + quality["breathiness"], 0.02, 0.9)
 
     # Talk gate: the frame mask, silent briefly around a change of speaker, with ~40 ms ramps.
     talk_c = talk[frame].astype(np.float64)
@@ -180,18 +198,27 @@ def synthesize_speech(
     since = np.arange(n_ctrl) - np.maximum.accumulate(last_start)
     decline = -DECLINATION_OCTAVES_PER_S * np.minimum(since * hop / sample_rate, 4.0)
     jitter = 0.004 * rng.standard_normal(n_ctrl)
-    f0_c = f0_base * ctl["f0"] * 2.0 ** (accent + decline + jitter)
-    bright_c = BRIGHTNESS_HZ * ctl["brightness"]
+    f0_c = f0_base * ctl["f0"] * 2.0 ** (accent + decline + jitter + quality["f0_octaves"] + quality["tremor"] * tremor)
+    bright_c = BRIGHTNESS_HZ * ctl["brightness"] * 2.0 ** quality["brightness_octaves"]
+    level_c = 10.0 ** ((ctl["level_db"] + quality["level_db"]) / 20.0) * (
+        1.0 + TREMOR_AMPLITUDE * quality["tremor"] * tremor
+    )
 
     # Source, per sample: glottal flow (harmonics falling 12 dB/oct) plus aspiration noise under the vowel envelope,
     # white noise under the consonant envelope, scaled by the talk gate and the label-driven level.
     t_fine = np.arange(0.0, n / sample_rate + 0.001, 0.0005)  # envelopes on a 0.5 ms grid, then interpolated
     vowel_fine, cons_fine = _envelopes(np.interp(t_fine, t_ctrl, phase_c), syl)
     vowel_env, cons_env = np.interp(t, t_fine, vowel_fine), np.interp(t, t_fine, cons_fine)
-    gain = np.interp(t, t_ctrl, talk_c * SPEECH_RMS * 10.0 ** (ctl["level_db"] / 20.0))
-    cycle = np.mod(np.cumsum(np.interp(t, t_ctrl, f0_c) * (2.0 * np.pi / sample_rate)), 2.0 * np.pi)
+    gain = np.interp(t, t_ctrl, talk_c * SPEECH_RMS * level_c)
+    turned = np.cumsum(np.interp(t, t_ctrl, f0_c) * (2.0 * np.pi / sample_rate))
+    cycle = np.mod(turned, 2.0 * np.pi)
     flow = (np.pi**2 / 6.0 - np.pi * cycle / 2.0 + cycle**2 / 4.0) * np.sqrt(180.0) / np.pi**2  # sum cos(kx)/k^2
     noise = rng.standard_normal(n)
+    # Voice quality per glottal cycle: creak weakens every other pulse, roughness gives each a random amplitude.
+    period = (turned // (2.0 * np.pi)).astype(np.int64)
+    shimmer = rng.standard_normal(int(period[-1]) + 1)
+    creak, rough = np.interp(t, t_ctrl, quality["creak"]), np.interp(t, t_ctrl, quality["roughness"])
+    flow *= np.maximum(0.0, 1.0 + rough * shimmer[period]) * (1.0 - creak * (period % 2))
     pole = np.exp(-2.0 * np.pi * 300.0 / sample_rate)
     breath = (
         lfilter([1.0 - pole], [1.0, -pole], noise) * np.sqrt((1.0 + pole) / (1.0 - pole)) * (1.0 + 0.5 * np.cos(cycle))
@@ -211,6 +238,13 @@ def synthesize_speech(
     speech = _stft_filter(source, response.astype(np.float32), win, hop)
 
     out = speech + _background(n, sample_rate, rng)
+    if events is not None:
+        base = np.array([x.f0 for x in voices])
+
+        def f0_at(seconds: float) -> float:
+            return float(base[who[min(int(seconds * fps), len(who) - 1)]])
+
+        out += render_events(events, f0_at, n, sample_rate, SPEECH_RMS, rng)
     return _soft_limit(out).astype(np.float32)
 
 
@@ -303,6 +337,24 @@ def _check_inputs(
             )
         who = who.astype(np.int64)
     return a, v, talk.astype(bool), who, voices
+
+
+def _check_expression(expression: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
+    """Per-frame classes as int64 (all Neutral when None); an error names what is accepted."""
+    if expression is None:
+        return np.zeros(shape, dtype=np.int64)
+    classes = np.asarray(expression)
+    if classes.shape != shape or not np.issubdtype(classes.dtype, np.integer):
+        raise ValueError(
+            f"synthesize_speech: expression must be one integer class per frame, shape {shape}; "
+            f"got shape {classes.shape}, dtype {classes.dtype}"
+        )
+    if classes.size and (classes.min() < 0 or classes.max() >= NUM_CLASSES):
+        raise ValueError(
+            f"synthesize_speech: expression classes must lie in 0..{NUM_CLASSES - 1}; "
+            f"got {classes.min()}..{classes.max()}"
+        )
+    return classes.astype(np.int64)
 
 
 def _smooth(x: np.ndarray, width: int) -> np.ndarray:

@@ -8,7 +8,9 @@ corpus first, it plays PDEM's part at smoke size (:func:`harness.models.pdem.fin
 The clips come from their own seeded stream and share only the voice model with a synthetic dataset: other
 voices, other label curves, no video. Each clip is one speaker talking with pauses (as in the dataset's videos;
 talking at least through its first quarter), with arousal and valence that drift slowly around clip-level values
-drawn uniformly from [-0.8, 0.8]. A clip's targets are its labels averaged over time, as MSP-Podcast rates turns.
+drawn uniformly from [-0.8, 0.8], and one expression class drawn uniformly (independently of them) whose voice
+quality and nonverbal events (:mod:`.vocal`) the clip carries. A clip's targets are its labels averaged over time,
+as MSP-Podcast rates turns, and its class.
 """
 
 from dataclasses import dataclass
@@ -17,6 +19,7 @@ import numpy as np
 
 from harness.data.synthetic.audio import Voice, speech_activity, synthesize_speech
 from harness.data.synthetic.signals import smooth_process
+from harness.data.synthetic.vocal import NUM_CLASSES, draw_events
 
 LABEL_RANGE = 0.8  # clip-level arousal and valence are uniform on [-0.8, 0.8]
 DRIFT = 0.15  # standard deviation of the slow drift within a clip
@@ -26,11 +29,13 @@ CONTROL_FPS = 30.0  # the label curves' frame rate handed to the voice synthesis
 
 @dataclass(frozen=True)
 class SpeechCorpus:
-    """``waves`` (clips, samples) float32 mono; ``arousal`` and ``valence`` (clips,) each clip's mean label."""
+    """``waves`` (clips, samples) float32 mono; ``arousal`` and ``valence`` (clips,) each clip's mean label;
+    ``expression`` (clips,) each clip's class."""
 
     waves: np.ndarray
     arousal: np.ndarray
     valence: np.ndarray
+    expression: np.ndarray
 
 
 def emotional_speech_corpus(clips: int, seconds: float, sample_rate: int, seed: int) -> SpeechCorpus:
@@ -39,7 +44,7 @@ def emotional_speech_corpus(clips: int, seconds: float, sample_rate: int, seed: 
         raise ValueError(f"emotional_speech_corpus: need clips >= 1 and seconds > 0, got {clips!r}, {seconds!r}")
     rng = np.random.default_rng([seed, 7])
     n = max(1, round(seconds * CONTROL_FPS))
-    waves, arousal, valence = [], [], []
+    waves, arousal, valence, expression = [], [], [], []
     for _ in range(clips):
         curves = []
         for _ in range(2):
@@ -48,7 +53,15 @@ def emotional_speech_corpus(clips: int, seconds: float, sample_rate: int, seed: 
         talk = speech_activity(n, CONTROL_FPS, rng)
         talk[: max(1, n // 4)] = True
         voice = Voice.random(rng)
-        waves.append(synthesize_speech(curves[0], curves[1], talk, voice, CONTROL_FPS, sample_rate, rng))
+        classes = np.full(n, rng.integers(NUM_CLASSES), dtype=np.int64)
+        events = draw_events(classes, CONTROL_FPS, rng)
+        wave = synthesize_speech(
+            curves[0], curves[1], talk, voice, CONTROL_FPS, sample_rate, rng, expression=classes, events=events
+        )
+        waves.append(wave)
         arousal.append(curves[0].mean())
         valence.append(curves[1].mean())
-    return SpeechCorpus(np.stack(waves), np.asarray(arousal, np.float32), np.asarray(valence, np.float32))
+        expression.append(classes[0])
+    return SpeechCorpus(
+        np.stack(waves), np.asarray(arousal, np.float32), np.asarray(valence, np.float32), np.asarray(expression)
+    )

@@ -17,6 +17,7 @@ from harness.data.synthetic.aus import video_aus
 from harness.data.synthetic.face import SubjectLook, draw_face, make_background
 from harness.data.synthetic.plan import VideoPlan
 from harness.data.synthetic.signals import TrackSignals, face_cues, smooth_process, track_signals
+from harness.data.synthetic.vocal import draw_events, vocal_cues
 
 CROP_SIZE = 112
 CROP_MARGIN = 1.25  # crop side over face height
@@ -35,6 +36,7 @@ class RenderedVideo:
     aus: dict[str, np.ndarray]  # per track: AU labels as written (see aus.track_aus)
     speaking: dict[str, np.ndarray]  # per track: frames where *this* track's person speaks
     heard: np.ndarray  # (n_frames, 2) valence/arousal the voice carries, NaN where nobody speaks
+    vocal: np.ndarray  # (n_frames, 7) expression cues the voice carries (see vocal.vocal_cues)
     faces: list[tuple]  # FACE_COLUMNS rows
 
 
@@ -53,10 +55,12 @@ def render_video(plan: VideoPlan, root: Path, seed: int) -> RenderedVideo:
     speaker = turns(n, fps, rng) if len(plan.tracks) == 2 else np.zeros(n, dtype=np.int64)
     curves = np.stack([_fit(s.audio_va, n) for s in signals.values()])  # (tracks, n, 2)
     voiced = curves[speaker, np.arange(n)]
+    expression = np.stack([_fit(s.expr, n) for s in signals.values()])[speaker, np.arange(n)]
     # The voice draws from its own stream, so a change to the speech synthesis leaves every video frame as it was.
     voice_rng = np.random.default_rng([seed, 2, plan.index])
+    events = draw_events(expression, fps, voice_rng)
     waveform = synthesize_speech(
-        voiced[:, 1], voiced[:, 0], active, voices, fps, SYNTH_RATE, voice_rng, speaker=speaker
+        voiced[:, 1], voiced[:, 0], active, voices, fps, SYNTH_RATE, voice_rng, speaker, expression, events
     )
     speaking = {t.name: active & (speaker == position) for position, t in enumerate(plan.tracks)}
 
@@ -88,7 +92,7 @@ def render_video(plan: VideoPlan, root: Path, seed: int) -> RenderedVideo:
                 faces.append((index + 1, name, *marks.box, *marks.left_eye, *marks.right_eye))
             encoder.add_frame(canvas, index)
     heard = np.where(active[:, None], voiced, np.nan)
-    return RenderedVideo(plan, signals, aus, speaking, heard, faces)
+    return RenderedVideo(plan, signals, aus, speaking, heard, vocal_cues(expression, active, events, fps), faces)
 
 
 def _fit(values: np.ndarray, n: int) -> np.ndarray:
