@@ -9,7 +9,10 @@ Frames without a face get predictions filled from their neighbours (``harness.fr
 gets the train prior.
 
 Profiles: ``paper`` uses the published backbones at 224 px with ImageNet weights from a local file; ``smoke`` uses
-timm's tiny ``test_*`` models at 48 px, randomly initialised, to train in seconds on two CPU cores.
+timm's tiny ``test_*`` models at 64 px, randomly initialised, to train in seconds on two CPU cores.
+``backbone_args`` passes further ``timm.create_model`` arguments (``video_vit``'s smoke ViT: ``patch_size: 8`` and
+stochastic depth over ``test_vit``); they are checked against the backbone's class when the spec is resolved and are
+part of the store key when set.
 """
 
 import hashlib
