@@ -44,6 +44,16 @@ def test_spec_hash_follows_settings(tmp_path: Path) -> None:
     assert len(hashes) == 2
 
 
+def test_backbone_args_are_part_of_the_key_and_absent_when_empty(tmp_path: Path) -> None:
+    write(tmp_path, "a", "kind: video\nbackbone: test_vit\n")
+    write(tmp_path, "b", "kind: video\nbackbone: test_vit\nbackbone_args: {depth: 2}\n")
+    write(tmp_path, "c", "kind: video\nbackbone: test_vit\nbackbone_args: {depth: 3}\n")
+    a, b, c = (resolve(load_spec(n, tmp_path), "smoke") for n in "abc")
+    assert "backbone_args" not in a.canonical()["settings"]  # specs without it keep their store keys
+    assert b.canonical()["settings"]["backbone_args"] == {"depth": 2}
+    assert len({a.spec_hash, b.spec_hash, c.spec_hash}) == 3
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -58,6 +68,20 @@ def test_spec_hash_follows_settings(tmp_path: Path) -> None:
         ("kind: video\nprofiles:\n  smok: {}\n", r"key 'profiles\.smok': unknown profile; did you mean 'smoke'"),
         ("kind: vidoe\n", r"v\.yaml: key 'kind': unknown kind 'vidoe'; did you mean 'video'\?"),
         ("kind: video\nepochs: ten\n", r"key 'epochs' \(profile smoke\): .*integer.*found 'ten'"),
+        (
+            "kind: video\nprofiles:\n  smoke: {backbone: test_vit, backbone_args: {embed_dimm: 64}}\n",
+            r"key 'backbone_args' \(profile smoke\): .*'embed_dimm' is not an argument of backbone 'test_vit' "
+            r"\(VisionTransformer\); did you mean 'embed_dim'\?",
+        ),
+        (
+            "kind: video\nbackbone: test_vit\nbackbone_args: {embed_dim: 65}\n",
+            r"key 'backbone_args' \(profile smoke\): .*'test_vit' does not build with \{'embed_dim': 65\}",
+        ),
+        (
+            "kind: video\nbackbone_args: {num_classes: 3}\n",
+            r"key 'backbone_args' \(profile smoke\): .*'num_classes' is set by the harness",
+        ),
+        ("kind: video\nbackbone_args: {depth: [1, 2]}\n", r"key 'backbone_args\.depth[.a-z]*' \(profile smoke\)"),
         ("kind: video\ntasks: [va, emotion]\n", r"key 'tasks' must list tasks among va, expr"),
         ("kind: video\nseed: 1.5\n", r"key 'seed' must be an integer"),
         ("epochs: 3\n", r"key 'kind' is missing"),

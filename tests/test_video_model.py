@@ -12,8 +12,10 @@ from torch import nn
 from harness.errors import SpecError
 from harness.models.face_data import FaceImages
 from harness.models.video import VideoKind, VideoSettings
+from harness.spec import load_spec, resolve
 from harness.tasks import LossOptions
 
+REPO_SYSTEMS = Path(__file__).resolve().parents[1] / "systems"
 SMOKE_BACKBONES = [("test_efficientnet", 64), ("test_efficientnet_gn", 72), ("test_vit", 64)]
 
 
@@ -34,6 +36,26 @@ def test_local_pretrained_weights_load_through_the_same_path(tmp_path: Path, bac
         assert torch.equal(net.backbone.state_dict()[name], tensor), name
     embedding, output = net.eval()(torch.zeros(2, 3, size, size))
     assert embedding.shape == (2, 256) and output.shape == (2, 2)
+
+
+def test_smoke_vit_of_the_spec_builds_offline_and_its_weights_load_through_the_paper_path(tmp_path: Path) -> None:
+    """video_vit's smoke ViT (backbone_args over timm's test_vit): a file saved from timm's own build of those
+    arguments loads through pretrained_cfg_overlay as paper weights do, and a fitted state round-trips."""
+    import timm
+
+    s = resolve(load_spec("video_vit", REPO_SYSTEMS), "smoke").settings
+    assert s.backbone_args and not s.pretrained
+    reference = timm.create_model(s.backbone, num_classes=0, img_size=s.image_size, **s.backbone_args)
+    weights = {name: tensor.contiguous() for name, tensor in reference.state_dict().items()}
+    save_file(weights, tmp_path / "vit.safetensors")
+    kind = VideoKind(s.model_copy(update={"pretrained": True, "weights": str(tmp_path / "vit.safetensors")}), "expr", 0)
+    kind.net_ = kind._build().eval()
+    for name, tensor in weights.items():
+        assert torch.equal(kind.net_.backbone.state_dict()[name], tensor), name
+    assert kind.net_.backbone.patch_embed.patch_size == (s.backbone_args["patch_size"],) * 2
+    copy = VideoKind(s, "expr", 0).load_state(kind.state())
+    images = torch.randn(2, 3, s.image_size, s.image_size)
+    assert torch.equal(kind.net_(images)[1], copy.net_.eval()(images)[1])
 
 
 def test_weights_folder_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

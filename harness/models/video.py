@@ -9,7 +9,10 @@ Frames without a face get predictions filled from their neighbours (``harness.fr
 gets the train prior.
 
 Profiles: ``paper`` uses the published backbones at 224 px with ImageNet weights from a local file; ``smoke`` uses
-timm's tiny ``test_*`` models at 48 px, randomly initialised, to train in seconds on two CPU cores.
+timm's tiny ``test_*`` models at 64 px, randomly initialised, to train in seconds on two CPU cores.
+``backbone_args`` passes further ``timm.create_model`` arguments (``video_vit``'s smoke ViT: ``patch_size: 8`` and
+stochastic depth over ``test_vit``); they are checked against the backbone's class when the spec is resolved and are
+part of the store key when set.
 """
 
 import hashlib
@@ -20,7 +23,7 @@ from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_serializer
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_serializer
 from torch import nn
 
 from harness import distributed
@@ -30,13 +33,21 @@ from harness.frames import fill_missing, hamming_smooth
 from harness.metrics import task_scores
 from harness.models.context import Context
 from harness.models.face_data import FaceImages, Normalisation, loader, track_batches
-from harness.models.registry import Kind, register_kind
+from harness.models.registry import Kind, did_you_mean, register_kind
 from harness.models.training import EarlyStopping, device, seed_everything, warmup_cosine
 from harness.progress import bar
 from harness.tasks import LossOptions, Task, TaskDef, get_task
 
 WEIGHTS_ENV = "ABAW_WEIGHTS"  # folder holding <backbone>.safetensors (or .pth / .bin) ImageNet checkpoints
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".bin")
+RESERVED_BACKBONE_ARGS = {  # timm.create_model arguments that _build sets; backbone_args may not override them
+    "num_classes": "num_classes=0: the embedding head replaces the classifier",
+    "img_size": "from image_size",
+    "pretrained": "from pretrained",
+    "pretrained_cfg": "the weights come from 'weights:'",
+    "pretrained_cfg_overlay": "the weights come from 'weights:'",
+    "checkpoint_path": "the weights come from 'weights:'",
+}
 
 
 class VideoSettings(BaseModel):
@@ -46,6 +57,7 @@ class VideoSettings(BaseModel):
 
     backbone: str = "efficientnet_b1"
     image_size: int = Field(224, ge=1)
+    backbone_args: dict[str, int | float | str | bool] = Field(default_factory=dict)  # timm.create_model overrides
     pretrained: bool = True
     weights: str | None = None  # a local checkpoint file; default: $ABAW_WEIGHTS/<backbone>.safetensors
     embedding_dim: int = Field(256, ge=1)
@@ -66,12 +78,27 @@ class VideoSettings(BaseModel):
     workers: int = Field(2, ge=0)  # DataLoader decoding processes (0: in the main one); see harness.cpu
     faces: Literal["organizers", "retinaface"] = "organizers"  # which crops: the release's, or harness.faces'
 
+    @field_validator("backbone_args")
+    @classmethod
+    def _known_backbone_args(cls, value: dict, info: ValidationInfo) -> dict:
+        """Every key an argument of the backbone's timm class, none of those the harness sets itself."""
+        reserved = sorted(set(value) & set(RESERVED_BACKBONE_ARGS))
+        if reserved:
+            why = RESERVED_BACKBONE_ARGS[reserved[0]]
+            raise ValueError(f"{reserved[0]!r} is set by the harness ({why}); remove it")
+        if value and "backbone" in info.data:
+            check_backbone_args(info.data["backbone"], value, info.data.get("image_size"))
+        return value
+
     @model_serializer(mode="wrap")
     def _dump(self, handler):
-        """Leave ``faces`` out of the dump (hence the store key) at its default, so earlier keys stay valid."""
+        """Leave ``faces`` and ``backbone_args`` out of the dump (hence the store key) at their defaults, so earlier
+        keys stay valid."""
         data = handler(self)
         if data.get("faces") == "organizers":
             data.pop("faces")
+        if not data.get("backbone_args"):
+            data.pop("backbone_args", None)
         return data
 
 
@@ -126,9 +153,7 @@ class VideoKind(Kind):
         import timm
 
         s = self.settings
-        options: dict = {"num_classes": 0}
-        if "vit" in s.backbone:
-            options["img_size"] = s.image_size
+        options: dict = {**s.backbone_args, **_create_options(s.backbone, s.image_size)}
         if s.pretrained:
             options.update(pretrained=True, pretrained_cfg_overlay={"file": str(self._weights_file())})
         try:
@@ -379,6 +404,45 @@ class _RankEpochs:
         size = self.batch_size
         batches = [order[i : i + size] for i in range(0, len(order) - size + 1, size)]
         return loader(self.data, size, self.workers, batches=batches)
+
+
+def _create_options(backbone: str, image_size: int | None) -> dict:
+    """The ``timm.create_model`` arguments the harness sets: no classifier; a ViT's position grid for the image size."""
+    options: dict = {"num_classes": 0}
+    if "vit" in backbone and image_size is not None:
+        options["img_size"] = image_size
+    return options
+
+
+def check_backbone_args(backbone: str, args: dict, image_size: int | None) -> None:
+    """Raise ``ValueError`` unless ``timm.create_model(backbone, **args)`` builds: each key must be an argument of
+    the backbone's class (with a did-you-mean) and the values must fit together (e.g. ``embed_dim`` a multiple of
+    ``num_heads``). Built on the meta device: no memory, no weights, milliseconds."""
+    import inspect
+
+    import timm
+
+    options = _create_options(backbone, image_size)
+    try:
+        with torch.device("meta"):
+            plain = timm.create_model(backbone, **options)
+    except RuntimeError as error:  # an unknown backbone: the backbone key's problem, reported when it is built
+        raise ValueError(f"cannot check them: backbone {backbone!r} does not build ({error})") from None
+    parameters = inspect.signature(type(plain).__init__).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    known = [name for name in parameters if name not in ("self", "args", "kwargs")]
+    unknown = [key for key in args if key not in known]
+    if unknown and not takes_any:
+        raise ValueError(
+            f"{unknown[0]!r} is not an argument of backbone {backbone!r} ({type(plain).__name__})"
+            f"{did_you_mean(unknown[0], known)} (arguments: {', '.join(known)})"
+        )
+    try:
+        with torch.device("meta"):
+            timm.create_model(backbone, **{**args, **options})
+    except (TypeError, ValueError, AssertionError, RuntimeError) as error:
+        reason = str(error) or type(error).__name__
+        raise ValueError(f"backbone {backbone!r} does not build with {args} ({reason})") from None
 
 
 def inference_workers(workers: int, on: torch.device) -> int:
