@@ -9,7 +9,7 @@ name: ``va``, ``expr``, ``au``)::
       "about": "...",
       "datasets": {
         "<dataset fingerprint>": {
-          "name": "synthetic-tiny-seed0-v4",
+          "name": "synthetic-tiny-seed0-v5",
           "profiles": {
             "smoke": {
               "video_b1": {
