@@ -160,12 +160,18 @@ def test_update_writes_every_variant_and_fusion_by_its_honest_score(world, tmp_p
     assert any("very prediction files" in note for note in again.notes)
 
 
-def test_lowering_a_systems_quality_fails_with_a_table_naming_it(world, tmp_path: Path, monkeypatch) -> None:
-    dataset, store, board, systems = world
-    (systems / "shaky.yaml").write_text("kind: regress_toy\ntasks: [va, expr]\nseed: 4\nquality: 0.8\n")
+def use_world(world, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Point the CLI at ``world``'s store, leaderboard and spec folder."""
+    _, store, board, systems = world
     monkeypatch.setenv("ABAW_STORE", str(store.root))
     monkeypatch.setenv("ABAW_LEADERBOARD", str(board.path))
     monkeypatch.setenv("ABAW_SYSTEMS", str(systems))
+
+
+def test_lowering_a_systems_quality_fails_with_a_table_naming_it(world, tmp_path: Path, monkeypatch) -> None:
+    dataset, _, _, systems = world
+    (systems / "shaky.yaml").write_text("kind: regress_toy\ntasks: [va, expr]\nseed: 4\nquality: 0.8\n")
+    use_world(world, monkeypatch)
     path = tmp_path / "baselines.json"
     args = ["regress", "--data", str(dataset.root), "--baselines", str(path), "--systems", "shaky"]
     runner = CliRunner()
@@ -275,11 +281,9 @@ def test_a_malformed_baselines_file_names_the_file_and_the_key(tmp_path: Path, t
 
 
 def test_a_score_falling_to_chance_fails_even_within_a_wide_tolerance(world, tmp_path: Path, monkeypatch) -> None:
-    dataset, store, board, systems = world
+    dataset, _, _, systems = world
     (systems / "fading.yaml").write_text("kind: regress_toy\ntasks: [va, expr]\nseed: 5\nquality: 0.8\n")
-    monkeypatch.setenv("ABAW_STORE", str(store.root))
-    monkeypatch.setenv("ABAW_LEADERBOARD", str(board.path))
-    monkeypatch.setenv("ABAW_SYSTEMS", str(systems))
+    use_world(world, monkeypatch)
     path = tmp_path / "baselines.json"
     args = ["regress", "--data", str(dataset.root), "--baselines", str(path), "--systems", "fading"]
     runner = CliRunner()
@@ -413,10 +417,8 @@ def test_drift_beyond_the_tolerance_is_caught_from_a_baselines_same_prediction_f
 
 
 def test_cli_drift_only_reports_json_without_training(world, monkeypatch) -> None:
-    dataset, store, board, systems = world
-    monkeypatch.setenv("ABAW_STORE", str(store.root))
-    monkeypatch.setenv("ABAW_LEADERBOARD", str(board.path))
-    monkeypatch.setenv("ABAW_SYSTEMS", str(systems))
+    dataset = world[0]
+    use_world(world, monkeypatch)
     monkeypatch.setattr(QualityKind, "fit", lambda *a: pytest.fail("--drift-only must not train"))
     args = ["regress", "--drift-only", "--data", str(dataset.root), "--systems", "good", "--json"]
     result = CliRunner().invoke(app, args)
