@@ -898,7 +898,7 @@ class Side(StrEnum):
 @app.command("predict")
 @guarded
 def predict(
-    system: Annotated[str, typer.Argument(help="A trained spec name under systems/ (static video kinds).")],
+    system: Annotated[str, typer.Argument(help="A trained spec name under systems/ (any kind, fusion included).")],
     video: Annotated[Path, typer.Argument(metavar="VIDEO", help="A video file (.mp4, .avi, …) of one person.")],
     out_file: Annotated[
         Path | None, typer.Option("--out", help="CSV to write (default: VIDEO with .csv beside it).")
@@ -910,12 +910,19 @@ def predict(
     side: Annotated[Side | None, typer.Option(help="With two people: the left or right one.")] = None,
     detect_size: Annotated[int, typer.Option(help="Longer side of the frame fed to the detector.")] = 640,
     weights: Annotated[Path | None, typer.Option(help="RetinaFace weights file (default as abaw faces).")] = None,
+    crops: Annotated[
+        Path | None,
+        typer.Option(help="The video's face crops already cut (00001.jpg, …): no RetinaFace pass."),
+    ] = None,
+    task: TaskOption = TaskChoice.all,
 ) -> None:
     """Run a trained system on a video outside the dataset: one CSV row per frame (time, then the values of each
     task the system serves: valence, arousal; expression; AU1..AU26).
 
-    The system must have been trained (abaw run SYSTEM) on --data with the same profile. Supports the static video
-    kind. Example: abaw predict video_b1 interview.mp4 --out interview.csv
+    The system and every node it depends on must have been trained (abaw run SYSTEM) on --data with the same
+    profile. Every kind predicts through its own code path: static video on the RetinaFace crops (or --crops),
+    dynamic and KELM on those embeddings, audio on the file's voice, fusion with its stored weights.
+    Example: abaw predict dwf interview.mp4 --out interview.csv
     """
     from harness.data.affwild2 import Dataset
     from harness.data.root import resolve_root
@@ -930,6 +937,8 @@ def predict(
         weights=weights,
         side=side.value if side else None,
         detect_size=detect_size,
+        crops=crops,
+        tasks=_tasks(task),
     )
     path = result.write_csv(out_file or video.with_suffix(".csv"))
     for note in result.notes:

@@ -1,31 +1,39 @@
-"""A trained system on a video that is not in the dataset: faces, frame-level predictions, a CSV (``abaw predict``).
+"""A trained system on a video that is not in the dataset: every node of its graph, a CSV (``abaw predict``).
 
 The system's nodes are looked up in the store exactly as ``abaw run`` plans them (same dataset, profile and
-settings, hence the same keys); they must be complete. The video is decoded with PyAV, RetinaFace finds the
-person's face in every frame (the previous face reused where none is found), the crops are cut as the system's
-training crops were (``faces: retinaface``: the harness's crop settings; ``organizers``: 112 px with the release's
-margin), and the model of each task the system serves predicts every crop (VA values, EXPR or AU probabilities).
-Frames without a face are filled from their neighbours; a video where no face is ever found gets the system's no-face
-fallback (the train prior) on every frame, and says so.
+settings, hence the same keys); every one of them must be complete. The video is then seen as a one-track release
+(:class:`OneVideo`: its test split holds the video, one row per decoded frame) and each node of the graph, inputs
+first, loads its stored model and predicts that track through its kind's own ``predict``, the code path of
+``abaw run``: static video → embeddings → dynamic windows or functionals → KELM; the voice decoded from the same file
+→ the audio kind; the inputs' predictions → fusion with the stored weights. So a video of the dataset, predicted
+from the crops the runner used (``--crops``), gives what the runner wrote for it.
 
-Supported kinds: the static ``video`` kind. Kinds over time (``dynamic``, ``kelm``), ``audio`` and fusion are
-refused with a message naming them.
+Faces: RetinaFace finds the person's face in every frame (the previous face reused where none is found) and the crops
+are cut as each static video input's training crops were (``faces: retinaface``: the harness's crop settings;
+``organizers``: 112 px with the release's margin), or ``crops`` gives a folder already cut (``00001.jpg``, …, the
+organizers' layout). Frames without a face are filled from their neighbours; a video where no face is ever found
+gets each input's no-face fallback (its train prior), and a video without sound the audio input's prior; notes say so.
+Per-track caches of the new video (frozen audio features, voice activity) live in a scratch folder, never in the
+dataset's store; models a kind keeps among the caches (the fine-tuned smoke encoder) are read from the store.
 """
 
-import math
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from harness.errors import HarnessError, SpecError
+from harness.data.affwild2 import SPLITS, Split, Track
+from harness.data.media import list_face_frames, probe_video
+from harness.errors import DataError, HarnessError, SpecError, StoreError
 from harness.faces.detector import FaceError
 from harness.faces.extract import FaceSettings, extract_video, make_detector
 from harness.tasks import TASKS, Task, get_task
 
-SUPPORTED_KINDS = ("video",)
 ORGANIZER_CROPS = FaceSettings(size=112, margin=1.25)  # the release's crop size; the synthetic crops' margin
+CROPPING_KINDS = ("video",)  # kinds that read face crops themselves
+ON_ONE_INPUT = ("dynamic", "kelm")  # kinds that place one static video input's embeddings on its crops' frames
 
 
 def csv_header(tasks: list[Task]) -> str:
@@ -37,7 +45,7 @@ def csv_header(tasks: list[Task]) -> str:
 @dataclass
 class Prediction:
     """Frame-level predictions of one video: times (s), per task served its stored outputs ``(n, width)`` (VA values,
-    EXPR or AU probabilities), the frames with a detected face, and notes."""
+    EXPR or AU probabilities), the frames with a face crop, and notes."""
 
     video: Path
     fps: float
@@ -67,33 +75,85 @@ def _ordered(tasks: list[Task]) -> list[Task]:
     return [task for task in TASKS if task in tasks]
 
 
-def system_nodes(system: str, dataset, profile: str | None, store, systems: Path | None = None) -> list:
-    """The complete store nodes of ``system``'s own (spec, task) pairs: (plan, node) per task served."""
+class OneVideo:
+    """A release of one video, as the kinds see a dataset: its test split holds the video's track (``n_rows``
+    frames, its crops folder if any, no labels); train and validation are empty."""
+
+    def __init__(self, root: Path, track: str, n_rows: int, video: Path, crops: Path | None) -> None:
+        self.root = Path(root)
+        self.track = Track(track, n_rows, None, None, crops, Path(video))
+        self._splits: dict[tuple[Task, str], Split] = {}
+
+    def split(self, task: Task, split: str) -> Split:
+        if split not in SPLITS:
+            raise DataError(f"unknown split {split!r}; expected one of {SPLITS}")
+        if (task, split) not in self._splits:
+            self._splits[task, split] = Split(task, split, (self.track,) if split == "test" else ())
+        return self._splits[task, split]
+
+
+@dataclass
+class _Predicted:
+    """An input node's outputs on the one video (the kinds' view of an input, as ``StoreInput`` in the runner)."""
+
+    name: str
+    honest: bool
+    outputs: Mapping[str, np.ndarray]
+
+    def read(self, output: str, split: str, track: str) -> np.ndarray:
+        if output not in self.outputs:
+            raise StoreError(f"input {self.name!r} has no {output!r} output")
+        return self.outputs[output]
+
+
+class _ScratchCache:
+    """A shared cache for the one video: per-track arrays in a scratch node (a new video must never land in the
+    dataset's caches, where a track of the same name would take them); saved models read from the store's node."""
+
+    def __init__(self, scratch, stored) -> None:
+        self.scratch, self.stored = scratch, stored
+
+    def missing_tracks(self, group: str, tracks: list[str]) -> list[str]:
+        return self.scratch.missing_tracks(group, tracks)
+
+    def write_track(self, group: str, track: str, array: np.ndarray, dtype=None) -> None:
+        self.scratch.write_track(group, track, array, dtype)
+
+    def read_track(self, group: str, track: str, mmap: bool = True) -> np.ndarray:
+        return self.scratch.read_track(group, track, mmap)
+
+    def has(self, name: str) -> bool:
+        return self.stored.has(name) or self.scratch.has(name)
+
+    def load_state(self, name: str):
+        return (self.stored if self.stored.has(name) else self.scratch).load_state(name)
+
+    def save_state(self, name: str, state) -> None:
+        self.scratch.save_state(name, state)
+
+
+def system_plans(
+    system: str, dataset, profile: str | None, store, systems: Path | None = None, tasks: list[Task] | None = None
+) -> list:
+    """Every node plan ``system`` needs for ``tasks`` (default: all) of those it serves, inputs first, each complete
+    in the store."""
     from harness.runner import default_profile, plan_nodes
 
     profile = profile or default_profile(dataset)
-    plans = plan_nodes(system, list(TASKS), dataset, profile, systems)
+    plans = plan_nodes(system, tasks or list(TASKS), dataset, profile, systems)
     target = plans[-1].resolved.spec.name
     own = [plan for plan in plans if plan.resolved.spec.name == target]
     if len({plan.name for plan in own}) > 1:
         names = ", ".join(sorted({plan.name for plan in own}))
         raise SpecError(f"{system!r} is a sweep of {len({p.name for p in own})} systems ({names}); predict with one")
-    refused = sorted({plan.resolved.kind for plan in own} - set(SUPPORTED_KINDS))
-    if refused:
-        raise SpecError(
-            f"abaw predict: {system!r} is of kind {', '.join(refused)}, which predict does not support yet; it "
-            f"supports {', '.join(SUPPORTED_KINDS)} (static video systems such as video_b1, video_vit)"
-        )
-    found = []
-    for plan in own:
-        node = store.node(plan.key)
-        if not node.is_complete():
+    for plan in plans:
+        if not store.node(plan.key).is_complete():
+            trained = "" if plan.resolved.spec.name == target else f" (an input of {system!r})"
             raise SpecError(
-                f"{plan.name} ({plan.task}) is not trained on {dataset.root} with profile {profile!r} (store node "
-                f"{plan.key} missing or incomplete); run `abaw run {system} --task {plan.task}` first"
+                f"{plan.name} ({plan.task}){trained} is not trained on {dataset.root} with profile {profile!r} (store "
+                f"node {plan.key} missing or incomplete); run `abaw run {system} --task {plan.task}` first"
             )
-        found.append((plan, node))
-    return found
+    return plans
 
 
 def predict_video(
@@ -106,73 +166,137 @@ def predict_video(
     side: str | None = None,
     systems: Path | None = None,
     detect_size: int = 640,
+    crops: Path | None = None,
+    tasks: list[Task] | None = None,
 ) -> Prediction:
-    """Run ``system`` (trained on ``dataset``) on every frame of ``video``."""
-    from harness.data.media import list_face_frames, probe_video
-    from harness.models.registry import build_kind
-    from harness.runner import MODEL_FILE
+    """Run ``system`` (trained on ``dataset``) on every frame of ``video`` for ``tasks`` (default: every task it
+    serves); ``crops``: the video's face crops, already cut (else RetinaFace cuts them)."""
     from harness.store import Store, default_store_root
 
     video = Path(video)
     if not video.is_file():
         raise FaceError(f"{video}: no such video file")
+    if crops is not None and not Path(crops).is_dir():
+        raise FaceError(f"{crops}: no such folder of face crops (expected 00001.jpg, 00002.jpg, … of the video)")
     store = store or Store(default_store_root())
-    nodes = system_nodes(system, dataset, profile, store, systems)
+    plans = system_plans(system, dataset, profile, store, systems, tasks)
     try:
         info = probe_video(video)
     except HarnessError as error:
         raise FaceError(str(error)) from None
-    fps = float(info.fps)
-    outputs: dict[str, np.ndarray] = {}
-    notes: list[str] = []
-    faces_found = 0
+    track = f"video_{side}" if side else "video"
     with tempfile.TemporaryDirectory(prefix="abaw-predict-") as scratch:
-        crops_for: dict[FaceSettings, tuple[Path, object]] = {}
-        for plan, node in nodes:
-            settings = plan.resolved.settings
-            base = FaceSettings() if getattr(settings, "faces", "organizers") == "retinaface" else ORGANIZER_CROPS
-            faces = replace(base, detect_size=detect_size)
-            if faces not in crops_for:
-                folder = Path(scratch) / f"crops-{len(crops_for)}" / _track_name(side)
-                detector, _ = make_detector(faces, weights)
-                (result,) = extract_video(detector, video, {_track_name(side): folder}, faces)
-                crops_for[faces] = (folder, result)
-                if note := result.note():
-                    notes.append(note.replace(_track_name(side), video.name, 1))
-            folder, result = crops_for[faces]
-            faces_found = max(faces_found, result.detected)
-            frames = list_face_frames(folder)
-            kind = build_kind(plan.resolved.kind, settings, plan.task, plan.resolved.spec.seed)
-            kind.load_state(node.load_state(MODEL_FILE))
-            n_rows = result.frames
-            outputs[plan.task] = _frame_outputs(kind, [folder / f"{f:05d}.jpg" for f in frames], frames, n_rows)
-    n_rows = len(next(iter(outputs.values())))
+        faces = _Faces(Path(scratch), track, video, weights, detect_size, Path(crops) if crops else None)
+        crops_of = _crops_of(plans, faces)  # cut before anything runs: the decoded frames give the rows
+        world = _World(Path(scratch), track, faces.n_rows(info.n_frames), video, crops_of)
+        outputs, notes = _run_graph(plans, world, store)
+    own = [plan for plan in plans if plan.resolved.spec.name == plans[-1].resolved.spec.name]
+    n_rows = world.n_rows
     return Prediction(
-        video=video, fps=fps, times=np.arange(n_rows) / fps, outputs=outputs, faces=faces_found, notes=notes
+        video=video,
+        fps=float(info.fps),
+        times=np.arange(n_rows) / float(info.fps),
+        outputs={plan.task: outputs[plan.key]["pred"] for plan in own},
+        faces=faces.most,
+        notes=[*faces.notes, *(note.replace(repr(track), repr(video.name)) for note in notes)],
     )
 
 
-def _track_name(side: str | None) -> str:
-    return f"video_{side}" if side else "video"
+class _Faces:
+    """The video's face crops per crop setting (RetinaFace, run once per setting), or the folder given."""
+
+    def __init__(self, scratch: Path, track: str, video: Path, weights, detect_size: int, given: Path | None) -> None:
+        self.scratch, self.track, self.video, self.weights = scratch, track, video, weights
+        self.detect_size, self.given = detect_size, given
+        self.folders: dict[FaceSettings, Path] = {}
+        self.decoded: int | None = None  # frames decoded by the face pass (a container's stated count may be off)
+        self.most = len(list_face_frames(given)) if given is not None else 0
+        self.notes: list[str] = []
+
+    def folder(self, settings) -> Path:
+        """The crops folder for a static video input's settings."""
+        if self.given is not None:
+            return self.given
+        base = FaceSettings() if getattr(settings, "faces", "organizers") == "retinaface" else ORGANIZER_CROPS
+        wanted = replace(base, detect_size=self.detect_size)
+        if wanted not in self.folders:
+            folder = self.scratch / f"crops-{len(self.folders)}" / self.track
+            detector, _ = make_detector(wanted, self.weights)
+            (result,) = extract_video(detector, self.video, {self.track: folder}, wanted)
+            self.folders[wanted], self.decoded = folder, result.frames
+            self.most = max(self.most, result.detected)
+            if note := result.note():
+                self.notes.append(note.replace(self.track, self.video.name, 1))
+        return self.folders[wanted]
+
+    def n_rows(self, stated: int) -> int:
+        """One row per frame: those decoded when faces were cut here, else the container's count."""
+        return self.decoded if self.decoded is not None else stated
 
 
-def _frame_outputs(kind, paths: list[Path], frames: np.ndarray, n_rows: int) -> np.ndarray:
-    """The kind's stored output on each crop, placed on its frame; gaps filled from neighbours, no face: the prior."""
-    import torch
+def _crops_of(plans: list, faces: _Faces) -> dict[str, Path | None]:
+    """Per plan key, the crops folder its kind reads: a static video node its own, a node over one static video
+    input (dynamic, kelm) that input's, other kinds none."""
+    crops: dict[str, Path | None] = {}
+    for plan in plans:
+        if plan.resolved.kind in CROPPING_KINDS:
+            crops[plan.key] = faces.folder(plan.resolved.settings)
+        elif plan.resolved.kind in ON_ONE_INPUT and len(plan.inputs) == 1:
+            crops[plan.key] = crops[plan.inputs[0].key]
+        else:
+            crops[plan.key] = None
+    return crops
 
-    from harness.frames import fill_missing
-    from harness.models.face_data import FaceImages, loader
 
-    net = kind.net_
-    net.eval()
-    on = next(net.parameters()).device
-    if not len(paths):
-        return np.tile(net.prior.cpu().numpy(), (n_rows, 1)).astype(np.float32)
-    per_face = []
-    with torch.no_grad():
-        for pixels, _ in loader(FaceImages(paths, kind.settings.image_size, net.norm), kind.settings.batch_size, 0):
-            _, output = net(pixels.to(on))
-            per_face.append(kind.task_def.stored_outputs(output.float()).cpu().numpy())
-    values = np.full((n_rows, per_face[0].shape[1]), math.nan, np.float32)
-    values[frames - 1] = np.concatenate(per_face)
-    return fill_missing(values).astype(np.float32)
+@dataclass
+class _World:
+    """The one video as each node sees it: its rows, and per plan key the crops folder of a :class:`OneVideo`."""
+
+    scratch: Path
+    track: str
+    n_rows: int
+    video: Path
+    crops_of: dict[str, Path | None]
+
+    def release(self, key: str) -> OneVideo:
+        return OneVideo(self.scratch, self.track, self.n_rows, self.video, self.crops_of[key])
+
+    def caches(self, store, fingerprint: str):
+        """The cache opener of a node: the scratch node of the one video beside the store's node."""
+        from harness.runner import cache_opener
+        from harness.store import Store
+
+        scratch, stored = cache_opener(Store(self.scratch / "store"), "predict"), cache_opener(store, fingerprint)
+        return lambda name, material: _ScratchCache(scratch(name, material), stored(name, material))
+
+
+def _run_graph(plans: list, world: _World, store) -> tuple[dict[str, dict], list[str]]:
+    """Each plan's outputs on the one video (by store key), inputs first (through the kinds' ``predict``, each
+    track checked as the runner checks it), and the kinds' notes."""
+    from harness.models.checks import check_track
+    from harness.models.context import HONEST, Context, split_outputs
+    from harness.models.registry import build_kind, get_kind
+    from harness.runner import MODEL_FILE
+
+    outputs: dict[str, dict] = {}
+    notes: list[str] = []
+    for plan in plans:
+        if plan.key in outputs:
+            continue
+        settings = plan.resolved.settings
+        if plan.resolved.kind in CROPPING_KINDS:  # the crops of this video are cut already, by the setting's rules
+            settings = settings.model_copy(update={"faces": "organizers"})
+        inputs = {}
+        for source in plan.inputs:
+            honest = HONEST in split_outputs(get_kind(source.resolved.kind), "validation")
+            inputs[source.name] = _Predicted(source.name, honest, outputs[source.key])
+        context = Context(world.release(plan.key), plan.task, inputs, world.caches(store, plan.material["dataset"]))
+        model = build_kind(plan.resolved.kind, settings, plan.task, plan.resolved.spec.seed)
+        model.load_state(store.node(plan.key).load_state(MODEL_FILE))
+        asked = {world.track: world.n_rows}
+        where = f"system {plan.name!r} ({plan.task}), node {plan.key}"
+        for name, result in model.predict(context, "test", [world.track]):
+            check_track(where, plan.task, settings, "test", name, asked, result, split_outputs(model, "test"))
+            outputs[plan.key] = dict(result)
+        notes += [note for note in model.notes_ if note not in notes]
+    return outputs, notes

@@ -190,7 +190,7 @@ def run_node(plan: NodePlan, dataset: Dataset, store: Store) -> NodeResult:
     cpu_note = budget_note(budget, limit_torch_threads(budget))  # the kind's module has imported torch if it uses it
     system = build_kind(plan.resolved.kind, plan.resolved.settings, plan.task, plan.resolved.spec.seed)
     inputs = {p.name: store_input(store, p) for p in plan.inputs}
-    context = Context(dataset, plan.task, inputs, cache=_cache_opener(store, plan.material["dataset"]))
+    context = Context(dataset, plan.task, inputs, cache=cache_opener(store, plan.material["dataset"]))
     times = _read_times(node)
     main = distributed.is_main()
     fitted_here = False  # a node fitted and predicted in this call measures this machine's throughput
@@ -279,7 +279,7 @@ def _stored_times(node: Node) -> dict | None:
         return None
 
 
-def _cache_opener(store: Store, fingerprint: str):
+def cache_opener(store: Store, fingerprint: str):
     """Shared caches live in store nodes keyed by their name, material and the dataset fingerprint."""
 
     def open_cache(name: str, material: dict) -> Node:

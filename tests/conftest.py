@@ -104,6 +104,23 @@ def synthetic_tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def conformance_world(synthetic_tiny: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The small specs of :mod:`kind_specs` (one per kind, and more), one store shared by every test that uses it
+    (the conformance suite computes the nodes; ``abaw predict``'s tests reuse them) and a leaderboard."""
+    from kind_specs import EXTRA_SPECS, SPECS
+
+    from harness.leaderboard import Leaderboard
+    from harness.store import Store
+
+    base = tmp_path_factory.mktemp("conformance")
+    systems = base / "systems"
+    systems.mkdir()
+    for name, text in {**{f"conf_{kind}": text for kind, text in SPECS.items()}, **EXTRA_SPECS}.items():
+        (systems / f"{name}.yaml").write_text(text)
+    return Dataset(synthetic_tiny), Store(base / "store"), Leaderboard(base / "board.sqlite"), systems
+
+
 def va_data(rng, n, invalid=0.1, offset=0.0):
     """VA predictions and labels of ``n`` frames, a fraction ``invalid`` of them labelled -5 in one column."""
     labels = rng.uniform(-1, 1, (n, 2))

@@ -263,3 +263,14 @@ def test_per_task_training_settings_replace_the_specs_for_their_task_only(tmp_pa
     spec.write_text("kind: audio\ntasks: [va]\nper_task: {expr: {epoch: 3}}\n")
     with pytest.raises(SpecError, match=r"key 'per_task.expr.epoch'.*Extra inputs are not permitted"):
         resolve(load_spec(str(spec)), "smoke")
+
+
+def test_windows_are_cut_whole_past_a_minute_of_audio() -> None:
+    from harness.models.audio import cut_windows
+
+    np.testing.assert_array_equal(
+        cut_windows(np.arange(5.0), np.array([0, 1, 2]), 2.0, 3, 4), [[0, 1, 2], [2, 3, 4], [4, 0, 0]]
+    )
+    samples = np.ones(16000 * 62, np.float32)  # step 303 at 5 a second: the float length fell one sample short
+    windows = cut_windows(samples, np.arange(0, 304), 5.0, 4 * 16000, 16000)
+    assert windows.shape == (304, 64000) and windows[-1, -1] == 0 and windows[-1, 0] == 1

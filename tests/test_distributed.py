@@ -29,11 +29,13 @@ profiles:
   smoke: {epochs: 2, frame_step: 1, eval_step: 1, patience: 2, batch_size: 4, image_size: 32}
 """
 DYNAMIC_SPEC = "kind: dynamic\ntasks: [va]\ninputs: [tiny_video]\nwindow_s: 1\nepochs: 2\nheads: 4\n"
+AUDIO_SPEC = "kind: audio\ntasks: [va]\nseed: 0\nepochs: 2\nmin_speech: 0.0\ntiny_corpus_clips: 0\nper_task: {}\n"
 SPLITS = {"train": ["tr0", "tr1", "tr2"], "validation": [f"va{i}" for i in range(5)], "test": ["te0", "te1", "te2"]}
 
 
 def write_dataset(root: Path) -> None:
-    """VA annotations, crops (every 4th frame missing), videos and a test template for the tracks of ``SPLITS``."""
+    """VA annotations, crops (every 4th frame missing), videos with a tone and a test template for the tracks of
+    ``SPLITS``."""
     from PIL import Image
 
     rng = np.random.default_rng(0)
@@ -42,7 +44,7 @@ def write_dataset(root: Path) -> None:
     for split, names in SPLITS.items():
         for k, name in enumerate(names):
             n = 6 + 3 * k
-            write_video(root / "batch1" / f"{name}.mp4", Fraction(30), n, audio=False)
+            write_video(root / "batch1" / f"{name}.mp4", Fraction(30), n)
             crops = root / "cropped_aligned" / name
             crops.mkdir(parents=True)
             for frame in range(1, n + 1):
@@ -87,6 +89,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory):
     (base / "systems").mkdir()
     (base / "systems" / "tiny_video.yaml").write_text(SPEC)
     (base / "systems" / "tiny_dynamic.yaml").write_text(DYNAMIC_SPEC)
+    (base / "systems" / "tiny_audio.yaml").write_text(AUDIO_SPEC)
     return base / "data", base / "systems", single_process(base / "data", base / "systems", base / "single")
 
 
@@ -96,10 +99,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def rank_main(rank: int, world: int, port: int, base: Path, data: Path, systems: Path, die: bool) -> None:
+def rank_main(
+    rank: int, world: int, port: int, base: Path, data: Path, systems: Path, die: bool, system: str = "tiny_video"
+) -> None:
     """One rank: join the gloo group from torchrun's variables, run the system, log each track file it writes
-    (``writes-<rank>.txt``) and the model it fitted (``fit-<rank>.json``). With ``die``, rank 1 exits after writing its
-    first track, the way a killed process stops."""
+    (``writes-<rank>.txt``: node outputs and shared caches) and the video model it fitted (``fit-<rank>.json``). With
+    ``die``, rank 1 exits after writing its first track, the way a killed process stops."""
     os.environ.update(
         MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world)
     )
@@ -116,7 +121,7 @@ def rank_main(rank: int, world: int, port: int, base: Path, data: Path, systems:
         write_track(self, group, track, array, dtype)
         log.write(f"{group}/{track}\n")
         log.flush()
-        if die and rank == 1 and group.startswith("emb-"):  # "pred" then "emb": the track is complete
+        if die and rank == 1 and group.startswith("frames-"):  # "pred", "emb", "frames": the track is complete
             os._exit(3)
 
     def logged_fit(self, context):
@@ -128,17 +133,17 @@ def rank_main(rank: int, world: int, port: int, base: Path, data: Path, systems:
     Node.write_track, VideoKind.fit = logged_write, logged_fit
     board = Leaderboard(base / "board.sqlite") if rank == 0 else None
     try:
-        run_system("tiny_video", ["va"], Dataset(data), "smoke", Store(base / "store"), board, systems)
+        run_system(system, ["va"], Dataset(data), "smoke", Store(base / "store"), board, systems)
     except RuntimeError:  # gloo: "Connection closed by peer"; stop at once, as torchrun stops the survivors
         os._exit(2)
     distributed.close()
 
 
-def launch(base: Path, data: Path, systems: Path, die: bool = False) -> list[int]:
+def launch(base: Path, data: Path, systems: Path, die: bool = False, system: str = "tiny_video") -> list[int]:
     """Start two ranks and wait for both (neither is killed when the other fails); their exit codes."""
     import torch.multiprocessing as mp
 
-    args = (2, free_port(), base, data, systems, die)
+    args = (2, free_port(), base, data, systems, die, system)
     context = mp.start_processes(rank_main, args=args, nprocs=2, join=False, start_method="spawn")
     for process in context.processes:
         process.join(120)
@@ -176,7 +181,7 @@ def share(data: Path, rank: int) -> list[str]:
     for split_name in SPLITS:
         split = Dataset(data).split("va", split_name)
         mine = distributed.shard(split.names, [t.n_rows for t in split.tracks], world=2, index=rank)
-        files += [f"{output}-{split_name}/{name}" for name in mine for output in ("pred", "emb")]
+        files += [f"{output}-{split_name}/{name}" for name in mine for output in ("pred", "emb", "frames")]
     return files
 
 
@@ -234,7 +239,7 @@ def test_ddp_training_and_a_killed_rank_resume_to_the_bytes_of_one_process(refer
     fits = [json.loads((tmp_path / f"fit-{rank}.json").read_text()) for rank in range(2)]
     assert fits[0] == fits[1]  # synchronised gradients and BatchNorm statistics: one model, one early-stopping path
     assert len(fits[0]["history"]) == 2 and all(np.isfinite(fits[0]["history"]))
-    assert (writes(tmp_path, 0), writes(tmp_path, 1)) == (share(data, 0), share(data, 1)[:2])
+    assert (writes(tmp_path, 0), writes(tmp_path, 1)) == (share(data, 0), share(data, 1)[:3])
     node = Store(tmp_path / "store").node(single.key)
     assert not node.is_complete() and node.has("model.safetensors")
     for rank in range(2):
@@ -242,8 +247,8 @@ def test_ddp_training_and_a_killed_rank_resume_to_the_bytes_of_one_process(refer
 
     assert launch(tmp_path, data, systems) == [0, 0]
     assert not list(tmp_path.glob("fit-*.json"))  # the saved model is reused, not fitted anew
-    assert writes(tmp_path, 0) == [] and writes(tmp_path, 1) == share(data, 1)[2:]  # so every track written once
-    assert node.is_complete(verify=True) and len(track_files(node)) == 2 * sum(map(len, SPLITS.values()))
+    assert writes(tmp_path, 0) == [] and writes(tmp_path, 1) == share(data, 1)[3:]  # so every track written once
+    assert node.is_complete(verify=True) and len(track_files(node)) == 3 * sum(map(len, SPLITS.values()))
     (row,) = Leaderboard(tmp_path / "board.sqlite").rows(task="va")  # recorded once, by rank 0
     assert row.store_key == single.key
     with_saved_model(node, tmp_path / "alone")  # one process extracting with the model the two ranks trained
@@ -283,3 +288,26 @@ def test_torchrun_runs_the_cli_unchanged(reference, tmp_path: Path) -> None:
     for name in track_files(dynamic):  # equal up to float rounding only: this kind's window batches span tracks
         group, track = name.removesuffix(".npy").split("/")
         np.testing.assert_allclose(dynamic.read_track(group, track), alone.read_track(group, track), rtol=0, atol=1e-6)
+
+
+def test_audio_ranks_encode_their_share_and_rank_zero_trains_the_head(reference, tmp_path: Path) -> None:
+    """The audio kind under two ranks: each encodes its share of the train and validation tracks into the shared
+    caches (the frozen encoder's pass), rank 0 trains the head, both predict their shares; the node holds the bytes
+    of one process."""
+    data, systems, _ = reference
+    assert launch(tmp_path, data, systems, system="tiny_audio") == [0, 0]
+    dataset = Dataset(data)
+    for rank in range(2):
+        logged = writes(tmp_path, rank)
+        encoded = sorted(line for line in logged if line.startswith(("va-train/", "va-validation/")))
+        expected = []
+        for split_name in ("train", "validation"):
+            split = dataset.split("va", split_name)
+            mine = distributed.shard(split.names, [t.n_rows for t in split.tracks], world=2, index=rank)
+            expected += [f"va-{split_name}/{name}" for name in mine]
+        assert encoded == sorted(expected)
+    store = Store(tmp_path / "store")
+    (row,) = Leaderboard(tmp_path / "board.sqlite").rows(task="va")
+    node = store.node(row.store_key)
+    assert node.is_complete(verify=True)
+    assert track_files(single_process(data, systems, tmp_path / "alone", "tiny_audio")) == track_files(node)

@@ -467,3 +467,31 @@ def test_the_video_kind_sees_retinaface_crops(handmade_root: Path, tmp_path: Pat
 def test_faces_and_predict_help_give_an_example(command: str) -> None:
     result = CliRunner().invoke(app, [command, "--help"])
     assert result.exit_code == 0 and "Example" in result.stdout and f"abaw {command} " in result.stdout
+
+
+def test_a_dynamic_spec_over_retinaface_crops_places_them_by_their_frames(
+    tmp_path: Path, weight_files, monkeypatch
+) -> None:
+    from harness.leaderboard import Leaderboard
+    from harness.runner import plan_nodes, run_system
+    from harness.store import Store
+
+    root = mini_dataset(tmp_path / "data", frames=8)  # 0.32 s at 25 fps: two steps at 5 a second
+    drawn_video(root / "batch1" / "quiz.mp4", 2)
+    write_text(root / "test_set" / "names_of_videos_in_each_test_set" / "VA_test_set_release.txt", "quiz\n")
+    rows = "".join(f"quiz/{frame:05d}.jpg,0,0\n" for frame in (1, 2))
+    write_text(root / "test_set" / "CVPR_6th_ABAW_VA_test_set_sample.txt", f"image_location,{VA_HEADER}\n{rows}")
+    monkeypatch.setenv("ABAW_STORE", str(tmp_path / "store"))
+    monkeypatch.setenv("DEEPFACE_HOME", str(deepface_home(tmp_path / "df", weight_files["firing"])))
+    systems = tmp_path / "systems"
+    video = "kind: video\ntasks: [va]\nfaces: retinaface\nimage_size: 32\nbatch_size: 2\nepochs: 1\nframe_step: 1\n"
+    write_text(systems / "retina_video.yaml", video)
+    dynamic = "kind: dynamic\ntasks: [va]\ninputs: [retina_video]\nwindow_s: 1\nepochs: 1\nlayers: 1\nheads: 4\n"
+    write_text(systems / "retina_dynamic.yaml", dynamic)
+    dataset, store = Dataset(root), Store(tmp_path / "store")
+    results = run_system("retina_dynamic", ["va"], dataset, "smoke", store, Leaderboard(tmp_path / "b.db"), systems)
+    assert [r.plan.name for r in results] == ["retina_video", "retina_dynamic"] and results[-1].score is not None
+    video_node = store.node(plan_nodes("retina_video", ["va"], dataset, "smoke", systems)[-1].key)
+    frames = video_node.read_track("frames-validation", "duo_left")  # the release has no crops: RetinaFace's
+    assert frames.tolist() == [[frame] for frame in range(1, 9)]
+    assert len(video_node.read_track("emb-validation", "duo_left")) == 8

@@ -7,28 +7,17 @@ The parameters come from the registry (``list_kinds()`` × each kind's ``tasks``
 and a kind without a spec in :data:`SPECS` fails :func:`test_every_kind_has_a_conformance_spec`.
 """
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
+from kind_specs import SPECS
 
 from harness.data.affwild2 import Dataset
-from harness.leaderboard import Leaderboard
 from harness.models.context import Context, split_outputs
 from harness.models.registry import build_kind, get_kind, list_kinds
-from harness.runner import MODEL_FILE, NodePlan, _cache_opener, plan_nodes, run_system, store_input
+from harness.runner import MODEL_FILE, NodePlan, cache_opener, plan_nodes, run_system, store_input
 from harness.store import Node, Store
 
-# One small spec per kind (``conf_<kind>``); kinds over inputs read the video kind's embeddings / predictions.
-SPECS: dict[str, str] = {
-    "video": "kind: video\nseed: 3\nepochs: 1\nimage_size: 32\nframe_step: 8\neval_step: 8\npatience: 1\n",
-    "audio": "kind: audio\nseed: 3\nepochs: 1\nmin_speech: 0.0\ntiny_corpus_clips: 0\nper_task: {}\n",
-    "dynamic": "kind: dynamic\nseed: 3\ninputs: [conf_video]\nwindow_s: 1\nepochs: 2\nlayers: 1\nheads: 4\n",
-    "kelm": "kind: kelm\ninputs: [conf_video]\nwindow_s: 2\nc_grid: [1, 100]\nhonest_folds: 2\n",
-    "dwf": "kind: dwf\ninputs: [conf_video, conf_dynamic]\nsamples: 10\nfolds: 2\n",
-    "rf": "kind: rf\ninputs: [conf_video, conf_dynamic]\ntrees: [5]\nmax_rows: 500\nfolds: 2\n",
-}
 KILL_AFTER = 2  # tracks the node writes (every output of them) before the simulated kill
 COMPARED = ("validation", "test")  # the splits a second fit and a loaded state predict (scored and submitted)
 ORDER = {kind: position for position, kind in enumerate(SPECS)}  # inputs first: later cases reuse their nodes
@@ -37,17 +26,6 @@ CASES = [
     for kind in sorted(list_kinds(), key=lambda k: ORDER.get(k, len(ORDER)))
     for task in get_kind(kind).tasks
 ]
-
-
-@pytest.fixture(scope="module")
-def world(synthetic_tiny: Path, tmp_path_factory: pytest.TempPathFactory):
-    """The conformance specs, one store shared by every case (inputs are computed once) and a leaderboard."""
-    base = tmp_path_factory.mktemp("conformance")
-    systems = base / "systems"
-    systems.mkdir()
-    for kind, text in SPECS.items():
-        (systems / f"conf_{kind}.yaml").write_text(text)
-    return Dataset(synthetic_tiny), Store(base / "store"), Leaderboard(base / "board.sqlite"), systems
 
 
 def test_every_kind_has_a_conformance_spec() -> None:
@@ -76,7 +54,7 @@ def _predicted(system, context: Context, dataset: Dataset, task: str) -> dict[tu
 def _context(plan: NodePlan, dataset: Dataset, store: Store) -> Context:
     """The node's context as the runner builds it (its inputs read from the store)."""
     inputs = {p.name: store_input(store, p) for p in plan.inputs}
-    return Context(dataset, plan.task, inputs, cache=_cache_opener(store, plan.material["dataset"]))
+    return Context(dataset, plan.task, inputs, cache=cache_opener(store, plan.material["dataset"]))
 
 
 def _same(found: dict, expected: dict, what: str) -> None:
@@ -86,8 +64,8 @@ def _same(found: dict, expected: dict, what: str) -> None:
 
 
 @pytest.mark.parametrize(("kind", "task"), CASES)
-def test_kind_conforms(world, kind: str, task: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    dataset, store, board, systems = world
+def test_kind_conforms(conformance_world, kind: str, task: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    dataset, store, board, systems = conformance_world
     system = f"conf_{kind}"
     plan = plan_nodes(system, [task], dataset, "smoke", systems)[-1]
     cls = get_kind(kind)

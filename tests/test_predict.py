@@ -1,4 +1,5 @@
-"""``abaw predict``: a trained static video system on a video outside the dataset, frame-level CSV (issue #9).
+"""``abaw predict``: a trained static video system on a video outside the dataset, frame-level CSV (issue #9; every
+other kind: ``test_predict_graph.py``).
 
 The system's nodes are real store nodes holding a randomly initialised static video model (saved through the
 store, as a trained run leaves them); RetinaFace is the real architecture with random weights saved by the test."""
@@ -130,11 +131,11 @@ def test_predict_cli_writes_the_csv(world, weight_files, tmp_path: Path, monkeyp
     assert "no face found" in result.output
 
 
-def test_predict_refuses_unsupported_kinds_and_untrained_systems(world, tmp_path: Path) -> None:
+def test_predict_refuses_untrained_systems(world, tmp_path: Path) -> None:
     dataset, store, systems = world
     video = tmp_path / "clip.mp4"
     drawn_video(video, 1)
-    with pytest.raises(SpecError, match=r"of kind dynamic, which predict does not support yet; it supports video"):
+    with pytest.raises(SpecError, match=r"tiny_dynamic \(va\) is not trained .* run `abaw run tiny_dynamic --task va`"):
         predict_video("tiny_dynamic", video, dataset, "smoke", store, systems=systems)
     with pytest.raises(SpecError, match=r"is not trained .* run `abaw run tiny_video --task va` first"):
         predict_video("tiny_video", video, dataset, "paper", store, systems=systems)

@@ -116,7 +116,7 @@ def test_input_without_embeddings_is_named(synthetic_tiny: Path) -> None:
 
 
 class ShortEmbeddings(LabelEmbeddings):
-    """An input whose embeddings lack the last face frame of every track (stale, or of other crops)."""
+    """An input whose embeddings lack the last face frame of every track (stale outputs)."""
 
     def read(self, output: str, split: str, track: str) -> np.ndarray:
         return super().read(output, split, track)[:-1]
@@ -125,7 +125,7 @@ class ShortEmbeddings(LabelEmbeddings):
 def test_embeddings_not_one_per_face_frame_are_named(synthetic_tiny: Path) -> None:
     dataset = Dataset(synthetic_tiny)
     context = Context(dataset, "va", {"fake_video": ShortEmbeddings(dataset, "va")})
-    with pytest.raises(SpecError, match=r"'fake_video': train track .* stale .*`faces: retinaface`"):
+    with pytest.raises(SpecError, match=r"'fake_video': train track .* face frames; its stored outputs disagree"):
         DynamicKind(DynamicSettings(**FAST), "va", 0).fit(context)
 
 

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from harness import distributed
 from harness.data.affwild2 import Split
 from harness.data.audio import NoAudioError, decode_audio, samples_for_frames, speech_probability
 from harness.data.synthetic import GENERATOR_VERSION
@@ -96,6 +97,19 @@ class AudioSettings(BaseModel):
         return self.model_copy(update=changes.model_dump(exclude_none=True)) if changes else self
 
 
+def cut_windows(samples: np.ndarray, starts: np.ndarray, rate: float, window_samples: int, sample_rate: int):
+    """``(len(starts), window_samples)``: the window starting at each step, ``starts[i] / rate`` seconds in, with
+    silence past the end. Offsets are rounded to samples and the padding reaches the last window's end exactly (a
+    length computed in float seconds fell one sample short at step 303 of 5 a second, 60.6 s into a track).
+
+    >>> cut_windows(np.arange(5.0), np.array([0, 1, 2]), 2.0, 3, 4).tolist()
+    [[0.0, 1.0, 2.0], [2.0, 3.0, 4.0], [4.0, 0.0, 0.0]]
+    """
+    offsets = np.round(np.asarray(starts, np.float64) / rate * sample_rate).astype(np.int64)
+    padded = np.pad(samples, (0, max(0, int(offsets[-1]) + window_samples - len(samples))))
+    return np.stack([padded[o : o + window_samples] for o in offsets])
+
+
 @register_kind("audio")
 class AudioKind(Kind):
     """One audio system of one task: cached frozen wav2vec2 features, trainable top blocks and a head."""
@@ -118,6 +132,7 @@ class AudioKind(Kind):
         },
     }
     outputs = ("pred",)
+    distributed_fit = True  # under torchrun each rank encodes its share of the tracks; rank 0 trains the head
 
     def __init__(self, settings: AudioSettings, task: Task, seed: int) -> None:
         self.settings = settings
@@ -214,9 +229,9 @@ class AudioKind(Kind):
                     progress.update(job, advance=1)
 
     def _cache_track(self, split: Split, name: str, audio, group: str) -> None:
+        """The track's voice activity per frame and the frozen features of its windows (none without a voice)."""
         n_rows, fps = split.track(name).n_rows, split.fps(name)
-        total, starts = self._grid(split, name)
-        width = round(self.settings.window_s * self.rate)
+        _, starts = self._grid(split, name)
         window_samples = round(self.settings.window_s * SAMPLE_RATE)
         if audio is None:  # no audio stream: no features; the prior answers for this track
             self.vad_.write_track("vad", name, np.zeros(n_rows, np.float32))
@@ -224,9 +239,7 @@ class AudioKind(Kind):
             return
         self.vad_.write_track("vad", name, speech_probability(audio, n_rows, fps).astype(np.float32))
         samples = samples_for_frames(audio, n_rows, fps)
-        padded = np.pad(samples, (0, max(0, int((starts[-1] + width) / self.rate * SAMPLE_RATE) - len(samples))))
-        offsets = (starts / self.rate * SAMPLE_RATE).round().astype(np.int64)
-        windows = np.stack([padded[o : o + window_samples] for o in offsets])
+        windows = cut_windows(samples, starts, self.rate, window_samples, SAMPLE_RATE)
         on = device()
         self.pdem_.to(on)
         states = []
@@ -268,13 +281,24 @@ class AudioKind(Kind):
 
     # -- fit -----------------------------------------------------------------------------------------------------------
     def fit(self, context: Context) -> "AudioKind":
-        """Train the trainable blocks and head on cached frozen features; keep the best epoch on validation."""
+        """Train the trainable blocks and head on cached frozen features; keep the best epoch on validation.
+
+        Under ``torchrun`` every rank encodes its share of the train and validation tracks into the shared caches
+        (the frozen encoder's pass is most of the work), then rank 0 trains the head alone: it is small, and the
+        others load the model it saves."""
         s = self.settings.for_task(self.task)
         generator = seed_everything(self.seed)
+        if distributed.is_main():  # fine-tunes the smoke encoder when the store lacks it, once
+            self._prepare(context)
+        distributed.barrier()
         self._prepare(context)
         train, validation = context.split("train"), context.split("validation")
         for split in (train, validation):
-            self._cached(split, list(split.names))
+            names = list(split.names)
+            self._cached(split, distributed.shard(names, [split.track(name).n_rows for name in names]))
+        distributed.barrier()
+        if not distributed.is_main():
+            return self
         refs, targets, masks = self._windows(train, list(train.names), training=True)
         if not refs:
             raise RuntimeError(f"audio ({self.task}): no training window with speech and valid labels")

@@ -13,7 +13,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from harness.errors import KindOutputError
-from harness.models.context import HONEST
+from harness.models.context import FRAMES, HONEST
 from harness.tasks import Task, get_task
 
 PREDICTIONS: tuple[str, ...] = ("pred", HONEST)  # the outputs that are predictions (scored, fused, submitted)
@@ -26,10 +26,12 @@ def expected_rows(output: str, label_lines: int) -> int | None:
 
 
 def expected_width(task: Task, output: str, settings: BaseModel) -> int | None:
-    """The columns of ``output``: the task's prediction width for ``pred`` and ``honest``, the settings'
-    ``embedding_dim`` for any other output of a kind that has one, else None (any width)."""
+    """The columns of ``output``: the task's prediction width for ``pred`` and ``honest``, one for ``frames``, the
+    settings' ``embedding_dim`` for any other output of a kind that has one, else None (any width)."""
     if output in PREDICTIONS:
         return get_task(task).width
+    if output == FRAMES:
+        return 1
     return getattr(settings, "embedding_dim", None)
 
 

@@ -5,7 +5,8 @@ which reads what the input node produced, per output name, split and track.
 
 Outputs. A kind lists in ``outputs`` what its ``predict`` yields for every track of every split (``"pred"``: one row
 per label line and the task's ``width`` columns, e.g. VA values ``(n, 2)``, EXPR class probabilities ``(n, 8)``, AU
-probabilities ``(n, 12)``, from which the task's ``decide`` takes the hard predictions), and may list in
+probabilities ``(n, 12)``, from which the task's ``decide`` takes the hard predictions; an embedding such as
+``"emb"``, one row per face frame, comes with :data:`FRAMES`, the frame of each row), and may list in
 ``validation_outputs`` what it yields for the validation split only. The runner checks each track's outputs
 (:mod:`harness.models.checks`), writes each output ``o`` of split ``s`` as the per-track group ``"{o}-{s}"`` and
 counts a node complete when all of them are there.
@@ -31,6 +32,12 @@ from harness.data.affwild2 import Dataset, Split
 from harness.tasks import Task
 
 HONEST = "honest"  # the validation-only output of cross-fitted predictions (see the module docstring)
+FRAMES = "frames"  # beside an embedding output: the 1-based video frame of each of its rows, ``(n, 1)`` int32
+
+
+def frame_column(frames: np.ndarray) -> np.ndarray:
+    """Frame numbers as the ``frames`` output stores them: one int32 row each."""
+    return np.asarray(frames, dtype=np.int32).reshape(-1, 1)
 
 
 def split_outputs(kind, split: str) -> tuple[str, ...]:

@@ -12,7 +12,7 @@ import numpy as np
 
 from harness.data.affwild2 import Split
 from harness.errors import SpecError, StoreError
-from harness.models.context import InputOutputs
+from harness.models.context import FRAMES, InputOutputs
 from harness.steps import n_steps, step_rows, window_starts
 from harness.tasks import Task, TaskDef, get_task
 
@@ -82,12 +82,11 @@ def build_table(
         fps = split.fps(name)
         total = n_steps(track.n_rows, fps, rate)
         embeddings = _embeddings(source, split.name, name)
-        frames = split.face_frames(name)
+        frames = _frames(source, split, name)
         if len(embeddings) and len(embeddings) != len(frames):
             raise SpecError(
                 f"input spec {source.name!r}: {split.name} track {name!r} has {len(embeddings)} embeddings for "
-                f"{len(frames)} face frames of the release's crops; either the input's outputs are stale (run it "
-                "again) or it embeds RetinaFace crops (`faces: retinaface`), which this kind cannot take as input yet"
+                f"{len(frames)} face frames; its stored outputs disagree (run it again)"
             )
         if len(embeddings) == 0:
             faceless.append(name)
@@ -130,6 +129,15 @@ def _embeddings(source: InputOutputs, split: str, name: str) -> np.ndarray:
             f"input spec {source.name!r} has no 'emb' output for {split} track {name!r} ({error}); dynamic and "
             "functionals systems need a static video spec (kind video) as input"
         ) from None
+
+
+def _frames(source: InputOutputs, split: Split, name: str) -> np.ndarray:
+    """The frame of each embedding row: the input's ``frames`` output; an input node written before that output
+    existed embedded the release's crops (its key says so), whose face frames these are."""
+    try:
+        return np.asarray(source.read(FRAMES, split.name, name)).reshape(-1).astype(np.int64)
+    except StoreError:
+        return split.face_frames(name)
 
 
 def step_targets(

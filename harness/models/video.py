@@ -31,7 +31,7 @@ from harness.data.affwild2 import Split
 from harness.errors import SpecError
 from harness.frames import fill_missing, hamming_smooth
 from harness.metrics import task_scores
-from harness.models.context import Context
+from harness.models.context import FRAMES, Context, frame_column
 from harness.models.face_data import FaceImages, Normalisation, loader, track_batches
 from harness.models.registry import Kind, did_you_mean, register_kind
 from harness.models.training import EarlyStopping, device, seed_everything, warmup_cosine
@@ -124,7 +124,7 @@ class VideoKind(Kind):
             "workers": 0,
         },
     }
-    outputs = ("pred", "emb")
+    outputs = ("pred", "emb", FRAMES)
     distributed_fit = True  # under torchrun every rank runs fit (DistributedDataParallel); see harness.distributed
 
     def __init__(self, settings: VideoSettings, task: Task, seed: int) -> None:
@@ -286,8 +286,10 @@ class VideoKind(Kind):
     def predict(
         self, context: Context, split_name: str, tracks: list[str]
     ) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
-        """Per track: ``pred`` (one row per label line: VA values, EXPR or AU probabilities) and ``emb`` (one 256-d
-        float16 row per face frame, in :meth:`Split.face_frames` order), yielded as each track completes.
+        """Per track: ``pred`` (one row per label line: VA values, EXPR or AU probabilities), ``emb`` (one 256-d
+        float16 row per face frame of its crops, the release's or RetinaFace's) and ``frames`` (the 1-based frame
+        number of each ``emb`` row, so that kinds over it place them by time whatever cut the crops), yielded as
+        each track completes.
 
         Batches never mix tracks, so a track's outputs do not depend on which other tracks are computed with it."""
         net = self._fitted()
@@ -315,7 +317,8 @@ class VideoKind(Kind):
         n_rows = split.track(name).n_rows
         if not outputs:
             empty = np.zeros((0, self.settings.embedding_dim), np.float16)
-            return {"pred": np.tile(self.net_.prior.cpu().numpy(), (n_rows, 1)), "emb": empty}
+            prior = np.tile(self.net_.prior.cpu().numpy(), (n_rows, 1))
+            return {"pred": prior, "emb": empty, FRAMES: frame_column(frames)}
         per_face = np.concatenate(outputs)
         values = np.full((n_rows, per_face.shape[1]), np.nan, np.float32)
         inside = frames <= n_rows
@@ -325,7 +328,8 @@ class VideoKind(Kind):
         values = fill_missing(values)
         if self.settings.smoothing_frames > 1:
             values = hamming_smooth(values, self.settings.smoothing_frames)
-        return {"pred": values.astype(np.float32), "emb": np.concatenate(embeddings).astype(np.float16)}
+        embeddings = np.concatenate(embeddings).astype(np.float16)
+        return {"pred": values.astype(np.float32), "emb": embeddings, FRAMES: frame_column(frames)}
 
     # -- state -----------------------------------------------------------------------------------------------------
     def _fitted(self) -> "VideoNet":
@@ -381,12 +385,14 @@ def _crops(settings: VideoSettings, context: Context, split_name: str):
 
 
 def _faces_key_extra(settings: VideoSettings) -> dict[str, str]:
-    """With RetinaFace crops, the detector weights' content is part of the key."""
+    """With RetinaFace crops, the detector weights' content is part of the key, and so is the ``frames`` output
+    (nodes from before it placed their embeddings on the release's face frames; with the organizers' crops those
+    are the same frames, so their keys stay)."""
     if settings.faces == "organizers":
         return {}
     from harness.faces.extract import weights_sha256
 
-    return {"faces_weights_sha256": weights_sha256()}
+    return {"faces_weights_sha256": weights_sha256(), "outputs": "pred,emb,frames"}
 
 
 class _RankEpochs:
