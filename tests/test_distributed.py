@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from conftest import write_video
 
 from harness import distributed
@@ -29,6 +30,7 @@ profiles:
   smoke: {epochs: 2, frame_step: 1, eval_step: 1, patience: 2, batch_size: 4, image_size: 32}
 """
 DYNAMIC_SPEC = "kind: dynamic\ntasks: [va]\ninputs: [tiny_video]\nwindow_s: 1\nepochs: 2\nheads: 4\n"
+KELM_SPEC = "kind: kelm\ntasks: [va]\ninputs: [tiny_video]\nwindow_s: 1\nc_grid: [0.1, 1, 10]\nhonest_folds: 2\n"
 AUDIO_SPEC = "kind: audio\ntasks: [va]\nseed: 0\nepochs: 2\nmin_speech: 0.0\ntiny_corpus_clips: 0\nper_task: {}\n"
 SPLITS = {"train": ["tr0", "tr1", "tr2"], "validation": [f"va{i}" for i in range(5)], "test": ["te0", "te1", "te2"]}
 
@@ -90,6 +92,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory):
     (base / "systems" / "tiny_video.yaml").write_text(SPEC)
     (base / "systems" / "tiny_dynamic.yaml").write_text(DYNAMIC_SPEC)
     (base / "systems" / "tiny_audio.yaml").write_text(AUDIO_SPEC)
+    (base / "systems" / "tiny_kelm.yaml").write_text(KELM_SPEC)
     return base / "data", base / "systems", single_process(base / "data", base / "systems", base / "single")
 
 
@@ -103,7 +106,8 @@ def rank_main(
     rank: int, world: int, port: int, base: Path, data: Path, systems: Path, die: bool, system: str = "tiny_video"
 ) -> None:
     """One rank: join the gloo group from torchrun's variables, run the system, log each track file it writes
-    (``writes-<rank>.txt``: node outputs and shared caches) and the video model it fitted (``fit-<rank>.json``). With
+    (``writes-<rank>.txt``: node outputs and shared caches), the video model it fitted (``fit-<rank>.json``) and the Cs
+    of a KELM grid it solved (``grid-<rank>.json``). With
     ``die``, rank 1 exits after writing its first track, the way a killed process stops."""
     os.environ.update(
         MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world)
@@ -111,11 +115,12 @@ def rank_main(
     os.environ["ABAW_DIST_TIMEOUT_S"] = "60"
     import torch
 
+    from harness.models import kernel_elm
     from harness.models.video import VideoKind
 
     torch.set_num_threads(1)
     log = open(base / f"writes-{rank}.txt", "a")  # noqa: SIM115 - a killed rank leaves it to the OS
-    write_track, fit = Node.write_track, VideoKind.fit
+    write_track, fit, fit_grid = Node.write_track, VideoKind.fit, kernel_elm.fit_grid
 
     def logged_write(self, group, track, array, dtype=None):
         write_track(self, group, track, array, dtype)
@@ -130,7 +135,11 @@ def rank_main(
         (base / f"fit-{rank}.json").write_text(json.dumps({"history": self.history_, "state": state}))
         return self
 
-    Node.write_track, VideoKind.fit = logged_write, logged_fit
+    def logged_grid(*args, **kwargs):
+        (base / f"grid-{rank}.json").write_text(json.dumps([float(c) for c in args[2]]))
+        return fit_grid(*args, **kwargs)
+
+    Node.write_track, VideoKind.fit, kernel_elm.fit_grid = logged_write, logged_fit, logged_grid
     board = Leaderboard(base / "board.sqlite") if rank == 0 else None
     try:
         run_system(system, ["va"], Dataset(data), "smoke", Store(base / "store"), board, systems)
@@ -311,3 +320,21 @@ def test_audio_ranks_encode_their_share_and_rank_zero_trains_the_head(reference,
     node = store.node(row.store_key)
     assert node.is_complete(verify=True)
     assert track_files(single_process(data, systems, tmp_path / "alone", "tiny_audio")) == track_files(node)
+
+
+def test_kelm_ranks_solve_their_share_of_the_grid(reference, tmp_path: Path) -> None:
+    """KELM under two ranks: rank 0 solves C = 0.1 and 10, rank 1 C = 1 (each on the whole kernel matrix); rank 0
+    gathers, chooses and saves; the node holds the bytes of one process."""
+    data, systems, video = reference
+    shutil.copytree(video.path, tmp_path / "store" / video.key)
+    assert launch(tmp_path, data, systems, system="tiny_kelm") == [0, 0]
+    grids = [json.loads((tmp_path / f"grid-{rank}.json").read_text()) for rank in range(2)]
+    assert grids == [[0.1, 10.0], [1.0]]
+    (row,) = Leaderboard(tmp_path / "board.sqlite").rows(task="va")
+    node = Store(tmp_path / "store").node(row.store_key)
+    assert node.is_complete(verify=True)
+    shutil.copytree(video.path, tmp_path / "alone" / "store" / video.key)
+    alone = single_process(data, systems, tmp_path / "alone", "tiny_kelm")
+    assert track_files(alone) == track_files(node)
+    solo, shared = alone.load_state("model.safetensors"), node.load_state("model.safetensors")
+    assert solo.keys() == shared.keys() and all(torch.equal(solo[key], shared[key]) for key in solo)

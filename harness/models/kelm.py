@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
+from harness import distributed
 from harness.errors import SpecError
 from harness.frames import average_windows, frame_times, interpolate_to_frames
 from harness.fusion_math import video_folds
@@ -72,6 +73,7 @@ class KelmKind(Kind):
     profiles = {"paper": {}, "smoke": {}}
     outputs = ("pred",)
     validation_outputs = (HONEST,)
+    distributed_fit = True  # under torchrun the ranks share the grid's solves (see fit)
 
     def __init__(self, settings: KelmSettings, task: Task, seed: int) -> None:
         self.settings = settings
@@ -101,7 +103,10 @@ class KelmKind(Kind):
 
     # -- fit -----------------------------------------------------------------------------------------------------------
     def fit(self, context: Context) -> "KelmKind":
-        """Fit one Kernel ELM per C on the training windows; pick C on validation, and per fold for ``honest``."""
+        """Fit one Kernel ELM per C on the training windows; pick C on validation, and per fold for ``honest``.
+
+        Under ``torchrun`` the Cs of the grid are dealt to the ranks (each builds the kernel matrix and solves its
+        own; the solves are independent) and gathered on rank 0, which chooses; one process solves them all."""
         s = self.settings
         train, validation = self._table(context, "train"), self._table(context, "validation")
         tracks, starts, values, labelled = self._windows(train)
@@ -122,11 +127,12 @@ class KelmKind(Kind):
                 f"(max_exact_rows={s.max_exact_rows:,}): Nyström with {min(landmarks, len(targets)):,} landmarks; "
                 f"{AUTO_EVIDENCE}"
             )
+        mine = distributed.shard(list(range(len(s.c_grid))))  # under torchrun each rank solves some of the Cs
         try:
             grid = kernel_elm.fit_grid(
                 self._standardised(values[keep]),
                 targets,
-                s.c_grid,
+                [s.c_grid[i] for i in mine] or s.c_grid[:1],  # a rank without a C of its own solves one, unused
                 params,
                 X_eval=self._standardised(val_values),
                 sample_weight=weight,
@@ -136,8 +142,11 @@ class KelmKind(Kind):
             )
         except ValueError as error:
             raise SpecError(f"kelm ({self.task}): {error}") from None
-        self.models_ = grid.models
-        per_track = self._per_track_steps(validation, val_starts, grid.eval_predictions)
+        models, eval_predictions = _gathered(mine, grid, s.c_grid)
+        if not distributed.is_main():  # the runner loads the model rank 0 saves
+            return self
+        self.models_ = models
+        per_track = self._per_track_steps(validation, val_starts, eval_predictions)
         self.choice_ = int(np.argmax(self._scores(validation, per_track, np.arange(len(validation.names)))))
         folds = video_folds(validation.names, s.honest_folds, self.seed)
         self.honest_choice_ = np.empty(len(validation.names), np.int64)
@@ -276,3 +285,22 @@ def _functional(name: str, block: np.ndarray, inside: np.ndarray) -> np.ndarray:
     if name == "mean":
         return mean
     return np.sqrt(np.where(mask, (block - mean[:, None, :]) ** 2, 0.0).sum(1) / count)
+
+
+def _gathered(
+    mine: list[int], grid: kernel_elm.GridFit, c_grid: list[float]
+) -> tuple[tuple[kernel_elm.KernelELM, ...], np.ndarray]:
+    """Every rank's solves in grid order: the models (on this rank's support rows, the same on every rank) and their
+    validation predictions ``(n_C, windows, K)``; in one process the same values as ``grid``'s."""
+    shares = distributed.all_gather((mine, [m.beta for m in grid.models][: len(mine)], grid.eval_predictions))
+    template = grid.models[0]
+    models: dict[int, kernel_elm.KernelELM] = {}
+    predictions: dict[int, np.ndarray] = {}
+    for indices, betas, evaluated in shares:
+        for position, (index, beta) in enumerate(zip(indices, betas, strict=True)):
+            models[index] = kernel_elm.KernelELM(
+                template.params, float(c_grid[index]), template.method, template.support, beta
+            )
+            predictions[index] = evaluated[position]
+    order = sorted(models)
+    return tuple(models[i] for i in order), np.stack([predictions[i] for i in order])
