@@ -40,6 +40,7 @@ def test_predict_gives_what_the_runner_wrote_for_a_dataset_video(trained, system
     dataset, store, _, systems = trained
     track = _test_track(dataset)
     side = track.name.rsplit("_", 1)[1] if track.name.endswith(("_left", "_right")) else None
+    stored_before = sorted(path for path in store.root.rglob("*") if path.is_file())
     result = predict_video(
         system,
         track.video_path,
@@ -57,6 +58,7 @@ def test_predict_gives_what_the_runner_wrote_for_a_dataset_video(trained, system
     np.testing.assert_allclose(result.outputs["va"], written, rtol=0, atol=1e-5)
     assert result.faces == len(dataset.split("va", "test").face_frames(track.name))
     np.testing.assert_allclose(result.times[:3], np.arange(3) / dataset.split("va", "test").fps(track.name))
+    assert sorted(path for path in store.root.rglob("*") if path.is_file()) == stored_before  # caches: scratch only
 
 
 def test_a_video_without_sound_gets_the_audio_inputs_prior(trained, tmp_path) -> None:
