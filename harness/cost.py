@@ -7,6 +7,8 @@ step passes (5 Hz steps), ``kelm`` steps, ``dwf``/``rf`` frames (validation and 
 runner computes from scratch adds its work and its train + inference seconds to ``<store>/throughput.json`` under
 this machine (CPU architecture and count, GPU), kind and profile; an estimate is the work over that rate, "unknown"
 before any such run. Estimates assume the profile and data of the runs measured scale linearly: they are a guide.
+A ``faces: retinaface`` video node counts one crop per raw frame and lists the raw frames RetinaFace has still to
+see (once per dataset, shared by every such node); the estimate leaves that detection out.
 """
 
 import contextlib
@@ -63,7 +65,12 @@ def node_work(kind: str, settings, task: Task, dataset: Dataset) -> tuple[dict[s
     if kind in ("dwf", "rf"):
         frames = sum(sum(t.n_rows for t in splits[name].tracks) for name in ("validation", "test"))
         return {"frames": frames}, frames
-    if kind == "video":
+    if kind == "video" and getattr(settings, "faces", "organizers") == "retinaface":
+        from harness.faces.extract import raw_frames
+
+        label = "crops"  # RetinaFace cuts one crop per raw frame of the track's video
+        per_split = {name: sum(raw_frames(dataset, t) for t in split.names) for name, split in splits.items()}
+    elif kind == "video":
         label = "crops"
         per_split = {name: sum(len(split.face_frames(t)) for t in split.names) for name, split in splits.items()}
     elif kind == "audio":
@@ -102,6 +109,10 @@ def dry_run(
         kind = plan.resolved.kind
         work, amount = node_work(kind, plan.resolved.settings, plan.task, dataset)
         stored = store.node(plan.key).is_complete()
+        if not stored and getattr(plan.resolved.settings, "faces", "organizers") == "retinaface":
+            from harness.faces.extract import frames_to_detect
+
+            work["RetinaFace frames"] = frames_to_detect(dataset, store.root)  # not in the estimate: run once
         measured = rates.get(rate_key(kind, plan.resolved.profile))
         seconds = None
         if stored:

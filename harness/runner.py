@@ -124,7 +124,7 @@ def plan_nodes(system: str, tasks: Sequence[Task], dataset: Dataset, profile: st
         raise SpecError(f"{target.spec.path}: key 'tasks': {system!r} serves only {', '.join(target.spec.tasks)}")
     served = {resolved.name: resolved.spec.tasks for resolved in graph}
     for resolved in graph:
-        for name in resolved.spec.inputs:
+        for name in resolved.inputs:
             if not set(served[name]) & set(resolved.spec.tasks):
                 raise SpecError(
                     f"{resolved.spec.path}: key 'inputs': {name!r} serves {', '.join(served[name])}, none of the "
@@ -133,8 +133,8 @@ def plan_nodes(system: str, tasks: Sequence[Task], dataset: Dataset, profile: st
         for task in tasks:
             if task not in resolved.spec.tasks:
                 continue
-            inputs = [plans[(name, task)] for name in resolved.spec.inputs if (name, task) in plans]
-            if resolved.spec.inputs and not inputs:
+            inputs = [plans[(name, task)] for name in resolved.inputs if (name, task) in plans]
+            if resolved.inputs and not inputs:
                 raise SpecError(f"{resolved.spec.path}: key 'inputs': none of them serves task {task!r}")
             kind = get_kind(resolved.kind)
             arguments = {

@@ -10,6 +10,7 @@ Sweeps: a list given for a setting that takes a single value (``window_s: [2, 4,
 variant per value (several such lists: every combination), named ``dynamic_vit[window_s=4]``; each variant is a
 system of its own (store key, leaderboard row). ``abaw run dynamic_vit`` runs them all, ``abaw run
 'dynamic_vit[window_s=4]'`` one, and another spec takes one variant as input by that name.
+``NAME[faces=retinaface]`` is NAME's whole graph on RetinaFace crops (:func:`load_graph`).
 """
 
 import hashlib
@@ -19,7 +20,7 @@ import os
 import re
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -62,10 +63,15 @@ class ResolvedSpec:
     profile: str
     settings: BaseModel
     variant: tuple[tuple[str, Any], ...] = ()  # the swept settings' values of this variant, in spec order
+    input_names: tuple[str, ...] | None = None  # its inputs' names in its graph (a [faces=…] graph renames them)
 
     @property
     def name(self) -> str:
         return self.spec.name + variant_suffix(self.variant)
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return self.spec.inputs if self.input_names is None else self.input_names
 
     @property
     def kind(self) -> str:
@@ -76,7 +82,7 @@ class ResolvedSpec:
         return {
             "kind": self.spec.kind,
             "tasks": sorted(self.spec.tasks),
-            "inputs": list(self.spec.inputs),
+            "inputs": list(self.inputs),
             "seed": self.spec.seed,
             "profile": self.profile,
             "settings": self.settings.model_dump(mode="json"),
@@ -274,6 +280,7 @@ def _settings(spec: Spec, profile: str, merged: dict[str, Any]) -> BaseModel:
 
 
 VARIANT_NAME = re.compile(r"^(?P<base>[^\[\]]+)(?P<variant>\[[^\[\]]*\])$")
+GRAPH_SETTING = "faces"  # the one setting a name's brackets set for a whole graph (``dwf[faces=retinaface]``)
 
 
 def split_variant(name: str) -> tuple[str, str | None]:
@@ -282,43 +289,87 @@ def split_variant(name: str) -> tuple[str, str | None]:
     return (match["base"], name) if match else (name, None)
 
 
+def _split_graph_setting(name: str, base: str, wanted: str | None) -> tuple[str | None, str | None]:
+    """``name``'s sweep suffix without the graph setting, and the crops it asks for: ``dwf[faces=retinaface]`` →
+    ``(None, "retinaface")``; ``dynamic_vit_context[window_s=4,faces=retinaface]`` → ``("[window_s=4]",
+    "retinaface")``. An unknown crop source is an error naming them."""
+    if wanted is None:
+        return None, None
+    entries = [entry for entry in wanted[len(base) + 1 : -1].split(",") if entry]
+    faces = [entry.partition("=")[2] for entry in entries if entry.partition("=")[0] == GRAPH_SETTING]
+    rest = [entry for entry in entries if entry.partition("=")[0] != GRAPH_SETTING]
+    if not faces:
+        return wanted[len(base) :], None
+    sources = typing.get_args(get_kind("video").Settings.model_fields[GRAPH_SETTING].annotation)
+    if len(faces) > 1 or faces[0] not in sources:
+        raise SpecError(f"{name!r}: '{GRAPH_SETTING}=' takes one of {', '.join(sources)}, found {', '.join(faces)}")
+    return ("[" + ",".join(rest) + "]" if rest else None), faces[0]
+
+
 def load_graph(name: str, profile: str, systems: Path | None = None) -> list[ResolvedSpec]:
     """The spec (every variant of it, or the one variant named) and every spec it depends on, resolved, inputs
-    before the specs that use them. An input must resolve to a single variant."""
-    order: list[ResolvedSpec] = []
-    done: set[str] = set()
+    before the specs that use them. An input must resolve to a single variant.
 
-    def visit(current: str, path: tuple[str, ...], owner: Spec | None) -> None:
+    ``NAME[faces=retinaface]`` (or ``[faces=organizers]``) is NAME's whole graph on those crops: every node with a
+    ``faces`` setting (the video kind) takes it, and that node and every node reading it, however indirectly, is
+    renamed with ``faces=…`` appended to its brackets (a distinct system: store key, leaderboard row). Nodes that
+    read no crops (audio) stay as they are; a graph without any is an error."""
+    order: list[ResolvedSpec] = []
+    seen: dict[tuple[str, str | None], list[ResolvedSpec]] = {}
+    reads_crops: set[str] = set()  # graph names of the nodes with a faces setting or an input that has one
+
+    def visit(current: str, path: tuple[str, ...], owner: Spec | None, faces: str | None) -> list[ResolvedSpec]:
         base, wanted = split_variant(current)
         if base in path:
             cycle = " → ".join((*path[path.index(base) :], base))
             raise SpecError(f"{owner.path if owner else base}: key 'inputs': cycle between specs: {cycle}")
-        if current in done:
-            return
+        swept, asked = _split_graph_setting(current, base, wanted)
+        faces = asked or faces
+        if (current, faces) in seen:
+            return seen[(current, faces)]
         try:
             spec = load_spec(base, systems)
         except SpecError as error:
             if owner is None:
                 raise
             raise SpecError(f"{owner.path}: key 'inputs': {error}") from None
-        for dependency in spec.inputs:
-            visit(dependency, (*path, base), spec)
+        inputs = [visit(dependency, (*path, base), spec, faces)[0] for dependency in spec.inputs]
         variants = resolve_variants(spec, profile)
-        chosen = [v for v in variants if wanted is None or variant_suffix(v.variant) == wanted[len(base) :]]
+        chosen = [v for v in variants if swept is None or variant_suffix(v.variant) == swept]
         names = ", ".join(v.name for v in variants)
         if not chosen:
             where = f"{owner.path}: key 'inputs': " if owner else ""
             raise SpecError(
-                f"{where}no variant {wanted!r} of spec {base!r}"
-                f"{did_you_mean(wanted, [v.name for v in variants])} (variants: {names})"
+                f"{where}no variant {base + (swept or '')!r} of spec {base!r}"
+                f"{did_you_mean(base + (swept or ''), [v.name for v in variants])} (variants: {names})"
             )
         if owner is not None and len(chosen) > 1:
             raise SpecError(
                 f"{owner.path}: key 'inputs': {base!r} sweeps into {len(chosen)} variants; "
                 f"an input names one of: {names}"
             )
-        done.add(current)
+        chosen = [_on_crops(variant, inputs, faces) for variant in chosen]
+        crops = GRAPH_SETTING in get_kind(spec.kind).Settings.model_fields or any(i.name in reads_crops for i in inputs)
+        if asked and not crops:
+            where = f"{owner.path}: key 'inputs': " if owner else ""
+            raise SpecError(f"{where}{current!r}: {base!r} reads no face crops, so '{GRAPH_SETTING}=' changes nothing")
+        if crops:
+            reads_crops.update(variant.name for variant in chosen)
+        seen[(current, faces)] = chosen
         order.extend(v for v in chosen if v.name not in {o.name for o in order})
+        return chosen
 
-    visit(name, (), None)
+    visit(name, (), None, None)
     return order
+
+
+def _on_crops(resolved: ResolvedSpec, inputs: list[ResolvedSpec], faces: str | None) -> ResolvedSpec:
+    """``resolved`` reading ``inputs`` (their graph names), its ``faces`` setting set to ``faces`` where it has one;
+    renamed (``faces=…`` appended to its variant) when ``faces`` changed its settings or an input's name."""
+    settings = resolved.settings
+    if faces is not None and getattr(settings, GRAPH_SETTING, faces) != faces:
+        settings = type(settings)(**{**settings.model_dump(), GRAPH_SETTING: faces})
+    names = tuple(i.name for i in inputs)
+    changed = faces is not None and (settings is not resolved.settings or names != resolved.spec.inputs)
+    variant = (*resolved.variant, (GRAPH_SETTING, faces)) if changed else resolved.variant
+    return replace(resolved, settings=settings, variant=variant, input_names=names)

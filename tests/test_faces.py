@@ -119,6 +119,14 @@ def mini_dataset(root: Path, frames: int = 3) -> Path:
     return root
 
 
+def with_test_track(root: Path) -> None:
+    """A VA test set of one track, ``quiz`` (2 frames), with its release list and template."""
+    drawn_video(root / "batch1" / "quiz.mp4", 2)
+    write_text(root / "test_set" / "names_of_videos_in_each_test_set" / "VA_test_set_release.txt", "quiz\n")
+    rows = "".join(f"quiz/{frame:05d}.jpg,0,0\n" for frame in (1, 2))
+    write_text(root / "test_set" / "CVPR_6th_ABAW_VA_test_set_sample.txt", f"image_location,{VA_HEADER}\n{rows}")
+
+
 # -- weights ---------------------------------------------------------------------------------------------------------
 def test_saved_random_weights_load_through_the_harness_path(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("DEEPFACE_HOME", str(tmp_path))
@@ -472,26 +480,48 @@ def test_faces_and_predict_help_give_an_example(command: str) -> None:
 def test_a_dynamic_spec_over_retinaface_crops_places_them_by_their_frames(
     tmp_path: Path, weight_files, monkeypatch
 ) -> None:
+    """Run as ``dyn[faces=retinaface]``: the switch moves the organizers'-crop video spec under it onto RetinaFace."""
     from harness.leaderboard import Leaderboard
     from harness.runner import plan_nodes, run_system
     from harness.store import Store
 
     root = mini_dataset(tmp_path / "data", frames=8)  # 0.32 s at 25 fps: two steps at 5 a second
-    drawn_video(root / "batch1" / "quiz.mp4", 2)
-    write_text(root / "test_set" / "names_of_videos_in_each_test_set" / "VA_test_set_release.txt", "quiz\n")
-    rows = "".join(f"quiz/{frame:05d}.jpg,0,0\n" for frame in (1, 2))
-    write_text(root / "test_set" / "CVPR_6th_ABAW_VA_test_set_sample.txt", f"image_location,{VA_HEADER}\n{rows}")
+    with_test_track(root)
     monkeypatch.setenv("ABAW_STORE", str(tmp_path / "store"))
     monkeypatch.setenv("DEEPFACE_HOME", str(deepface_home(tmp_path / "df", weight_files["firing"])))
     systems = tmp_path / "systems"
-    video = "kind: video\ntasks: [va]\nfaces: retinaface\nimage_size: 32\nbatch_size: 2\nepochs: 1\nframe_step: 1\n"
-    write_text(systems / "retina_video.yaml", video)
-    dynamic = "kind: dynamic\ntasks: [va]\ninputs: [retina_video]\nwindow_s: 1\nepochs: 1\nlayers: 1\nheads: 4\n"
-    write_text(systems / "retina_dynamic.yaml", dynamic)
-    dataset, store = Dataset(root), Store(tmp_path / "store")
-    results = run_system("retina_dynamic", ["va"], dataset, "smoke", store, Leaderboard(tmp_path / "b.db"), systems)
-    assert [r.plan.name for r in results] == ["retina_video", "retina_dynamic"] and results[-1].score is not None
-    video_node = store.node(plan_nodes("retina_video", ["va"], dataset, "smoke", systems)[-1].key)
+    video = "kind: video\ntasks: [va]\nimage_size: 32\nbatch_size: 2\nepochs: 1\nframe_step: 1\n"
+    write_text(systems / "vid.yaml", video)
+    dynamic = "kind: dynamic\ntasks: [va]\ninputs: [vid]\nwindow_s: 1\nepochs: 1\nlayers: 1\nheads: 4\n"
+    write_text(systems / "dyn.yaml", dynamic)
+    dataset, store, board = Dataset(root), Store(tmp_path / "store"), Leaderboard(tmp_path / "b.db")
+    results = run_system("dyn[faces=retinaface]", ["va"], dataset, "smoke", store, board, systems)
+    assert [r.plan.name for r in results] == ["vid[faces=retinaface]", "dyn[faces=retinaface]"]
+    assert results[-1].score is not None
+    assert [row.system for row in board.rows()] == ["dyn[faces=retinaface]"]
+    video_key = plan_nodes("vid[faces=retinaface]", ["va"], dataset, "smoke", systems)[-1].key
+    assert video_key == results[0].plan.key != plan_nodes("vid", ["va"], dataset, "smoke", systems)[-1].key
+    video_node = store.node(video_key)
     frames = video_node.read_track("frames-validation", "duo_left")  # the release has no crops: RetinaFace's
     assert frames.tolist() == [[frame] for frame in range(1, 9)]
     assert len(video_node.read_track("emb-validation", "duo_left")) == 8
+
+
+def test_dry_run_counts_raw_frames_for_a_retinaface_graph(tmp_path: Path, weight_files, monkeypatch) -> None:
+    from harness.cost import dry_run
+    from harness.faces.extract import extract_dataset
+    from harness.store import Store
+
+    root = mini_dataset(tmp_path / "data", frames=3)  # solo: 3 frames; duo: 3 frames, two tracks
+    with_test_track(root)
+    monkeypatch.setenv("DEEPFACE_HOME", str(deepface_home(tmp_path / "df", weight_files["firing"])))
+    write_text(tmp_path / "systems" / "vid.yaml", "kind: video\ntasks: [va]\nepochs: 2\n")
+    dataset, store = Dataset(root), Store(tmp_path / "store")
+
+    def work() -> dict:
+        [node] = dry_run("vid[faces=retinaface]", ["va"], dataset, "smoke", store, tmp_path / "systems")
+        return node.work
+
+    assert work() == {"crops": 11, "train crops": 3, "epochs": 2.0, "RetinaFace frames": 8}
+    extract_dataset(dataset, store.root, FaceSettings())
+    assert work()["RetinaFace frames"] == 0  # cut once; every faces: retinaface node shares them

@@ -118,6 +118,54 @@ def test_graph_lists_inputs_first(tmp_path: Path) -> None:
     assert [r.name for r in load_graph("top", "paper", tmp_path)] == ["base", "top"]
 
 
+def test_faces_in_a_name_moves_the_whole_graph_onto_those_crops() -> None:
+    graph = {r.name: r for r in load_graph("dwf[faces=retinaface]", "smoke", REPO_SYSTEMS)}
+    plain = {r.name: r for r in load_graph("dwf", "smoke", REPO_SYSTEMS)}
+    assert list(graph) == [
+        "audio_v3",  # reads no crops: the same node as in plain dwf
+        "video_b1[faces=retinaface]",
+        "dynamic_b1[faces=retinaface]",
+        "video_vit[faces=retinaface]",
+        "dynamic_vit[faces=retinaface]",
+        "kelm[faces=retinaface]",
+        "dwf[faces=retinaface]",
+    ]
+    assert graph["video_b1[faces=retinaface]"].settings.faces == "retinaface"
+    assert graph["dwf[faces=retinaface]"].inputs == (
+        "audio_v3",
+        "dynamic_b1[faces=retinaface]",
+        "dynamic_vit[faces=retinaface]",
+        "kelm[faces=retinaface]",
+    )
+    assert graph["audio_v3"] == plain["audio_v3"]
+    assert graph["kelm[faces=retinaface]"].settings == plain["kelm"].settings
+    assert graph["kelm[faces=retinaface]"].spec_hash != plain["kelm"].spec_hash  # it reads another input
+    # the organizers' crops are these specs' own setting: nothing changes, no node is renamed
+    organizers = load_graph("dwf[faces=organizers]", "smoke", REPO_SYSTEMS)
+    assert [r.name for r in organizers] == list(plain)
+
+
+def test_faces_in_a_name_keeps_the_sweep_choice_and_is_checked() -> None:
+    names = [r.name for r in load_graph("dynamic_vit_context[faces=retinaface,window_s=4]", "smoke", REPO_SYSTEMS)]
+    assert names == ["video_vit[faces=retinaface]", "dynamic_vit_context[window_s=4,faces=retinaface]"]
+    assert len(load_graph("dynamic_vit_context[faces=retinaface]", "smoke", REPO_SYSTEMS)) == 1 + 6
+    with pytest.raises(SpecError, match=r"'audio_v1' reads no face crops, so 'faces=' changes nothing"):
+        load_graph("audio_v1[faces=retinaface]", "smoke", REPO_SYSTEMS)
+    with pytest.raises(SpecError, match=r"'faces=' takes one of organizers, retinaface, found mtcnn"):
+        load_graph("dwf[faces=mtcnn]", "smoke", REPO_SYSTEMS)
+
+
+def test_an_input_can_name_its_crops(tmp_path: Path) -> None:
+    write(tmp_path, "video", "kind: video\n")
+    write(tmp_path, "top", "kind: dynamic\ninputs: ['video[faces=retinaface]']\n")
+    graph = load_graph("top", "smoke", tmp_path)
+    assert [(r.name, r.inputs) for r in graph] == [
+        ("video[faces=retinaface]", ()),
+        ("top", ("video[faces=retinaface]",)),
+    ]
+    assert graph[0].settings.faces == "retinaface"
+
+
 def test_unknown_profile(tmp_path: Path) -> None:
     write(tmp_path, "v", "kind: video\n")
     with pytest.raises(SpecError, match="unknown profile 'smok'; did you mean 'smoke'"):

@@ -331,6 +331,26 @@ def _sweep(root: Path, max_age_s: float = 3600.0) -> None:
             continue
 
 
+def raw_frames(dataset, track: str) -> int:
+    """Frames of ``track``'s raw video (0 without one): the crops RetinaFace cuts for it."""
+    from harness.data.affwild2 import video_of
+
+    path = dataset.layout.videos.get(video_of(track))
+    return _frame_count(path) if path is not None else 0
+
+
+def frames_to_detect(dataset, store_root: Path, settings: FaceSettings | None = None) -> int:
+    """Raw frames RetinaFace has still to see before ``faces: retinaface`` nodes can train: those of every video
+    with a track the store's crops lack (a FaceError when the weights are missing)."""
+    root = crops_root(store_root, settings or FaceSettings(), weights_sha256())
+    videos = dataset.layout.videos
+    return sum(
+        _frame_count(videos[video])
+        for video, names in dataset_tracks(dataset).items()
+        if any(done_track(root / name, videos[video]) is None for name in names)
+    )
+
+
 def _frame_count(path: Path) -> int:
     from harness.data.media import probe_video
 
