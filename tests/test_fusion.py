@@ -572,6 +572,9 @@ def test_fusion_setting_errors(toy_world) -> None:
     add_spec(systems, "crit", "kind: rf\ntasks: [va]\ninputs: [toy_a]\ncriteria: [gini]\ntrees: [2]\n")
     with pytest.raises(SpecError, match=r"key 'criteria': 'gini' is not a criterion of a random forest for va"):
         run_system("crit", ["va"], dataset, "smoke", store, board, systems)
+    add_spec(systems, "leafless", "kind: rf\ntasks: [va]\ninputs: [toy_a]\nmin_samples_leaf: {expr: 5}\ntrees: [2]\n")
+    with pytest.raises(SpecError, match=r"key 'min_samples_leaf': no count for task 'va' \(given for expr\)"):
+        run_system("leafless", ["va"], dataset, "smoke", store, board, systems)
     add_spec(systems, "nofolds", "kind: dwf\ntasks: [va]\ninputs: [toy_a]\nfolds: 1\n")
     with pytest.raises(SpecError, match=r"key 'folds'"):
         run_system("nofolds", ["va"], dataset, "smoke", store, board, systems)

@@ -12,7 +12,7 @@ from harness.data.affwild2 import Dataset
 from harness.metrics import task_scores
 from harness.models import kelm as kelm_module
 from harness.models.context import HONEST, Context
-from harness.models.kelm import KelmKind, KelmSettings, window_functionals
+from harness.models.kelm import KelmKind, KelmSettings, prevalence_offsets, window_functionals
 from harness.spec import load_spec, resolve_variants
 from harness.tasks import get_task
 
@@ -128,3 +128,17 @@ def test_functionals_list_is_a_setting_not_a_sweep(tmp_path: Path) -> None:
     variants = resolve_variants(load_spec("k", tmp_path), "smoke")
     assert [v.name for v in variants] == ["k[window_s=2]", "k[window_s=4]"]
     assert variants[0].settings.functionals == ["mean", "std"]
+
+
+def test_prevalence_offsets_decide_each_unit_at_its_training_rate() -> None:
+    rng = np.random.default_rng(0)
+    targets = np.zeros((1000, 3))
+    targets[:80, 0] = 1  # rare: 8%
+    targets[:500, 1] = 1  # common: 50%
+    outputs = np.stack([0.3 * targets[:, 0], 0.2 + 0.4 * targets[:, 1], np.zeros(1000)], 1)  # shrunk least squares
+    outputs += rng.normal(0, 0.02, outputs.shape)
+    offsets = prevalence_offsets(outputs, targets)
+    decided = (outputs + offsets) >= 0.5
+    assert decided[:, 0].mean() == pytest.approx(0.08, abs=0.002) and decided[:80, 0].all()  # F1 0 at 0.5 unshifted
+    assert decided[:, 1].mean() == pytest.approx(0.5, abs=0.002)
+    assert offsets[2] == 0.0  # never on in training: left unshifted (never decided on)

@@ -79,7 +79,8 @@ class RFSettings(BaseModel):
         default_factory=lambda: [50, 100, 200], min_length=1
     )
     criteria: list[str] | None = None  # default: squared_error (VA; absolute_error is slow); gini, entropy (EXPR, AU)
-    min_samples_leaf: int = Field(10, ge=1)
+    # frames per leaf: one count, or one per task ({va: 500, expr: 20}); every task the spec serves needs one
+    min_samples_leaf: Annotated[int, Field(ge=1)] | dict[str, Annotated[int, Field(ge=1)]] = 10
     max_rows: int = Field(100_000, ge=100)  # validation frames a forest trains on (a seeded subsample)
     folds: int = Field(5, ge=2)
     jobs: int = Field(2, ge=1)  # scikit-learn n_jobs
@@ -323,7 +324,10 @@ class RFKind(_Fusion):
     Settings = RFSettings
     profiles: dict[str, dict] = {
         "paper": {},
-        "smoke": {"trees": [10, 25, 50], "max_rows": 5000, "min_samples_leaf": 5},
+        # smoke: on tiny's 11 VA validation videos small leaves memorise each video's frames (in-sample CCC 0.98,
+        # honest 0.18); 250-1000 frames a leaf give honest 0.35-0.40 (2000: no split). Classification keeps small
+        # leaves: EXPR honest macro-F1 0.27-0.30 from 10 to 50 frames, 0.13 at 500 (README, "Default systems").
+        "smoke": {"trees": [10, 25, 50], "max_rows": 5000, "min_samples_leaf": {"va": 500, "expr": 20, "au": 20}},
     }
 
     @property
@@ -347,6 +351,17 @@ class RFKind(_Fusion):
             )
         return chosen
 
+    def _min_samples_leaf(self) -> int:
+        leaf = self.settings.min_samples_leaf
+        if isinstance(leaf, int):
+            return leaf
+        if self.task not in leaf:
+            raise SpecError(
+                f"rf ({self.task}): key 'min_samples_leaf': no count for task {self.task!r} (given for "
+                f"{', '.join(leaf) or 'none'}); add '{self.task}: N' or give one count for every task"
+            )
+        return leaf[self.task]
+
     def _design(self, inputs: np.ndarray) -> list[np.ndarray]:
         """Feature matrices: per column (VA, AU) one ``(n, M)`` of the inputs' values of it; EXPR one ``(n, M·K)``."""
         if self._per_column:
@@ -360,7 +375,7 @@ class RFKind(_Fusion):
         options = dict(
             n_estimators=trees,
             criterion=criterion,
-            min_samples_leaf=s.min_samples_leaf,
+            min_samples_leaf=self._min_samples_leaf(),
             n_jobs=s.jobs,
             random_state=self.seed,
             oob_score=warm,

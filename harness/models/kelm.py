@@ -14,6 +14,8 @@ folds.
 Window outputs are averaged per step and interpolated to every frame, then made outputs by the task
 (:meth:`~harness.tasks.base.TaskDef.outputs_from_scores`): VA clipped to [-1, 1], EXPR scores a distribution (clipped
 at 0, normalised), AU scores clipped to [0, 1] as probabilities, so that fusion can weigh them like a neural kind's.
+AU outputs are first shifted per unit (:func:`prevalence_offsets`, from training outputs) so that 0.5 decides each
+unit on about as often as it is on in training.
 """
 
 from collections.abc import Iterator
@@ -68,7 +70,7 @@ class KelmSettings(BaseModel):
 class KelmKind(Kind):
     """Functionals of one static video spec's embeddings → Kernel ELM, for one task."""
 
-    version = "1"
+    version = "2"  # 2: AU decisions at the training prevalence (offsets in the state)
     Settings = KelmSettings
     profiles = {"paper": {}, "smoke": {}}
     outputs = ("pred",)
@@ -146,6 +148,12 @@ class KelmKind(Kind):
         if not distributed.is_main():  # the runner loads the model rank 0 saves
             return self
         self.models_ = models
+        self.offsets_ = np.zeros((len(models), targets.shape[1]), np.float32)
+        if task.problem == "multilabel":  # a unit's decisions at the rate it is on in training
+            train_x = self._standardised(values[keep])
+            for c, model in enumerate(models):
+                self.offsets_[c] = prevalence_offsets(kernel_elm.predict(model, train_x), targets)
+        eval_predictions = eval_predictions + self.offsets_[:, None, :]
         per_track = self._per_track_steps(validation, val_starts, eval_predictions)
         self.choice_ = int(np.argmax(self._scores(validation, per_track, np.arange(len(validation.names)))))
         folds = video_folds(validation.names, s.honest_folds, self.seed)
@@ -205,7 +213,8 @@ class KelmKind(Kind):
         wanted = [self.choice_]
         if split_name == "validation":
             wanted += sorted(set(self.honest_choice_.tolist()) - {self.choice_})
-        outputs = np.stack([kernel_elm.predict(self.models_[c], self._standardised(values)) for c in wanted])
+        x = self._standardised(values)
+        outputs = np.stack([kernel_elm.predict(self.models_[c], x) + self.offsets_[c] for c in wanted])
         per_track = self._per_track_steps(table, starts, outputs)
         for index, name in enumerate(table.names):
             track = split.track(name)
@@ -242,6 +251,7 @@ class KelmKind(Kind):
             "prior": self.prior_,
             "choice": np.array([self.choice_], np.int64),
             "honest_choice": self.honest_choice_,
+            "offsets": self.offsets_,
         }
         return {k: torch.from_numpy(np.array(v, copy=True)) for k, v in arrays.items()}
 
@@ -255,10 +265,26 @@ class KelmKind(Kind):
             kernel_elm.KernelELM(params, c, method, support, beta)
             for c, beta in zip(s.c_grid, state["betas"].numpy(), strict=True)
         )
-        self.mean_, self.std_, self.prior_ = (state[k].numpy() for k in ("mean", "std", "prior"))
+        self.mean_, self.std_, self.prior_, self.offsets_ = (
+            state[k].numpy() for k in ("mean", "std", "prior", "offsets")
+        )
         self.choice_ = int(state["choice"][0])
         self.honest_choice_ = state["honest_choice"].numpy()
         return self
+
+
+def prevalence_offsets(train_outputs: np.ndarray, targets: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """Per column of a multi-label output, the shift that moves ``threshold`` to the training outputs'
+    (1 − prevalence) quantile, so that a unit on in 8% of the training windows is decided on in about 8% of them.
+
+    A least-squares fit to 0/1 targets shrinks a rare unit's outputs towards its low mean, so that at 0.5 it is never
+    decided on (F1 0); the shift uses training outputs only. A column never or always on is left unshifted."""
+    prevalence = targets.mean(0)
+    offsets = np.zeros(targets.shape[1], np.float32)
+    for k, share in enumerate(prevalence):
+        if 0.0 < share < 1.0:
+            offsets[k] = threshold - np.quantile(train_outputs[:, k], 1.0 - share)
+    return offsets
 
 
 def window_functionals(
