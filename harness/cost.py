@@ -65,14 +65,14 @@ def node_work(kind: str, settings, task: Task, dataset: Dataset) -> tuple[dict[s
     if kind in ("dwf", "rf"):
         frames = sum(sum(t.n_rows for t in splits[name].tracks) for name in ("validation", "test"))
         return {"frames": frames}, frames
-    if kind == "video" and getattr(settings, "faces", "organizers") == "retinaface":
-        from harness.faces.extract import raw_frames
+    if kind == "video":
+        label = "crops"  # RetinaFace cuts one crop per raw frame of the track's video; the release, one per face
+        if _on_retinaface(settings):
+            from harness.faces.extract import raw_frames
 
-        label = "crops"  # RetinaFace cuts one crop per raw frame of the track's video
-        per_split = {name: sum(raw_frames(dataset, t) for t in split.names) for name, split in splits.items()}
-    elif kind == "video":
-        label = "crops"
-        per_split = {name: sum(len(split.face_frames(t)) for t in split.names) for name, split in splits.items()}
+            per_split = {name: sum(raw_frames(dataset, t) for t in split.names) for name, split in splits.items()}
+        else:
+            per_split = {name: sum(len(split.face_frames(t)) for t in split.names) for name, split in splits.items()}
     elif kind == "audio":
         label = "audio s"
         per_split = {
@@ -105,14 +105,16 @@ def dry_run(
 
     rates = _read(store).get(machine(), {})
     out = []
+    to_detect: int | None = None  # RetinaFace's frames left, shared by every faces: retinaface node: counted once
     for plan in plan_nodes(system, tasks, dataset, profile, systems):
         kind = plan.resolved.kind
         work, amount = node_work(kind, plan.resolved.settings, plan.task, dataset)
         stored = store.node(plan.key).is_complete()
-        if not stored and getattr(plan.resolved.settings, "faces", "organizers") == "retinaface":
+        if not stored and _on_retinaface(plan.resolved.settings):
             from harness.faces.extract import frames_to_detect
 
-            work["RetinaFace frames"] = frames_to_detect(dataset, store.root)  # not in the estimate: run once
+            to_detect = frames_to_detect(dataset, store.root) if to_detect is None else to_detect
+            work["RetinaFace frames"] = to_detect  # not in the estimate
         measured = rates.get(rate_key(kind, plan.resolved.profile))
         seconds = None
         if stored:
@@ -121,6 +123,10 @@ def dry_run(
             seconds = amount * measured["seconds"] / measured["amount"]
         out.append(NodeCost(plan.name, plan.task, kind, plan.key, stored, work, UNITS.get(kind, "?"), amount, seconds))
     return out
+
+
+def _on_retinaface(settings) -> bool:
+    return getattr(settings, "faces", "organizers") == "retinaface"
 
 
 def rate_key(kind: str, profile: str) -> str:

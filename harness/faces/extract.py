@@ -339,10 +339,10 @@ def raw_frames(dataset, track: str) -> int:
     return _frame_count(path) if path is not None else 0
 
 
-def frames_to_detect(dataset, store_root: Path, settings: FaceSettings | None = None) -> int:
+def frames_to_detect(dataset, store_root: Path) -> int:
     """Raw frames RetinaFace has still to see before ``faces: retinaface`` nodes can train: those of every video
     with a track the store's crops lack (a FaceError when the weights are missing)."""
-    root = crops_root(store_root, settings or FaceSettings(), weights_sha256())
+    root = crops_root(store_root, FaceSettings(), weights_sha256())
     videos = dataset.layout.videos
     return sum(
         _frame_count(videos[video])
