@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup test lint data-check systems show run submit leaderboard regress mutation bench paper-check
+.PHONY: setup test lint data-check systems show run submit leaderboard regress mutation bench paper-check gpu-check
 SYSTEM ?= video_b1
 TASK ?= both
 
@@ -59,3 +59,7 @@ bench: $(STAMP)
 # the paper-size architectures (random weights) for a few steps on a subset of the small synthetic dataset
 paper-check: $(STAMP)
 	$(BIN)/python bench/paper_check.py
+
+# on a GPU machine: the extraction and audio benchmarks at paper size, then paper-check (about 8 minutes on an H200)
+gpu-check: $(STAMP)
+	PYTHON=$(BIN)/python bash bench/gpu_check.sh

@@ -121,6 +121,8 @@ def encoded_ratio(seconds: float, config: Wav2Vec2Config, trainable_blocks: int)
         "reference_value": WINDOW_S * FPS,
         "speedup": round(WINDOW_S * FPS / ratio, 1),
         "caching_seconds": round(elapsed, 2),
+        "track_seconds_cached_per_second": round(seconds / elapsed, 1),  # decoding, voice activity and the encoder
+        "device": str(device()),
     }
 
 

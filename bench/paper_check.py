@@ -116,6 +116,7 @@ def main() -> None:
             for s in ("train", "validation", "test")
             for t in dataset.split(result.plan.task, s).names
         )
+        peak = result.peak_memory_mb or {}  # each node's own high-water marks (harness.memory)
         rows.append(
             {
                 "system": result.plan.name,
@@ -123,13 +124,18 @@ def main() -> None:
                 "train_s": result.train_seconds,
                 "infer_s": result.infer_seconds,
                 "crops": crops,
+                "peak_rss_mb": peak.get("rss"),
+                "peak_gpu_mb": peak.get("gpu"),
             }
         )
-    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    # the nodes' own high-water marks: the runner resets them before each node, which also blinds ru_maxrss
+    rss_peaks = [row["peak_rss_mb"] for row in rows if row["peak_rss_mb"] is not None]
+    peak_gb = max(rss_peaks) / 2**10 if rss_peaks else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    gpu_peaks = [row["peak_gpu_mb"] for row in rows if row["peak_gpu_mb"] is not None]
     report = {
         "device": str(on),
         "device_name": device_name(on),
-        "gpu_peak_gb": torch.cuda.max_memory_allocated() / 2**30 if on.type == "cuda" else None,
+        "gpu_peak_gb": max(gpu_peaks) / 2**10 if gpu_peaks else None,  # the largest node's
         "peak_rss_gb": peak_gb,
         "seconds": time.perf_counter() - start,
         "videos": videos,
@@ -137,12 +143,12 @@ def main() -> None:
         "nodes": rows,
     }
     (args.out / "paper-check.json").write_text(json.dumps(report, indent=2))
-    print(f"{'system':<16} {'task':<5} {'train s':>8} {'infer s':>8} {'crops/s':>8}")
+    print(f"{'system':<16} {'task':<5} {'train s':>8} {'infer s':>8} {'crops/s':>8} {'RSS MiB':>8} {'GPU MiB':>8}")
     for row in rows:
         per_second = row["crops"] / row["infer_s"] if row["system"].startswith("pc_video") and row["infer_s"] else None
         print(
             f"{row['system']:<16} {row['task']:<5} {row['train_s'] or 0:>8.1f} {row['infer_s'] or 0:>8.1f} "
-            f"{per_second or 0:>8.1f}"
+            f"{per_second or 0:>8.1f} {row['peak_rss_mb'] or 0:>8.0f} {row['peak_gpu_mb'] or 0:>8.0f}"
         )
     print(
         f"all nodes in {report['seconds']:.0f} s; peak memory {peak_gb:.1f} GB (process)"

@@ -54,7 +54,7 @@ def test_smoke_vit_of_the_spec_builds_offline_and_its_weights_load_through_the_p
         assert torch.equal(kind.net_.backbone.state_dict()[name], tensor), name
     assert kind.net_.backbone.patch_embed.patch_size == (s.backbone_args["patch_size"],) * 2
     copy = VideoKind(s, "expr", 0).load_state(kind.state())
-    images = torch.randn(2, 3, s.image_size, s.image_size)
+    images = torch.randint(0, 256, (2, 3, s.image_size, s.image_size), dtype=torch.uint8)
     assert torch.equal(kind.net_(images)[1], copy.net_.eval()(images)[1])
 
 
@@ -82,10 +82,10 @@ def test_missing_weights_under_paper_say_where_to_put_them(tmp_path: Path, monke
 def test_head_is_dropout_linear_batchnorm_tanh_and_outputs_per_task() -> None:
     net = VideoKind(settings(), "expr", 0)._build()
     assert [type(m) for m in net.embed] == [nn.Dropout, nn.Linear, nn.BatchNorm1d, nn.Tanh]
-    embedding, logits = net.eval()(torch.randn(3, 3, 48, 48) * 50)
+    embedding, logits = net.eval()(torch.randint(0, 256, (3, 3, 48, 48), dtype=torch.uint8))
     assert net.out.out_features == 8 and torch.equal(logits, net.out(embedding))  # logits: the focal loss takes them
     va = VideoKind(settings(), "va", 0)._build()
-    _, output = va.eval()(torch.randn(3, 3, 48, 48) * 50)
+    _, output = va.eval()(torch.randint(0, 256, (3, 3, 48, 48), dtype=torch.uint8))
     assert output.abs().max() <= 1 and va.out.out_features == 2
 
 
@@ -98,7 +98,7 @@ def test_action_units_get_12_logits_weighted_bce_and_probabilities_as_outputs(tm
     net = kind._build().eval()
     assert net.out.out_features == 12 and net.prior.shape == (12,)
     ((embedding, stored),) = kind._forward(net, paths)
-    pixels = torch.stack([FaceImages(paths, kind.settings.image_size, net.norm)[i][0] for i in range(3)])
+    pixels = torch.stack([FaceImages(paths, kind.settings.image_size)[i][0] for i in range(3)])
     with torch.no_grad():
         _, logits = net(pixels)
     assert embedding.shape == (3, 256) and stored.shape == (3, 12)
@@ -123,12 +123,31 @@ def test_state_round_trip_gives_the_same_outputs() -> None:
     kind = VideoKind(settings(), "va", 0)
     kind.net_ = kind._build().eval()
     copy = VideoKind(settings(), "va", 0).load_state(kind.state())
-    images = torch.randn(4, 3, 48, 48)
+    images = torch.randint(0, 256, (4, 3, 48, 48), dtype=torch.uint8)
     assert torch.equal(kind.net_(images)[1], copy.net_.eval()(images)[1])
 
 
-def test_inference_decodes_in_the_main_process_on_a_cpu_only() -> None:
+def test_inference_decodes_in_the_main_process_on_a_cpu_only_and_on_every_spare_core_beside_a_gpu(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from harness.models.video import inference_workers
 
+    monkeypatch.setenv("ABAW_THREADS", "16")
     assert inference_workers(2, torch.device("cpu")) == 0
-    assert inference_workers(2, torch.device("cuda")) == 2
+    assert inference_workers(2, torch.device("cuda")) == 15
+    monkeypatch.setenv("ABAW_THREADS", "2")
+    assert inference_workers(2, torch.device("cuda")) == 2  # never fewer than the spec's
+
+
+def test_crops_load_as_uint8_and_the_model_normalises_them_as_float_pixels_were(tmp_path: Path) -> None:
+    """Same values as normalising float pixels in the loader (the earlier path), bit for bit, on a quarter of the
+    bytes between the workers and the model."""
+    from harness.models.face_data import normalise
+
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (40, 40, 3), np.uint8)).save(tmp_path / "a.png")
+    pixels, _ = FaceImages([tmp_path / "a.png"], 32)[0]
+    assert pixels.dtype == torch.uint8 and pixels.shape == (3, 32, 32)
+    mean, std = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])
+    earlier = (pixels.float().div(255) - mean.view(3, 1, 1)) / std.view(3, 1, 1)
+    assert torch.equal(normalise(pixels[None], mean, std)[0], earlier)

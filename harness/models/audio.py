@@ -41,7 +41,7 @@ from harness.models.pdem import (
 )
 from harness.models.registry import Kind, register_kind
 from harness.models.step_table import step_targets
-from harness.models.training import EarlyStopping, device, seed_everything
+from harness.models.training import EarlyStopping, device, mixed_precision, seed_everything
 from harness.progress import bar
 from harness.steps import n_steps, step_rows, window_starts, windows_to_frames
 from harness.tasks import TASKS, LossOptions, Task, TaskDef, get_task
@@ -246,7 +246,10 @@ class AudioKind(Kind):
         with torch.no_grad():
             for chunk in np.array_split(windows, max(1, len(windows) // self.settings.batch_size)):
                 waves = normalise_windows(torch.from_numpy(chunk).float().to(on))
-                states.append(frozen_features(self.pdem_, waves, self.settings.trainable_blocks).cpu().numpy())
+                with mixed_precision(on):
+                    states.append(
+                        frozen_features(self.pdem_, waves, self.settings.trainable_blocks).float().cpu().numpy()
+                    )
         self.encoded_seconds_ += len(windows) * self.settings.window_s
         self.features_.write_track(group, name, np.concatenate(states), dtype=np.float16)
 
@@ -317,7 +320,8 @@ class AudioKind(Kind):
             order = torch.randperm(len(refs), generator=generator).tolist()
             for start in range(0, len(order), s.batch_size):
                 chosen = order[start : start + s.batch_size]
-                output = model(self._batch(refs, chosen).to(on))
+                with mixed_precision(on):
+                    output = model(self._batch(refs, chosen).to(on)).float()
                 target = self.task_def.target_tensor(targets[chosen]).to(on)
                 mask = torch.from_numpy(masks[chosen]).to(on)
                 loss = criterion(output[mask], target[mask])
@@ -339,12 +343,13 @@ class AudioKind(Kind):
         model.eval()
         on = next(model.parameters()).device
         stored = self.task_def.stored_outputs
-        outputs = np.concatenate(
-            [
-                stored(model(self._batch(refs, range(i, min(i + 32, len(refs)))).to(on))).cpu().numpy()
-                for i in range(0, len(refs), 32)
-            ]
-        )
+        with mixed_precision(on):
+            outputs = np.concatenate(
+                [
+                    stored(model(self._batch(refs, range(i, min(i + 32, len(refs)))).to(on)).float()).cpu().numpy()
+                    for i in range(0, len(refs), 32)
+                ]
+            )
         return task_scores(self.task, self.task_def.decide(outputs[masks]), targets[masks]).score
 
     # -- predict -------------------------------------------------------------------------------------------------------
@@ -363,7 +368,7 @@ class AudioKind(Kind):
             if features.size == 0:
                 yield name, {"pred": np.tile(self.prior_, (track.n_rows, 1)).astype(np.float32)}
                 continue
-            with torch.no_grad():
+            with torch.no_grad(), mixed_precision(on):
                 outputs = self.task_def.stored_outputs(
                     model(torch.from_numpy(np.asarray(features, np.float32)).to(on)).float()
                 )

@@ -1,7 +1,8 @@
 """Face crops as tensors: JPEG decoding and resizing in DataLoader workers, in a fixed, seedable order.
 
-Items are (split track, 1-based frame) pairs; the decoded image is resized to the model's input size and
-normalised with the backbone's mean and standard deviation.
+Items are (split track, 1-based frame) pairs; the decoded image is resized to the model's input size and stays
+uint8: the model normalises it on its own device (:func:`normalise`), so the workers, the shared-memory hand-over,
+pinning and the host-to-GPU copy move a quarter of the bytes of float32 pixels.
 """
 
 from collections.abc import Sequence
@@ -23,21 +24,23 @@ class Normalisation:
     std: tuple[float, float, float]
 
 
+def normalise(pixels: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """uint8 (batch, 3, H, W) pixels to float32 ``(x / 255 - mean) / std``, ``mean`` and ``std`` of shape (3,)."""
+    return pixels.float().div_(255).sub_(mean.view(1, 3, 1, 1)).div_(std.view(1, 3, 1, 1))
+
+
 class FaceImages(Dataset):
-    """Decodes ``paths[i]`` to a (3, size, size) float tensor; ``targets[i]`` (optional) rides along."""
+    """Decodes ``paths[i]`` to a (3, size, size) uint8 tensor; ``targets[i]`` (optional) rides along."""
 
     def __init__(
         self,
         paths: Sequence[Path],
         size: int,
-        norm: Normalisation,
         targets: np.ndarray | torch.Tensor | None = None,
         flip: bool = False,
     ) -> None:
         self.paths = list(paths)
         self.size = size
-        self.mean = torch.tensor(norm.mean).view(3, 1, 1)
-        self.std = torch.tensor(norm.std).view(3, 1, 1)
         self.targets = None if targets is None else torch.as_tensor(targets)
         self.flip = flip
 
@@ -51,10 +54,9 @@ class FaceImages(Dataset):
                 rgb = image.convert("RGB").resize((self.size, self.size), Image.Resampling.BILINEAR)
         except OSError as error:
             raise DataError(f"{path}: cannot decode the face crop ({error})") from error
-        pixels = torch.from_numpy(np.asarray(rgb, dtype=np.uint8).copy()).permute(2, 0, 1).float().div_(255)
+        pixels = torch.from_numpy(np.asarray(rgb, dtype=np.uint8).copy()).permute(2, 0, 1).contiguous()
         if self.flip and torch.rand(()) < 0.5:
             pixels = pixels.flip(2)
-        pixels = (pixels - self.mean) / self.std
         if self.targets is None:
             return pixels, index
         return pixels, self.targets[index]

@@ -26,6 +26,12 @@ def device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def mixed_precision(on: torch.device):
+    """bfloat16 autocast on a GPU (matrix products and convolutions; losses and reductions stay float32); a no-op on
+    the CPU, whose results stay those of float32."""
+    return torch.autocast(device_type=on.type, dtype=torch.bfloat16, enabled=on.type == "cuda")
+
+
 def ccc_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Sum over columns of 1 − CCC (population moments), for (n, d) predictions and targets."""
     pred_mean, target_mean = pred.mean(0), target.mean(0)

@@ -27,14 +27,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from torch import nn
 
 from harness import distributed
+from harness.cpu import cpu_budget
 from harness.data.affwild2 import Split
 from harness.errors import SpecError
 from harness.frames import fill_missing, hamming_smooth
 from harness.metrics import task_scores
 from harness.models.context import FRAMES, Context, frame_column
-from harness.models.face_data import FaceImages, Normalisation, loader, track_batches
+from harness.models.face_data import FaceImages, Normalisation, loader, normalise, track_batches
 from harness.models.registry import Kind, did_you_mean, register_kind
-from harness.models.training import EarlyStopping, device, seed_everything, warmup_cosine
+from harness.models.training import EarlyStopping, device, mixed_precision, seed_everything, warmup_cosine
 from harness.progress import bar
 from harness.tasks import LossOptions, Task, TaskDef, get_task
 
@@ -206,7 +207,7 @@ class VideoKind(Kind):
         options = LossOptions(va_loss=s.va_loss, focal_gamma=s.focal_gamma)
         criterion = self.task_def.criterion(train_targets, options).to(on)
         targets = self.task_def.target_tensor(train_targets)
-        train_data = FaceImages(train_paths, s.image_size, net.norm, targets, flip=s.flip)
+        train_data = FaceImages(train_paths, s.image_size, targets, flip=s.flip)
         batches = loader(train_data, s.batch_size, s.workers, shuffle=True, generator=generator, drop_last=True)
         model, shards = net, None
         if distributed.world_size() > 1:  # under torchrun: DDP, each rank on its share of every epoch's order
@@ -223,7 +224,7 @@ class VideoKind(Kind):
                 for images, targets in batches if shards is None else shards.epoch(epoch):
                     for group in optimizer.param_groups:
                         group["lr"] = warmup_cosine(step, total, warmup, s.warmup_start_lr, s.learning_rate)
-                    with _autocast(on):
+                    with mixed_precision(on):
                         _, output = model(images.to(on, non_blocking=True))
                     loss = criterion(output.float(), targets.to(on))
                     optimizer.zero_grad(set_to_none=True)
@@ -274,10 +275,10 @@ class VideoKind(Kind):
         s = self.settings
         net.eval()
         on = next(net.parameters()).device
-        images = FaceImages(paths, s.image_size, net.norm)
+        images = FaceImages(paths, s.image_size)
         with torch.no_grad():
             for pixels, _ in loader(images, s.batch_size, inference_workers(s.workers, on), batches=batches):
-                with _autocast(on):
+                with mixed_precision(on):
                     embedding, output = net(pixels.to(on, non_blocking=True))
                 output = self.task_def.stored_outputs(output.float())
                 yield embedding.float().cpu().numpy(), output.cpu().numpy()
@@ -360,13 +361,16 @@ class VideoNet(nn.Module):
         )
         self.out = nn.Linear(dim, task.width)
         self.definition = task
-        self.norm = norm
         self.register_buffer("prior", torch.zeros(task.width))
+        self.register_buffer("pixel_mean", torch.tensor(norm.mean), persistent=False)  # not in saved states
+        self.register_buffer("pixel_std", torch.tensor(norm.std), persistent=False)
 
     def set_prior(self, prior: np.ndarray) -> None:
         self.prior.copy_(torch.as_tensor(prior))
 
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``pixels``: uint8 (batch, 3, H, W) as :class:`FaceImages` yields them, normalised here, on their device."""
+        images = normalise(pixels, self.pixel_mean, self.pixel_std)
         if images.is_cuda:
             images = images.contiguous(memory_format=torch.channels_last)
         embedding = self.embed(self.backbone(images))
@@ -455,11 +459,6 @@ def inference_workers(workers: int, on: torch.device) -> int:
     """Decoding processes for inference: none on the CPU, where the model's intra-op threads already take every core
     of the budget and a decoding process that preempts one of them stalls the whole parallel region (EfficientNet-B1
     at 224 px on 2 cores: 0.72× the raw forward with 2 workers, 0.77× with 1, 0.89× decoding in the main process;
-    docs/benchmarks.md). On a GPU the workers decode on otherwise idle cores. Values do not depend on it (no random
-    flips at inference)."""
-    return workers if on.type != "cpu" else 0
-
-
-def _autocast(on: torch.device):
-    """Mixed precision (bfloat16) on a GPU; a no-op on the CPU."""
-    return torch.autocast(device_type=on.type, dtype=torch.bfloat16, enabled=on.type == "cuda")
+    docs/benchmarks.md). On a GPU the workers decode on otherwise idle cores: every core of the CPU budget but the
+    main process's, at least the spec's ``workers``. Values do not depend on it (no random flips at inference)."""
+    return max(workers, cpu_budget().cores - 1) if on.type != "cpu" else 0

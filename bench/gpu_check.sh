@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The GPU figures of docs/benchmarks.md in one short run (about 6 minutes on an H200), each step under its own time
+# limit so that one slow step cannot take the others down:
+#   1. extraction pipeline vs raw forward, EfficientNet-B1 and ViT-B/16 at 224 px (bench/bench_video.py), batch 64
+#      and 256, and EfficientNet-B1 with 4 decoding workers instead of one per core
+#   2. audio seconds encoded per second by the PDEM-sized wav2vec2 (bench/bench_audio.py --config large)
+#   3. the paper architectures for one epoch on a subset of `small` (bench/paper_check.py, as make paper-check)
+#
+#   bash bench/gpu_check.sh [PAPER_CHECK_ARGS...]    # e.g. --data ROOT --frames 150 (default: synthetic small)
+#   make gpu-check
+#
+# One log (gpu-check.log, every step's output), the machine (machine.txt) and paper-check.json go to $GPU_CHECK_OUT
+# (default out/gpu-check); PYTHON picks the interpreter (default python3).
+set -uo pipefail
+out=${GPU_CHECK_OUT:-out/gpu-check}
+python=${PYTHON:-python3}
+mkdir -p "$out"
+export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
+
+log="$out/gpu-check.log"
+: >"$log"
+step() {  # step NAME SECONDS COMMAND...: run it under a time limit, its output to the terminal and the log
+    local name=$1 limit=$2
+    shift 2
+    echo "== $name (limit ${limit} s)" | tee -a "$log"
+    local start=$SECONDS
+    timeout "$limit" "$@" 2>&1 | tee -a "$log"
+    echo "== $name: exit ${PIPESTATUS[0]} after $((SECONDS - start)) s" | tee -a "$log"
+}
+
+{ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 || echo "no nvidia-smi"
+  "$python" -c "import os, torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), os.cpu_count(), 'CPUs')"
+} | tee "$out/machine.txt"
+
+video() {  # video NAME BACKBONE BATCH CORES: one bench_video run, its decoding workers from a CPU budget of CORES
+    step "$1" 90 env ABAW_THREADS="$4" "$python" bench/bench_video.py --backbone "$2" --size 224 --images 8192 \
+        --batch "$3" --repeats 2
+}
+cores=$(nproc)
+video video_b1 efficientnet_b1 64 "$cores"
+video video_b1_batch256 efficientnet_b1 256 "$cores"
+video video_b1_5cores efficientnet_b1 64 5  # 4 decoding workers: does the main process gain from idle cores?
+video video_vit vit_base_patch16_224 64 "$cores"
+video video_vit_batch256 vit_base_patch16_224 256 "$cores"
+step audio_pdem_large 120 "$python" bench/bench_audio.py --config large --seconds 600 --windows 64
+paper_out=${PAPER_CHECK_OUT:-/tmp/paper-check}
+step paper_check 300 "$python" bench/paper_check.py "$@" --out "$paper_out"
+cp "$paper_out/paper-check.json" "$out/" 2>/dev/null || echo "no paper-check.json (see gpu-check.log)"
