@@ -714,7 +714,11 @@ def _chance_json(levels) -> dict:
 @guarded
 def regress(
     baselines: Annotated[
-        Path, typer.Option(help="The baselines file (committed), keyed by dataset fingerprint and profile.")
+        Path,
+        typer.Option(
+            help="The baselines file (committed), keyed by dataset fingerprint and profile; its sibling "
+            "<name>.<cpu family>.json is read instead where one exists for this machine's CPU family."
+        ),
     ] = Path("leaderboard/baselines.json"),
     update: Annotated[
         bool, typer.Option("--update", help="Rewrite this dataset's and profile's baselines with the scores now.")

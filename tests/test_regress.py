@@ -241,6 +241,37 @@ def test_baselines_of_another_dataset_are_ignored_with_a_note(world, tmp_path: P
     assert call(world, path, systems=["good"]).ok
 
 
+def test_this_cpu_familys_baselines_are_read_instead_of_the_named_file(world, tmp_path: Path, monkeypatch) -> None:
+    """Smoke training is reproducible within a CPU family: a sibling recorded on this family wins; another family's
+    failing file says how to record this one's."""
+    import harness.regress as regress_module
+
+    monkeypatch.setattr(regress_module, "cpu_family", lambda: "testvendor-avx2")
+    fingerprint = world[0].fingerprint()
+    named = write_baselines(
+        tmp_path / "baselines.json", {fingerprint: {"profiles": {"smoke": {"good": {"va": entry(0.99)}}}}}
+    )
+    report = call(world, named, systems=["good"])
+    assert not report.ok and any(
+        "--baselines " + str(tmp_path / "baselines.testvendor-avx2.json") in n for n in report.notes
+    )
+    own = call(world, tmp_path / "baselines.testvendor-avx2.json", systems=["good"], update=True)
+    assert own.ok and own.baselines == tmp_path / "baselines.testvendor-avx2.json"
+    again = call(world, named, systems=["good"])
+    assert again.ok and again.baselines == own.baselines and again.compared == 2
+    assert any(f"baselines: {own.baselines} (this CPU family: testvendor-avx2)" in n for n in again.notes)
+    assert json.loads(named.read_text())["datasets"][fingerprint]["profiles"]["smoke"]["good"]["va"]["score"] == 0.99
+
+
+def test_cpu_family_names_the_vendor_and_torchs_instruction_set() -> None:
+    import torch
+
+    from harness.regress import cpu_family, family_file
+
+    assert cpu_family().endswith("-" + torch.backends.cpu.get_cpu_capability().lower())
+    assert family_file(Path("leaderboard/baselines.json"), "x-avx2") == Path("leaderboard/baselines.x-avx2.json")
+
+
 def nested(task: str = "va", profile: str = "smoke", **fields) -> str:
     """A baselines file holding one entry (system 'a', dataset 'fp') with ``fields``."""
     return json.dumps({"format": 1, "datasets": {"fp": {"profiles": {profile: {"a": {task: fields}}}}}})
