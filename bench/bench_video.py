@@ -62,8 +62,8 @@ def run(backbone: str, size: int, images: int, batch: int, workers: int, repeats
                 pass
 
         def loader_alone() -> None:
-            images = FaceImages(paths[: n_batches * batch], size)
-            for decoded, _ in loader(images, batch, inference_workers(workers, on)):
+            crops = FaceImages(paths[: n_batches * batch], size)
+            for decoded, _ in loader(crops, batch, inference_workers(workers, on)):
                 decoded.to(on, non_blocking=True)
             if on.type == "cuda":
                 torch.cuda.synchronize()

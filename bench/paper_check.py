@@ -151,7 +151,7 @@ def main() -> None:
             f"{per_second or 0:>8.1f} {row['peak_rss_mb'] or 0:>8.0f} {row['peak_gpu_mb'] or 0:>8.0f}"
         )
     print(
-        f"all nodes in {report['seconds']:.0f} s; peak memory {peak_gb:.1f} GB (process)"
+        f"all nodes in {report['seconds']:.0f} s; peak memory {peak_gb:.1f} GB (resident, largest node)"
         + (f", GPU {report['gpu_peak_gb']:.1f} GB" if report["gpu_peak_gb"] is not None else "")
     )
 
