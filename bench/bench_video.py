@@ -63,7 +63,7 @@ def run(backbone: str, size: int, images: int, batch: int, workers: int, repeats
 
         def loader_alone() -> None:
             crops = FaceImages(paths[: n_batches * batch], size)
-            for decoded, _ in loader(crops, batch, inference_workers(workers, on)):
+            for decoded, _ in loader(crops, batch, inference_workers(workers, on, batch * 3 * size**2)):
                 decoded.to(on, non_blocking=True)
             if on.type == "cuda":
                 torch.cuda.synchronize()
@@ -78,7 +78,7 @@ def run(backbone: str, size: int, images: int, batch: int, workers: int, repeats
         "image_size": size,
         "batch": batch,
         "workers": workers,
-        "decoding_workers": inference_workers(workers, on),  # what the inference path uses
+        "decoding_workers": inference_workers(workers, on, batch * 3 * size**2),  # what the inference path uses
         "device": str(on),
         "raw_images_per_s": round(timings["raw_forward"], 1),
         "pipeline_images_per_s": round(timings["pipeline"], 1),

@@ -17,6 +17,7 @@ rounding of float reductions, and a run's result must not depend on what else ra
 
 import functools
 import os
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,8 @@ from pathlib import Path
 from harness.errors import HarnessError
 
 ENV = "ABAW_THREADS"
+SHARED_MEMORY = Path("/dev/shm")  # where DataLoader workers hand their batches over
+PREFETCH = 2  # DataLoader's prefetch_factor: the batches each worker holds ready
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 PROC_CGROUP = Path("/proc/self/cgroup")
 
@@ -125,6 +128,17 @@ def decoding_workers(setting: int, random: bool) -> int:
     """DataLoader worker processes for a loader the spec gives ``setting``: capped at the budget, unless the loader
     draws random numbers in its workers (``random``), whose number then decides the draws and must stay."""
     return setting if random else min(setting, cpu_budget().cores)
+
+
+def shared_memory_workers(batch_bytes: int, folder: Path = SHARED_MEMORY) -> int | None:
+    """The most DataLoader workers whose ready batches (:data:`PREFETCH` each of ``batch_bytes``) take at most half
+    the free shared memory; None where it cannot be read. A container's /dev/shm is 64 MB unless it is run with
+    ``--shm-size``: 15 workers of 64 crops at 224 px would hold 290 MB there, and die of a bus error."""
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return None
+    return int(free // 2 // (PREFETCH * max(1, batch_bytes)))
 
 
 def budget_note(budget: CpuBudget, threads: int | None) -> str:

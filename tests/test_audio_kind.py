@@ -246,6 +246,29 @@ def test_action_units_train_with_weighted_bce_and_predict_probabilities(monkeypa
         assert pred.shape == (n, 12) and np.isfinite(pred).all() and pred.min() >= 0 and pred.max() <= 1
 
 
+def test_a_track_with_more_label_lines_in_another_task_gets_voice_activity_of_its_own_length(monkeypatch) -> None:
+    """The voice-activity cache is shared by the tasks; where one video's annotation files differ in length between
+    challenges, each length gets the values computed for it, whichever task ran first."""
+    from harness.data.audio import AudioTrack, speech_probability
+    from harness.models.context import Context
+
+    sound = AudioTrack(Path("a.mp4"), _voice(12.0, 8), 16000, 16000, 1, 0.0, 0.0)
+    monkeypatch.setattr(audio_module, "decode_audio", lambda path, sample_rate=16000: sound)
+    caches: dict = {}
+    settings = AudioKind.Settings(**{**AudioKind.profiles["smoke"], "epochs": 1, "min_speech": 0.0})
+    settings = settings.model_copy(update={"tiny_corpus_clips": 0})
+    for task, n_rows in (("va", 300), ("au", 360), ("va", 300)):
+        splits = {name: _Split(name, {"a": n_rows}, task) for name in ("train", "validation")}
+        dataset = type("Data", (), {"split": lambda self, task, name, splits=splits: splits[name]})()
+        context = Context(dataset, task, {}, cache=lambda name, material: caches.setdefault(name, _Cache()))
+        kind = AudioKind(settings, task, seed=0).fit(context)
+        assert dict(kind.predict(context, "validation", ["a"]))["a"]["pred"].shape[0] == n_rows
+    vad = caches["audio-vad"].arrays
+    assert sorted(group for group, _ in vad) == ["vad", "vad-360"]
+    np.testing.assert_array_equal(vad["vad", "a"], speech_probability(sound, 300, 30.0))
+    np.testing.assert_array_equal(vad["vad-360", "a"], speech_probability(sound, 360, 30.0))
+
+
 def test_per_task_training_settings_replace_the_specs_for_their_task_only(tmp_path: Path) -> None:
     from harness.spec import load_spec, resolve
 

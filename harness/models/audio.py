@@ -211,7 +211,8 @@ class AudioKind(Kind):
     def _cached(self, split: Split, names: list[str]) -> None:
         """Compute the frozen features and speech probability of every track that the caches lack, video by video."""
         group = f"{self.task}-{split.name}"
-        todo = sorted(set(self.features_.missing_tracks(group, names)) | set(self.vad_.missing_tracks("vad", names)))
+        lacking_vad = {name for name in names if self.vad_.missing_tracks(self._vad_group(split, name), [name])}
+        todo = sorted(set(self.features_.missing_tracks(group, names)) | lacking_vad)
         by_video: dict[str, list[str]] = {}
         for name in todo:
             by_video.setdefault(split.track(name).video, []).append(name)
@@ -233,11 +234,12 @@ class AudioKind(Kind):
         n_rows, fps = split.track(name).n_rows, split.fps(name)
         _, starts = self._grid(split, name)
         window_samples = round(self.settings.window_s * SAMPLE_RATE)
+        vad_group = self._vad_group(split, name)
         if audio is None:  # no audio stream: no features; the prior answers for this track
-            self.vad_.write_track("vad", name, np.zeros(n_rows, np.float32))
+            self.vad_.write_track(vad_group, name, np.zeros(n_rows, np.float32))
             self.features_.write_track(group, name, np.zeros((0, 0, 0), np.float16))
             return
-        self.vad_.write_track("vad", name, speech_probability(audio, n_rows, fps).astype(np.float32))
+        self.vad_.write_track(vad_group, name, speech_probability(audio, n_rows, fps).astype(np.float32))
         samples = samples_for_frames(audio, n_rows, fps)
         windows = cut_windows(samples, starts, self.rate, window_samples, SAMPLE_RATE)
         on = device()
@@ -253,6 +255,17 @@ class AudioKind(Kind):
         self.encoded_seconds_ += len(windows) * self.settings.window_s
         self.features_.write_track(group, name, np.concatenate(states), dtype=np.float16)
 
+    def _vad_group(self, split: Split, name: str) -> str:
+        """The voice-activity cache's group of a track: ``vad``, shared by every task's track of that name, unless
+        another task's track of the name wrote it there for another number of label lines (a video's annotation
+        files may differ in length between the challenges, and a test track's length comes from its template):
+        then ``vad-<lines>``. Each length is computed for itself, so the values never depend on which task ran
+        first."""
+        n_rows = split.track(name).n_rows
+        if self.vad_.missing_tracks("vad", [name]) or len(self.vad_.read_track("vad", name)) == n_rows:
+            return "vad"
+        return f"vad-{n_rows}"
+
     # -- data ----------------------------------------------------------------------------------------------------------
     def _windows(self, split: Split, names: list[str], training: bool) -> tuple[list, np.ndarray, np.ndarray]:
         """(track, window) references with their step targets and masks; training drops mostly-silent windows."""
@@ -266,7 +279,7 @@ class AudioKind(Kind):
             track = split.track(name)
             total, starts = self._grid(split, name)
             rows = step_rows(total + width, self.rate, split.fps(name), track.n_rows)
-            speech = self.vad_.read_track("vad", name)
+            speech = self.vad_.read_track(self._vad_group(split, name), name)
             for index, start in enumerate(starts):
                 window_rows = rows[start : start + width]
                 labels, mask = step_targets(track.labels, window_rows, self.task_def, len(window_rows))

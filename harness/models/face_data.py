@@ -8,6 +8,7 @@ pinning and the host-to-GPU copy move a quarter of the bytes of float32 pixels.
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -29,8 +30,25 @@ def normalise(pixels: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> to
     return pixels.float().div_(255).sub_(mean.view(1, 3, 1, 1)).div_(std.view(1, 3, 1, 1))
 
 
+def decode_crop(path: Path, size: int) -> torch.Tensor:
+    """The face crop at ``path`` as a (3, size, size) uint8 tensor: RGB, resized bilinearly by PIL."""
+    try:
+        with Image.open(path) as image:
+            rgb = image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
+    except OSError as error:
+        raise DataError(f"{path}: cannot decode the face crop ({error})") from error
+    return torch.from_numpy(np.asarray(rgb, dtype=np.uint8).copy()).permute(2, 0, 1).contiguous()
+
+
+class DecodedPixels(Protocol):
+    """Crops decoded beforehand (:class:`harness.models.face_cache.DecodedCrops`), by path."""
+
+    def pixels(self, path: Path) -> torch.Tensor: ...
+
+
 class FaceImages(Dataset):
-    """Decodes ``paths[i]`` to a (3, size, size) uint8 tensor; ``targets[i]`` (optional) rides along."""
+    """Decodes ``paths[i]`` to a (3, size, size) uint8 tensor, or takes it from ``decoded`` (the same values);
+    ``targets[i]`` (optional) rides along."""
 
     def __init__(
         self,
@@ -38,23 +56,20 @@ class FaceImages(Dataset):
         size: int,
         targets: np.ndarray | torch.Tensor | None = None,
         flip: bool = False,
+        decoded: DecodedPixels | None = None,
     ) -> None:
         self.paths = list(paths)
         self.size = size
         self.targets = None if targets is None else torch.as_tensor(targets)
         self.flip = flip
+        self.decoded = decoded
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, index: int):
         path = self.paths[index]
-        try:
-            with Image.open(path) as image:
-                rgb = image.convert("RGB").resize((self.size, self.size), Image.Resampling.BILINEAR)
-        except OSError as error:
-            raise DataError(f"{path}: cannot decode the face crop ({error})") from error
-        pixels = torch.from_numpy(np.asarray(rgb, dtype=np.uint8).copy()).permute(2, 0, 1).contiguous()
+        pixels = decode_crop(path, self.size) if self.decoded is None else self.decoded.pixels(path)
         if self.flip and torch.rand(()) < 0.5:
             pixels = pixels.flip(2)
         if self.targets is None:

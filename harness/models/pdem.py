@@ -406,8 +406,10 @@ class AudioHeadModel(nn.Module):
     def embed(self, frozen_states: torch.Tensor, frame_mask: torch.Tensor | None = None) -> torch.Tensor:
         """(B, T, head_dim) per-frame head features (GRU outputs or Transformer outputs), before the output layer."""
         states = self.encode(frozen_states, frame_mask)
-        if self.head_type == "gru":
-            return self.gru(states)[0]
+        if self.head_type == "gru":  # in float32 even under bf16 autocast on a GPU: autocast's cuDNN RNN wrapper
+            # has cast RNNs to float16 whatever its dtype (torch's AutocastRNN.cpp), and no loss scaling guards that
+            with torch.autocast(states.device.type, enabled=False):
+                return self.gru(states.float())[0]
         padding = None if frame_mask is None else ~frame_mask
         return self.transformer(self.projection(states), src_key_padding_mask=padding)
 

@@ -27,13 +27,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from torch import nn
 
 from harness import distributed
-from harness.cpu import cpu_budget
+from harness.cpu import cpu_budget, shared_memory_workers
 from harness.data.affwild2 import Split
 from harness.errors import SpecError
 from harness.frames import fill_missing, hamming_smooth
 from harness.metrics import task_scores
+from harness.models import face_cache
 from harness.models.context import FRAMES, Context, frame_column
-from harness.models.face_data import FaceImages, Normalisation, loader, normalise, track_batches
+from harness.models.face_data import DecodedPixels, FaceImages, Normalisation, loader, normalise, track_batches
 from harness.models.registry import Kind, did_you_mean, register_kind
 from harness.models.training import EarlyStopping, device, mixed_precision, seed_everything, warmup_cosine
 from harness.progress import bar
@@ -195,6 +196,7 @@ class VideoKind(Kind):
         """Train on every ``frame_step``-th labelled face frame of train; keep the best epoch on validation."""
         s = self.settings
         train, validation = _crops(self.settings, context, "train"), _crops(self.settings, context, "validation")
+        train_decoded, val_decoded = self._decoded(context, [train, validation])  # before the seed: it draws none
         generator = seed_everything(self.seed)
         net = self._build()
         train_paths, train_targets = self._labelled_frames(train, s.frame_step)
@@ -207,7 +209,7 @@ class VideoKind(Kind):
         options = LossOptions(va_loss=s.va_loss, focal_gamma=s.focal_gamma)
         criterion = self.task_def.criterion(train_targets, options).to(on)
         targets = self.task_def.target_tensor(train_targets)
-        train_data = FaceImages(train_paths, s.image_size, targets, flip=s.flip)
+        train_data = FaceImages(train_paths, s.image_size, targets, flip=s.flip, decoded=train_decoded)
         batches = loader(train_data, s.batch_size, s.workers, shuffle=True, generator=generator, drop_last=True)
         model, shards = net, None
         if distributed.world_size() > 1:  # under torchrun: DDP, each rank on its share of every epoch's order
@@ -234,7 +236,7 @@ class VideoKind(Kind):
                     progress.update(job, advance=1)
                 if shards is not None:
                     distributed.broadcast_buffers(net)  # rank 0's BatchNorm statistics: every rank scores one model
-                score = self._evaluate(net, val_paths, val_targets)
+                score = self._evaluate(net, val_paths, val_targets, val_decoded)
                 if stopper.update(epoch, score, net):
                     break
         net.load_state_dict(stopper.best_state)
@@ -255,29 +257,56 @@ class VideoKind(Kind):
             targets.append(labels[valid][::step])
         return paths, np.concatenate(targets) if targets else self.task_def.invalid_labels(0)
 
+    def _decoded(self, context: Context, splits: list[Split], tracks: list[str] | None = None) -> list:
+        """Per split, its crops decoded once into the store's shared cache where they fit its bound
+        (:mod:`harness.models.face_cache`), else None (decoded each time, as without a store). ``tracks``: this
+        rank's tracks to predict; None: every track, each rank decoding its share first (fit under ``torchrun``)."""
+        s = self.settings
+        wanted = {split.name: list(split.names) if tracks is None else tracks for split in splits}
+        if context.cache is None or not all(face_cache.fits(x, wanted[x.name], s.image_size) for x in splits):
+            return [None] * len(splits)
+        source = {"faces": s.faces, **_faces_key_extra(s)}
+        cache = context.shared_cache(face_cache.CACHE_NAME, face_cache.material(s.image_size, source))
+        workers = inference_workers(s.workers, device(), face_cache.DECODE_BATCH * 3 * s.image_size**2)
+        for split in splits:
+            names = wanted[split.name]
+            if tracks is None:
+                names = distributed.shard(names, [len(split.face_frames(name)) for name in names])
+            face_cache.fill(cache, split, names, s.image_size, workers)
+        if tracks is None:
+            distributed.barrier()
+        return [face_cache.decoded_crops(cache, split, wanted[split.name], s.image_size) for split in splits]
+
     @torch.no_grad()
-    def _evaluate(self, net: "VideoNet", paths: list[Path], targets: np.ndarray) -> float:
+    def _evaluate(
+        self, net: "VideoNet", paths: list[Path], targets: np.ndarray, decoded: DecodedPixels | None = None
+    ) -> float:
         if not len(paths):
             return 0.0
         if distributed.world_size() > 1:  # each rank forwards a contiguous share; every rank scores them all
             cuts = np.linspace(0, len(paths), distributed.world_size() + 1).astype(int)
             rank = distributed.rank()
-            mine = [out for _, out in self._forward(net, paths[cuts[rank] : cuts[rank + 1]])]
+            mine = [out for _, out in self._forward(net, paths[cuts[rank] : cuts[rank + 1]], decoded=decoded)]
             outputs = np.concatenate([out for share in distributed.all_gather(mine) for out in share])
         else:
-            outputs = np.concatenate([out for _, out in self._forward(net, paths)])
+            outputs = np.concatenate([out for _, out in self._forward(net, paths, decoded=decoded)])
         return task_scores(self.task, self.task_def.decide(outputs), targets).score
 
     def _forward(
-        self, net: "VideoNet", paths: list[Path], batches: list[list[int]] | None = None
+        self,
+        net: "VideoNet",
+        paths: list[Path],
+        batches: list[list[int]] | None = None,
+        decoded: DecodedPixels | None = None,
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(embeddings, stored outputs) batch by batch, in the order of ``paths``."""
         s = self.settings
         net.eval()
         on = next(net.parameters()).device
-        images = FaceImages(paths, s.image_size)
+        images = FaceImages(paths, s.image_size, decoded=decoded)
+        workers = inference_workers(s.workers, on, s.batch_size * 3 * s.image_size**2)
         with torch.no_grad():
-            for pixels, _ in loader(images, s.batch_size, inference_workers(s.workers, on), batches=batches):
+            for pixels, _ in loader(images, s.batch_size, workers, batches=batches):
                 with mixed_precision(on):
                     embedding, output = net(pixels.to(on, non_blocking=True))
                 output = self.task_def.stored_outputs(output.float())
@@ -295,6 +324,7 @@ class VideoKind(Kind):
         Batches never mix tracks, so a track's outputs do not depend on which other tracks are computed with it."""
         net = self._fitted()
         split = _crops(self.settings, context, split_name)
+        (decoded,) = self._decoded(context, [split], list(tracks))
         frames = {name: split.face_frames(name) for name in tracks}
         for name in tracks:
             if not len(frames[name]):
@@ -304,7 +334,7 @@ class VideoKind(Kind):
         batches = track_batches([len(frames[name]) for name in with_faces], self.settings.batch_size)
         queue = iter(with_faces)
         name, embeddings, outputs = next(queue, None), [], []
-        for embedding, output in self._forward(net, paths, batches):
+        for embedding, output in self._forward(net, paths, batches, decoded):
             embeddings.append(embedding)
             outputs.append(output)
             if sum(len(o) for o in outputs) == len(frames[name]):
@@ -455,10 +485,16 @@ def check_backbone_args(backbone: str, args: dict, image_size: int | None) -> No
         raise ValueError(f"backbone {backbone!r} does not build with {args} ({reason})") from None
 
 
-def inference_workers(workers: int, on: torch.device) -> int:
+def inference_workers(workers: int, on: torch.device, batch_bytes: int) -> int:
     """Decoding processes for inference: none on the CPU, where the model's intra-op threads already take every core
     of the budget and a decoding process that preempts one of them stalls the whole parallel region (EfficientNet-B1
     at 224 px on 2 cores: 0.72× the raw forward with 2 workers, 0.77× with 1, 0.89× decoding in the main process;
     docs/benchmarks.md). On a GPU the workers decode on otherwise idle cores: every core of the CPU budget but the
-    main process's, at least the spec's ``workers``. Values do not depend on it (no random flips at inference)."""
-    return max(workers, cpu_budget().cores - 1) if on.type != "cpu" else 0
+    main process's, at least the spec's ``workers``, and no more than shared memory holds the batches of
+    (``batch_bytes`` each; :func:`harness.cpu.shared_memory_workers`). Values do not depend on it (no random flips
+    at inference)."""
+    if on.type == "cpu":
+        return 0
+    wanted = max(workers, cpu_budget().cores - 1)
+    fit = shared_memory_workers(batch_bytes)
+    return wanted if fit is None else min(wanted, fit)
