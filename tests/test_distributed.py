@@ -20,6 +20,7 @@ from conftest import write_video
 from harness import distributed
 from harness.data.affwild2 import Dataset
 from harness.leaderboard import Leaderboard
+from harness.models import face_cache
 from harness.runner import run_system
 from harness.store import Node, Store
 
@@ -163,11 +164,16 @@ def launch(base: Path, data: Path, systems: Path, die: bool = False, system: str
     return [process.exitcode for process in context.processes]
 
 
-def writes(base: Path, rank: int) -> list[str]:
+def writes(base: Path, rank: int, decoded: list[str] | None = None) -> list[str]:
+    """The track files rank ``rank`` wrote since the last call, those of the video kind's decoded-crop cache
+    (:mod:`harness.models.face_cache`) left out and added to ``decoded`` when given."""
     path = base / f"writes-{rank}.txt"
     lines = path.read_text().split() if path.is_file() else []
     path.unlink(missing_ok=True)
-    return lines
+    cached = [line for line in lines if line.split("/")[0] in (face_cache.PIXELS, face_cache.FRAMES)]
+    if decoded is not None:
+        decoded += cached
+    return [line for line in lines if line not in cached]
 
 
 def with_saved_model(reference: Node, base: Path) -> Node:
@@ -248,7 +254,8 @@ def test_ddp_training_and_a_killed_rank_resume_to_the_bytes_of_one_process(refer
     fits = [json.loads((tmp_path / f"fit-{rank}.json").read_text()) for rank in range(2)]
     assert fits[0] == fits[1]  # synchronised gradients and BatchNorm statistics: one model, one early-stopping path
     assert len(fits[0]["history"]) == 2 and all(np.isfinite(fits[0]["history"]))
-    assert (writes(tmp_path, 0), writes(tmp_path, 1)) == (share(data, 0), share(data, 1)[:3])
+    decoded: list[str] = []
+    assert (writes(tmp_path, 0, decoded), writes(tmp_path, 1, decoded)) == (share(data, 0), share(data, 1)[:3])
     node = Store(tmp_path / "store").node(single.key)
     assert not node.is_complete() and node.has("model.safetensors")
     for rank in range(2):
@@ -256,7 +263,9 @@ def test_ddp_training_and_a_killed_rank_resume_to_the_bytes_of_one_process(refer
 
     assert launch(tmp_path, data, systems) == [0, 0]
     assert not list(tmp_path.glob("fit-*.json"))  # the saved model is reused, not fitted anew
-    assert writes(tmp_path, 0) == [] and writes(tmp_path, 1) == share(data, 1)[3:]  # so every track written once
+    assert writes(tmp_path, 0, decoded) == [] and writes(tmp_path, 1, decoded) == share(data, 1)[3:]  # each once
+    every_track = [name for names in SPLITS.values() for name in names]
+    assert sorted(decoded) == sorted(f"{group}/{name}" for name in every_track for group in ("pixels", "frames"))
     assert node.is_complete(verify=True) and len(track_files(node)) == 3 * sum(map(len, SPLITS.values()))
     (row,) = Leaderboard(tmp_path / "board.sqlite").rows(task="va")  # recorded once, by rank 0
     assert row.store_key == single.key

@@ -366,7 +366,7 @@ class CropView:
     def __init__(self, split, root: Path) -> None:
         self.split = split
         self.root = Path(root)
-        self.tracks = split.tracks
+        self.name, self.names, self.tracks = split.name, split.names, split.tracks
         self._frames: dict[str, np.ndarray] = {}
 
     def face_frames(self, name: str) -> np.ndarray:
