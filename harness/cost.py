@@ -8,7 +8,10 @@ runner computes from scratch adds its work and its train + inference seconds to 
 this machine (CPU architecture and count, GPU), kind and profile; an estimate is the work over that rate, "unknown"
 before any such run. Estimates assume the profile and data of the runs measured scale linearly: they are a guide.
 A ``faces: retinaface`` video node counts one crop per raw frame and lists the raw frames RetinaFace has still to
-see (once per dataset, shared by every such node); the estimate leaves that detection out.
+see (once per dataset, shared by every such node); the estimate leaves that detection out. An audio node also lists
+the megabytes of its frozen-feature cache (the store's largest artifact on the real release, about 20 GB for VA
+under ``paper``; shared by the nodes of one encoder, frozen blocks and task, so a node whose cache is filled writes
+none of it).
 """
 
 import contextlib
@@ -89,6 +92,10 @@ def node_work(kind: str, settings, task: Task, dataset: Dataset) -> tuple[dict[s
         return {label: total}, total
     epochs = float(getattr(settings, "epochs", 1) or 1)
     work = {label: total, f"train {label}": per_split["train"], "epochs": epochs}
+    if kind == "audio":
+        from harness.models.audio import frozen_cache_bytes
+
+        work["frozen-feature cache MB"] = frozen_cache_bytes(settings, total) / 1e6
     return work, per_split["train"] * epochs + total
 
 

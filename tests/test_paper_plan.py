@@ -57,3 +57,6 @@ def test_dry_run_lists_the_work_of_dwf_under_paper(release_tree: Path, paper_wei
     assert [node["name"] for node in nodes][-2:] == ["dwf", "dwf"]
     assert all(not node["stored"] and node["amount"] > 0 for node in nodes)
     assert not (tmp_path / "home" / "store").exists()  # a dry run computes and writes nothing
+    audio = next(node for node in nodes if node["kind"] == "audio")
+    seconds = audio["work"]["audio s"]  # PDEM's frozen features: 199 frames × 1024 float16 every 2 s
+    assert audio["work"]["frozen-feature cache MB"] == pytest.approx(seconds / 2 * 199 * 1024 * 2 / 1e6)

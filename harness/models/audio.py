@@ -34,10 +34,13 @@ from harness.metrics import task_scores
 from harness.models.context import Context
 from harness.models.pdem import (
     AudioHeadModel,
+    conv_output_lengths,
     fine_tune_smoke_pdem,
     frozen_features,
     load_pdem,
     normalise_windows,
+    pdem_config,
+    smoke_config,
 )
 from harness.models.registry import Kind, register_kind
 from harness.models.step_table import step_targets
@@ -95,6 +98,16 @@ class AudioSettings(BaseModel):
         """These settings with ``per_task[task]``'s set values in place of the spec's."""
         changes = self.per_task.get(task)
         return self.model_copy(update=changes.model_dump(exclude_none=True)) if changes else self
+
+
+def frozen_cache_bytes(settings: AudioSettings, seconds: float) -> float:
+    """About the bytes the frozen features of ``seconds`` of tracks take in the shared cache: a window every ``hop_s``,
+    each the encoder's frames of ``window_s`` seconds × its width in float16 (PDEM: 199 × 1024 for 4 s, 0.2 MB a
+    second of audio at a 2 s hop; the tiny smoke encoder: 32 wide)."""
+    config = pdem_config() if settings.encoder == "pdem" else smoke_config()
+    samples = torch.tensor([round(settings.window_s * SAMPLE_RATE)])
+    frames = int(conv_output_lengths(config, samples)[0])
+    return seconds / settings.hop_s * frames * config.hidden_size * 2
 
 
 def cut_windows(samples: np.ndarray, starts: np.ndarray, rate: float, window_samples: int, sample_rate: int):
