@@ -111,6 +111,24 @@ def test_action_units_get_12_logits_weighted_bce_and_probabilities_as_outputs(tm
     np.testing.assert_allclose(criterion.pos_weight[:3].numpy(), [1.0, 0.0, 1.0])  # 2 of 4 on; always on; never on
 
 
+def test_forward_yields_every_batch_in_order_though_each_reaches_the_host_one_batch_late(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    paths = [tmp_path / f"{i}.jpg" for i in range(5)]
+    for path in paths:
+        Image.fromarray(rng.integers(0, 255, (40, 40, 3), np.uint8)).save(path)
+    kind = VideoKind(settings(batch_size=2), "expr", 0)
+    net = kind._build().eval()
+    batches = list(kind._forward(net, paths))
+    assert [len(embedding) for embedding, _ in batches] == [2, 2, 1]
+    pixels = torch.stack([FaceImages(paths, kind.settings.image_size)[i][0] for i in range(5)])
+    with torch.no_grad():
+        embedding, logits = net(pixels)
+    np.testing.assert_allclose(np.concatenate([e for e, _ in batches]), embedding.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        np.concatenate([o for _, o in batches]), kind.task_def.stored_outputs(logits).numpy(), rtol=1e-5, atol=1e-6
+    )
+
+
 def test_constructor_stores_settings_only_and_predict_needs_fit() -> None:
     kind = VideoKind(settings(), "va", 0)
     assert not hasattr(kind, "net_")

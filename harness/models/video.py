@@ -299,18 +299,27 @@ class VideoKind(Kind):
         batches: list[list[int]] | None = None,
         decoded: DecodedPixels | None = None,
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(embeddings, stored outputs) batch by batch, in the order of ``paths``."""
+        """(embeddings, stored outputs) batch by batch, in the order of ``paths``.
+
+        A batch's outputs are copied to the host only once the next batch's forward is queued: on a GPU the copy
+        waits for the device, and without the lag the GPU would idle while the main process fetches the next batch
+        from the loader (and the loader while the GPU computes). On the CPU it changes nothing."""
         s = self.settings
         net.eval()
         on = next(net.parameters()).device
         images = FaceImages(paths, s.image_size, decoded=decoded)
         workers = inference_workers(s.workers, on, s.batch_size * 3 * s.image_size**2)
+        queued: tuple[torch.Tensor, torch.Tensor] | None = None  # the previous batch's outputs, on the device
         with torch.no_grad():
             for pixels, _ in loader(images, s.batch_size, workers, batches=batches):
                 with mixed_precision(on):
                     embedding, output = net(pixels.to(on, non_blocking=True))
-                output = self.task_def.stored_outputs(output.float())
-                yield embedding.float().cpu().numpy(), output.cpu().numpy()
+                current = embedding.float(), self.task_def.stored_outputs(output.float())
+                if queued is not None:
+                    yield queued[0].cpu().numpy(), queued[1].cpu().numpy()
+                queued = current
+        if queued is not None:
+            yield queued[0].cpu().numpy(), queued[1].cpu().numpy()
 
     # -- predict -------------------------------------------------------------------------------------------------
     def predict(
