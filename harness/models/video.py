@@ -303,7 +303,7 @@ class VideoKind(Kind):
 
         A batch's outputs are copied to the host only once the next batch's forward is queued: on a GPU the copy
         waits for the device, and without the lag the GPU would idle while the main process fetches the next batch
-        from the loader (and the loader while the GPU computes). On the CPU it changes nothing."""
+        from the loader. On the CPU it changes nothing."""
         s = self.settings
         net.eval()
         on = next(net.parameters()).device
