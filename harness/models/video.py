@@ -228,7 +228,7 @@ class VideoKind(Kind):
                         group["lr"] = warmup_cosine(step, total, warmup, s.warmup_start_lr, s.learning_rate)
                     with mixed_precision(on):
                         _, output = model(images.to(on, non_blocking=True))
-                    loss = criterion(output.float(), targets.to(on))
+                    loss = criterion(output.float(), targets.to(on, non_blocking=True))
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     optimizer.step()
