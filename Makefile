@@ -60,6 +60,6 @@ bench: $(STAMP)
 paper-check: $(STAMP)
 	$(BIN)/python bench/paper_check.py
 
-# on a GPU machine: the extraction and audio benchmarks at paper size, then paper-check (about 6 minutes on an H200)
+# on a GPU machine: the extraction, training and audio benchmarks at paper size, then paper-check (about 7 minutes on an H200)
 gpu-check: $(STAMP)
 	PYTHON=$(BIN)/python bash bench/gpu_check.sh

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The GPU figures of docs/benchmarks.md in one short run (about 6 minutes on an H200), each step under its own time
+# The GPU figures of docs/benchmarks.md in one short run (about 7 minutes on an H200), each step under its own time
 # limit so that one slow step cannot take the others down:
 #   1. extraction pipeline vs raw forward, EfficientNet-B1 and ViT-B/16 at 224 px (bench/bench_video.py), batch 64
 #      and 256, and EfficientNet-B1 with 4 decoding workers instead of one per core
-#   2. audio seconds encoded per second by the PDEM-sized wav2vec2 (bench/bench_audio.py --config large)
-#   3. the paper architectures for one epoch on a subset of `small` (bench/paper_check.py, as make paper-check)
+#   2. EfficientNet-B1 training steps through the training loader (random flips in the spec's 2 workers, and in one
+#      per core) vs on pixels already on the GPU (bench/bench_video.py --train)
+#   3. audio seconds encoded per second by the PDEM-sized wav2vec2 (bench/bench_audio.py --config large)
+#   4. the paper architectures for one epoch on a subset of `small` (bench/paper_check.py, as make paper-check)
 #
 #   bash bench/gpu_check.sh [PAPER_CHECK_ARGS...]    # e.g. --data ROOT --frames 150 (default: synthetic small)
 #   make gpu-check
@@ -42,6 +44,12 @@ video video_b1_batch256 efficientnet_b1 256 "$cores"
 video video_b1_5cores efficientnet_b1 64 5  # 4 decoding workers: does the main process gain from idle cores?
 video video_vit vit_base_patch16_224 64 "$cores"
 video video_vit_batch256 vit_base_patch16_224 256 "$cores"
+train() {  # train NAME WORKERS: bench_video --train with WORKERS decoding processes
+    step "$1" 120 "$python" bench/bench_video.py --train --backbone efficientnet_b1 --size 224 --images 4096 \
+        --batch 64 --workers "$2" --repeats 1
+}
+train video_b1_train_2workers 2
+train video_b1_train_all_cores $((cores - 1))
 step audio_pdem_large 120 "$python" bench/bench_audio.py --config large --seconds 600 --windows 64
 paper_out=${PAPER_CHECK_OUT:-/tmp/paper-check}
 step paper_check 300 "$python" bench/paper_check.py "$@" --out "$paper_out"

@@ -226,12 +226,7 @@ class VideoKind(Kind):
                 for images, targets in batches if shards is None else shards.epoch(epoch):
                     for group in optimizer.param_groups:
                         group["lr"] = warmup_cosine(step, total, warmup, s.warmup_start_lr, s.learning_rate)
-                    with mixed_precision(on):
-                        _, output = model(images.to(on, non_blocking=True))
-                    loss = criterion(output.float(), targets.to(on, non_blocking=True))
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
+                    train_step(model, optimizer, criterion, images, targets, on)
                     step += 1
                     progress.update(job, advance=1)
                 if shards is not None:
@@ -386,6 +381,17 @@ class VideoKind(Kind):
         net.load_state_dict(state)
         self.net_ = net.to(device())
         return self
+
+
+def train_step(model: nn.Module, optimizer, criterion: nn.Module, images, targets, on: torch.device) -> None:
+    """One optimisation step on a batch from the loader (uint8 pixels; both copied to ``on`` without blocking on
+    the GPU's queue, from pinned memory)."""
+    with mixed_precision(on):
+        _, output = model(images.to(on, non_blocking=True))
+    loss = criterion(output.float(), targets.to(on, non_blocking=True))
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
 
 
 class VideoNet(nn.Module):
