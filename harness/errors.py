@@ -28,3 +28,7 @@ class LeaderboardError(HarnessError):
 class KindOutputError(HarnessError):
     """A kind yielded outputs that break its contract (a missing track or output, wrong rows or width, NaN or inf);
     the node is not completed, and a later run computes what it lacks again."""
+
+
+class TrainingError(HarnessError):
+    """Training went wrong in a way the spec's settings can fix (a diverged model); nothing of the node is kept."""

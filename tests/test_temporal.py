@@ -181,3 +181,19 @@ def test_temporal_net_gives_the_task_outputs_per_step() -> None:
         out = net(features)
         assert out.shape == (3, 10, width)
         assert (out.abs().max() <= 1) == (task == "va")  # VA bounded by tanh; EXPR and AU logits
+
+
+def test_a_diverged_model_stops_training_with_an_error_saying_so(
+    synthetic_tiny: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """NaN outputs would otherwise decide as class 0 (EXPR) or as no AU and train on silently."""
+    from harness.errors import TrainingError
+    from harness.models.training import check_converging
+
+    monkeypatch.setattr(DynamicKind, "_step_outputs", lambda self, net, table: np.full((len(table.valid), 8), np.nan))
+    with pytest.raises(TrainingError, match=r"dynamic \(expr\): the validation outputs hold NaN .* diverged"):
+        fitted(synthetic_tiny, "expr")
+    finite = np.zeros((3, 2), np.float32)
+    assert check_converging(finite, "x") is finite
+    with pytest.raises(TrainingError, match="^x: "):
+        check_converging(np.array([[0.0, np.inf]]), "x")

@@ -44,7 +44,7 @@ from harness.models.pdem import (
 )
 from harness.models.registry import Kind, register_kind
 from harness.models.step_table import step_targets
-from harness.models.training import EarlyStopping, device, mixed_precision, seed_everything
+from harness.models.training import EarlyStopping, check_converging, device, mixed_precision, seed_everything
 from harness.progress import bar
 from harness.steps import n_steps, step_rows, window_starts, windows_to_frames
 from harness.tasks import TASKS, LossOptions, Task, TaskDef, get_task
@@ -376,7 +376,8 @@ class AudioKind(Kind):
                     for i in range(0, len(refs), 32)
                 ]
             )
-        return task_scores(self.task, self.task_def.decide(outputs[masks]), targets[masks]).score
+        outputs = check_converging(outputs[masks], f"audio ({self.task})")
+        return task_scores(self.task, self.task_def.decide(outputs), targets[masks]).score
 
     # -- predict -------------------------------------------------------------------------------------------------------
     def predict(

@@ -27,7 +27,7 @@ from harness.metrics import task_scores
 from harness.models.context import Context
 from harness.models.registry import Kind, register_kind
 from harness.models.step_table import StepTable, build_table, normalisation, normalise, window_rows, windows
-from harness.models.training import EarlyStopping, device, seed_everything
+from harness.models.training import EarlyStopping, check_converging, device, seed_everything
 from harness.steps import step_centres
 from harness.tasks import LossOptions, Task, TaskDef, get_task
 
@@ -158,7 +158,8 @@ class DynamicKind(Kind):
     def _step_score(self, net: "TemporalNet", table: StepTable) -> float:
         if not table.valid.any():
             return 0.0
-        pred = self.task_def.decide(self._step_outputs(net, table)[table.valid])
+        outputs = check_converging(self._step_outputs(net, table)[table.valid], f"dynamic ({self.task})")
+        pred = self.task_def.decide(outputs)
         return task_scores(self.task, pred, table.targets[table.valid]).score
 
     # -- predict -------------------------------------------------------------------------------------------------------

@@ -12,6 +12,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from harness.errors import TrainingError
+
 
 def seed_everything(seed: int) -> torch.Generator:
     """Seed Python, numpy and torch; return a torch generator for samplers."""
@@ -82,6 +84,18 @@ def warmup_cosine(step: int, total: int, warmup: int, start_lr: float, peak_lr: 
         return start_lr + (peak_lr - start_lr) * step / max(1, warmup)
     progress = (step - warmup) / max(1, total - warmup)
     return 0.5 * peak_lr * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def check_converging(outputs: np.ndarray, who: str) -> np.ndarray:
+    """``outputs`` (a model's validation outputs after an epoch), or an error where any is NaN or inf: training
+    diverged. Left to the metric, NaN would decide as class 0 (EXPR) or as no AU, and fail VA with advice about
+    frames without a face."""
+    if not np.isfinite(outputs).all():
+        raise TrainingError(
+            f"{who}: the validation outputs hold NaN or inf after this epoch: training diverged; lower the "
+            f"learning_rate in the spec's profile block"
+        )
+    return outputs
 
 
 @dataclass

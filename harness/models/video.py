@@ -36,7 +36,14 @@ from harness.models import face_cache
 from harness.models.context import FRAMES, Context, frame_column
 from harness.models.face_data import DecodedPixels, FaceImages, Normalisation, loader, normalise, track_batches
 from harness.models.registry import Kind, did_you_mean, register_kind
-from harness.models.training import EarlyStopping, device, mixed_precision, seed_everything, warmup_cosine
+from harness.models.training import (
+    EarlyStopping,
+    check_converging,
+    device,
+    mixed_precision,
+    seed_everything,
+    warmup_cosine,
+)
 from harness.progress import bar
 from harness.tasks import LossOptions, Task, TaskDef, get_task
 
@@ -285,6 +292,7 @@ class VideoKind(Kind):
             outputs = np.concatenate([out for share in distributed.all_gather(mine) for out in share])
         else:
             outputs = np.concatenate([out for _, out in self._forward(net, paths, decoded=decoded)])
+        outputs = check_converging(outputs, f"video ({self.task})")
         return task_scores(self.task, self.task_def.decide(outputs), targets).score
 
     def _forward(
