@@ -14,7 +14,7 @@ from harness.data.media import face_path, list_face_frames
 from harness.errors import StoreError
 from harness.models import face_cache, face_data
 from harness.models.context import Context
-from harness.models.face_data import FaceImages
+from harness.models.face_data import FaceImages, loader
 from harness.store import Store
 
 SIZE = 24
@@ -61,8 +61,25 @@ def test_cached_crops_are_the_decoded_ones_and_flip_alike(tmp_path: Path) -> Non
         torch.manual_seed(7)
         cached = [FaceImages(paths, SIZE, flip=flip, decoded=decoded)[i][0] for i in range(len(paths))]
         assert all(torch.equal(p, c) and c.dtype == torch.uint8 for p, c in zip(plain, cached, strict=True))
+    unflipped = torch.stack([FaceImages(paths, SIZE)[i][0] for i in range(len(paths))])
     copy = pickle.loads(pickle.dumps(decoded))  # a spawned DataLoader worker maps the files itself
-    assert torch.equal(copy.pixels(paths[3]), plain[3]) and not decoded.__getstate__()["_maps"]
+    assert not copy._maps and torch.equal(copy.pixels(paths[3]), unflipped[3])
+    forked = [pixels for pixels, _ in loader(FaceImages(paths, SIZE, decoded=decoded), 2, workers=1)]  # maps inherited
+    assert torch.equal(torch.cat(forked), unflipped)
+
+
+def test_two_crop_folders_of_one_track_name_never_share_an_entry(tmp_path: Path) -> None:
+    """``abaw predict`` cuts one crops folder per crop setting for the same track name; each has its own pixels."""
+    first, second = _split(tmp_path / "one"), _split(tmp_path / "two")
+    Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(face_path(tmp_path / "two" / "a", 1))
+    cache = Store(tmp_path / "store").node("cache-face-pixels-test")
+    for split in (first, second):
+        face_cache.fill(cache, split, split.names, SIZE, workers=0)
+    one = face_cache.decoded_crops(cache, first, first.names, SIZE)
+    two = face_cache.decoded_crops(cache, second, second.names, SIZE)
+    assert face_cache.entry(first, "a", np.array([1])) != face_cache.entry(second, "a", np.array([1]))
+    assert not two.pixels(face_path(tmp_path / "two" / "a", 1)).any()
+    assert one.pixels(face_path(tmp_path / "one" / "a", 1)).any()
 
 
 def test_fill_decodes_only_what_the_cache_lacks_or_holds_for_other_frames(
@@ -88,7 +105,8 @@ def test_a_cache_out_of_step_with_the_crop_folder_is_an_error_naming_the_track(t
     cache = Store(tmp_path / "store").node("cache-face-pixels-test")
     face_cache.fill(cache, split, split.names, SIZE, workers=0)
     (tmp_path / "crops" / "a" / "00001.jpg").unlink()
-    with pytest.raises(StoreError, match="track 'a'.* 3 crops .* its crop folder 2"):
+    expected = r"track 'a'.* 3 crops .* frames 1-5, its crop folder now lists 2 for frames 2-5"
+    with pytest.raises(StoreError, match=expected):
         face_cache.decoded_crops(cache, split, split.names, SIZE)
 
 

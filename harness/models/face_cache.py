@@ -4,8 +4,8 @@ A smoke video node on ``tiny`` spent 38% of its time decoding and resizing JPEG 
 2026-12-04): every epoch decodes the training frames again, every evaluation the validation frames, and each of the
 seven default video nodes does it all anew. Here each track's crops are decoded once, exactly as
 :class:`~harness.models.face_data.FaceImages` decodes them (``decode_crop``: the same uint8 values, so results are
-bit-identical), and stored as one ``(n, 3, size, size)`` uint8 array per track in a store cache keyed by the dataset
-fingerprint, the crop source and the size; every later epoch and node reads them memory-mapped.
+bit-identical), and stored as one ``(n, 3, size, size)`` uint8 array per track and crop folder in a store cache keyed
+by the dataset fingerprint, the crop source and the size; every later epoch and node reads them memory-mapped.
 
 Only where a split's decoded crops fit :data:`LIMIT_BYTES` (``tiny`` and ``small`` at 64 px: about 0.2 and 1.8 GB):
 the real release's 2.6 M crops would take 32 GB at 64 px and 390 GB at 224 px, so there the crops are decoded each
@@ -13,6 +13,7 @@ time, as before. The cache's arrays are written atomically and checksummed like 
 also records its frame numbers, checked against its crop folder when read.
 """
 
+import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from harness.progress import bar
 
 CACHE_NAME = "face-pixels"
 VERSION = "1"
-PIXELS, FRAMES = "pixels", "frames"  # the cache's groups: per track the decoded crops and their frame numbers
+PIXELS, FRAMES = "pixels", "frames"  # the cache's groups: per track (:func:`entry`) its decoded crops and frames
 LIMIT_BYTES = 4 << 30  # the largest split whose decoded crops are cached (4 GiB)
 DECODE_BATCH = 256
 
@@ -43,39 +44,41 @@ def fits(split: Split, names: Sequence[str], image_size: int, limit: int | None 
     return crops * 3 * image_size * image_size <= (LIMIT_BYTES if limit is None else limit)
 
 
+def entry(split: Split, name: str, frames: np.ndarray) -> str:
+    """The cache's name for a track's crops: the track and a digest of its crop folder, so that two folders of crops
+    for one track name (``abaw predict`` cuts one per crop setting; a RetinaFace view and the release's crops) never
+    share an entry."""
+    folder = split.frame_path(name, int(frames[0])).parent
+    return f"{name}.{hashlib.sha256(str(folder).encode()).hexdigest()[:12]}"
+
+
 def fill(cache: TrackCache, split: Split, names: Sequence[str], image_size: int, workers: int) -> None:
-    """Decode the crops of every track of ``names`` that the cache lacks, or holds for other frames than its crop
-    folder now lists (crops renamed in place), each track stored as it completes."""
-    missing = set(cache.missing_tracks(PIXELS, list(names))) | set(cache.missing_tracks(FRAMES, list(names)))
-    todo = [name for name in names if name in missing or not _matches(cache, split, name)]
-    frames = {name: split.face_frames(name) for name in todo}
-    for name in todo:
-        if not len(frames[name]):
-            _store(cache, name, frames[name], np.zeros((0, 3, image_size, image_size), np.uint8))
-    with_faces = [name for name in todo if len(frames[name])]
-    if not with_faces:
+    """Decode the crops of every track of ``names`` with faces that the cache lacks, or holds for other frames than
+    its crop folder now lists (crops renamed in place), each track stored as it completes."""
+    frames = {name: split.face_frames(name) for name in names}
+    entries = {name: entry(split, name, frames[name]) for name in names if len(frames[name])}
+    listed = list(entries.values())
+    missing = set(cache.missing_tracks(PIXELS, listed)) | set(cache.missing_tracks(FRAMES, listed))
+    todo = [
+        name
+        for name, key in entries.items()
+        if key in missing or not np.array_equal(cache.read_track(FRAMES, key, mmap=False), frames[name])
+    ]
+    if not todo:
         return
-    paths = [split.frame_path(name, int(f)) for name in with_faces for f in frames[name]]
-    batches = track_batches([len(frames[name]) for name in with_faces], DECODE_BATCH)
-    queue = iter(with_faces)
+    paths = [split.frame_path(name, int(f)) for name in todo for f in frames[name]]
+    batches = track_batches([len(frames[name]) for name in todo], DECODE_BATCH)
+    queue = iter(todo)
     name, parts = next(queue), []
     with bar() as progress:
-        job = progress.add_task(f"decoding face crops of {split.name} ({len(with_faces)} tracks)", total=len(paths))
+        job = progress.add_task(f"decoding face crops of {split.name} ({len(todo)} tracks)", total=len(paths))
         for pixels, _ in loader(FaceImages(paths, image_size), DECODE_BATCH, workers, batches=batches):
             parts.append(pixels.numpy())
             progress.update(job, advance=len(pixels))
             if sum(len(part) for part in parts) == len(frames[name]):
-                _store(cache, name, frames[name], np.concatenate(parts))
+                cache.write_track(PIXELS, entries[name], np.concatenate(parts))
+                cache.write_track(FRAMES, entries[name], np.asarray(frames[name], np.int64))
                 name, parts = next(queue, None), []
-
-
-def _matches(cache: TrackCache, split: Split, name: str) -> bool:
-    return np.array_equal(cache.read_track(FRAMES, name, mmap=False), split.face_frames(name))
-
-
-def _store(cache: TrackCache, name: str, frames: np.ndarray, pixels: np.ndarray) -> None:
-    cache.write_track(PIXELS, name, pixels)
-    cache.write_track(FRAMES, name, np.asarray(frames, np.int64))
 
 
 class DecodedCrops:
@@ -111,15 +114,21 @@ def decoded_crops(cache: TrackCache, split: Split, names: Sequence[str], image_s
         frames = split.face_frames(name)
         if not len(frames):
             continue
-        stored = np.asarray(cache.read_track(FRAMES, name, mmap=False))
-        pixels = cache.read_track(PIXELS, name, mmap=True)
+        key = entry(split, name, frames)
+        stored = np.asarray(cache.read_track(FRAMES, key, mmap=False))
+        pixels = cache.read_track(PIXELS, key, mmap=True)
         if not np.array_equal(stored, frames) or pixels.shape != (len(frames), 3, image_size, image_size):
             raise StoreError(
-                f"the decoded face crops of track {name!r} in {getattr(cache, 'path', 'the store')} hold "
-                f"{pixels.shape[0]} crops of {pixels.shape[1:]}, its crop folder {len(frames)} of "
-                f"{(3, image_size, image_size)}: the crops changed while this run read them; run again"
+                f"the decoded face crops of track {name!r} in {getattr(cache, 'path', 'the store')} are "
+                f"{pixels.shape[0]} crops of {pixels.shape[1:]} for frames {_span(stored)}, its crop folder now "
+                f"lists {len(frames)} for frames {_span(frames)} at {(3, image_size, image_size)}: the crops changed "
+                f"while this run read them; run again"
             )
         index = len(files)
         files.append((str(pixels.filename), int(pixels.offset), tuple(pixels.shape)))
         rows.update((str(split.frame_path(name, int(f))), (index, row)) for row, f in enumerate(frames))
     return DecodedCrops(files, rows)
+
+
+def _span(frames: np.ndarray) -> str:
+    return f"{int(frames[0])}-{int(frames[-1])}" if len(frames) else "none"
