@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from harness.models.face_data import FaceImages, loader
+from harness.models.face_data import FaceImages, crop_bytes, loader
 from harness.models.training import device, mixed_precision
 from harness.models.video import VideoKind, VideoSettings, inference_workers, train_step
 from harness.tasks import LossOptions
@@ -68,7 +68,7 @@ def run(backbone: str, size: int, images: int, batch: int, workers: int, repeats
 
         def loader_alone() -> None:
             crops = FaceImages(paths[: n_batches * batch], size)
-            for decoded, _ in loader(crops, batch, inference_workers(workers, on, batch * 3 * size**2)):
+            for decoded, _ in loader(crops, batch, inference_workers(workers, on, batch * crop_bytes(size))):
                 decoded.to(on, non_blocking=True)
             if on.type == "cuda":
                 torch.cuda.synchronize()
@@ -83,7 +83,7 @@ def run(backbone: str, size: int, images: int, batch: int, workers: int, repeats
         "image_size": size,
         "batch": batch,
         "workers": workers,
-        "decoding_workers": inference_workers(workers, on, batch * 3 * size**2),  # what the inference path uses
+        "decoding_workers": inference_workers(workers, on, batch * crop_bytes(size)),  # what the inference path uses
         "device": str(on),
         "raw_images_per_s": round(timings["raw_forward"], 1),
         "pipeline_images_per_s": round(timings["pipeline"], 1),

@@ -23,7 +23,7 @@ import torch
 from harness.data.affwild2 import Split
 from harness.errors import StoreError
 from harness.models.context import TrackCache
-from harness.models.face_data import FaceImages, loader, track_batches
+from harness.models.face_data import FaceImages, crop_bytes, loader, track_batches
 from harness.progress import bar
 
 CACHE_NAME = "face-pixels"
@@ -41,7 +41,7 @@ def material(image_size: int, crop_source: dict) -> dict:
 def fits(split: Split, names: Sequence[str], image_size: int, limit: int | None = None) -> bool:
     """Whether the decoded crops of ``names`` take at most ``limit`` bytes (default :data:`LIMIT_BYTES`)."""
     crops = sum(len(split.face_frames(name)) for name in names)
-    return crops * 3 * image_size * image_size <= (LIMIT_BYTES if limit is None else limit)
+    return crops * crop_bytes(image_size) <= (LIMIT_BYTES if limit is None else limit)
 
 
 def entry(split: Split, name: str, frames: np.ndarray) -> str:

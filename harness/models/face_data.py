@@ -30,6 +30,11 @@ def normalise(pixels: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> to
     return pixels.float().div_(255).sub_(mean.view(1, 3, 1, 1)).div_(std.view(1, 3, 1, 1))
 
 
+def crop_bytes(size: int) -> int:
+    """The bytes of one decoded (3, size, size) uint8 crop."""
+    return 3 * size * size
+
+
 def decode_crop(path: Path, size: int) -> torch.Tensor:
     """The face crop at ``path`` as a (3, size, size) uint8 tensor: RGB, resized bilinearly by PIL."""
     try:

@@ -34,7 +34,15 @@ from harness.frames import fill_missing, hamming_smooth
 from harness.metrics import task_scores
 from harness.models import face_cache
 from harness.models.context import FRAMES, Context, frame_column
-from harness.models.face_data import DecodedPixels, FaceImages, Normalisation, loader, normalise, track_batches
+from harness.models.face_data import (
+    DecodedPixels,
+    FaceImages,
+    Normalisation,
+    crop_bytes,
+    loader,
+    normalise,
+    track_batches,
+)
 from harness.models.registry import Kind, did_you_mean, register_kind
 from harness.models.training import (
     EarlyStopping,
@@ -269,7 +277,7 @@ class VideoKind(Kind):
             return [None] * len(splits)
         source = {"faces": s.faces, **_faces_key_extra(s)}
         cache = context.shared_cache(face_cache.CACHE_NAME, face_cache.material(s.image_size, source))
-        workers = inference_workers(s.workers, device(), face_cache.DECODE_BATCH * 3 * s.image_size**2)
+        workers = inference_workers(s.workers, device(), face_cache.DECODE_BATCH * crop_bytes(s.image_size))
         for split in splits:
             names = wanted[split.name]
             if tracks is None:
@@ -311,7 +319,7 @@ class VideoKind(Kind):
         net.eval()
         on = next(net.parameters()).device
         images = FaceImages(paths, s.image_size, decoded=decoded)
-        workers = inference_workers(s.workers, on, s.batch_size * 3 * s.image_size**2)
+        workers = inference_workers(s.workers, on, s.batch_size * crop_bytes(s.image_size))
         queued: tuple[torch.Tensor, torch.Tensor] | None = None  # the previous batch's outputs, on the device
         with torch.no_grad():
             for pixels, _ in loader(images, s.batch_size, workers, batches=batches):
