@@ -21,7 +21,7 @@ import torch
 
 from harness.data.synthetic.face import FaceCues, SubjectLook, draw_face, make_background
 from harness.faces.detector import Detector, build_network
-from harness.faces.extract import FaceSettings, extract_video, iter_frames
+from harness.faces.extract import FaceSettings, crop_threads, extract_video, iter_frames
 
 
 def write_video(path: Path, frames: int, width: int, height: int) -> None:
@@ -87,6 +87,7 @@ def run(frames: int, width: int, height: int, detect_size: int, batch: int, repe
         "batch": batch,
         "device": str(on),
         "threads": torch.get_num_threads(),
+        "crop_threads": crop_threads(),
         "raw_frames_per_s": round(raw_fps, 2),
         "pipeline_frames_per_s": round(pipeline_fps, 2),
         "ratio": round(pipeline_fps / raw_fps, 3),

@@ -4,15 +4,21 @@ already on the model's device (same run).
 
     python bench/bench_video.py [--backbone efficientnet_b1 --size 224] [--images 512] [--batch 64] [--workers 2]
 
-Prints images/s for both and their ratio (goal in DESIGN.md: pipeline >= 0.9x the raw forward), and the loader's
-rate alone (decoding, collating, pinning, the copy to the device; no model): a pipeline below both the raw forward
-and the loader loses its time where the two meet, in the main process. ``--workers`` is the spec's setting; the
+Prints images/s for both and their ratio (goal in DESIGN.md: pipeline >= 0.9x the raw forward; on a GPU, where the
+inference path replays each full batch from a CUDA graph, also the ratio to the bare forward so replayed), and the
+loader's rate alone (decoding, collating, pinning, the copy to the device; no model): a pipeline below both the raw
+forward and the loader loses its time where the two meet, in the main process. ``--workers`` is the spec's setting; the
 inference path decodes in ``decoding_workers`` processes (on a GPU every core of the CPU budget but one: set
 ``ABAW_THREADS`` to try fewer).
 
 With ``--train``: training images/s of the video kind's step through its training loader (decoding and random flips
 in ``--workers`` processes, as a spec's ``workers`` sets them) against the same steps on pixels already on the
 device.
+
+With ``--variants`` (a GPU): where the pipeline's time goes, side by side in one process: the raw forward eager and
+replayed from a CUDA graph, the loader alone pinned and not, the inference path, and its loop run eagerly: as it is,
+with the main process's torch threads at 1, with half the decoding workers, and with the graph again; each loop also
+reports the share of its time spent waiting for the loader.
 """
 
 import argparse
@@ -24,7 +30,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from torch.utils.data import DataLoader
 
+from harness.models.cuda_graph import GraphedInference
 from harness.models.face_data import FaceImages, crop_bytes, loader
 from harness.models.training import device, mixed_precision
 from harness.models.video import VideoKind, VideoSettings, inference_workers, train_step
@@ -54,10 +62,10 @@ def run(backbone: str, size: int, images: int, batch: int, workers: int, repeats
         pixels = torch.randint(0, 256, (batch, 3, size, size), dtype=torch.uint8, device=on)
         n_batches = images // batch
 
-        def raw() -> None:
+        def raw(forward) -> None:
             with torch.no_grad(), mixed_precision(on):
                 for _ in range(n_batches):
-                    embedding, output = kind.net_(pixels)
+                    embedding, output = forward(pixels)
                     embedding.float().cpu(), output.float().cpu()  # back to the host, as in the pipeline
             if on.type == "cuda":
                 torch.cuda.synchronize()
@@ -73,11 +81,16 @@ def run(backbone: str, size: int, images: int, batch: int, workers: int, repeats
             if on.type == "cuda":
                 torch.cuda.synchronize()
 
-        raw()  # warm-up
+        jobs = {"raw_forward": lambda: raw(kind.net_), "pipeline": pipeline, "loader": loader_alone}
+        if on.type == "cuda":  # the pipeline replays a CUDA graph: the bare forward so too, for comparison
+            graphed = GraphedInference(kind.net_, (batch, 3, size, size), on)
+            jobs["raw_graphed"] = lambda: raw(graphed)
+        raw(kind.net_)  # warm-up
         timings = {}
-        for name, job in (("raw_forward", raw), ("pipeline", pipeline), ("loader", loader_alone)):
+        for name, job in jobs.items():
             best = min(_timed(job) for _ in range(repeats))
             timings[name] = n_batches * batch / best
+    graphed_rate = timings.get("raw_graphed")
     return {
         "backbone": backbone,
         "image_size": size,
@@ -89,6 +102,8 @@ def run(backbone: str, size: int, images: int, batch: int, workers: int, repeats
         "pipeline_images_per_s": round(timings["pipeline"], 1),
         "loader_images_per_s": round(timings["loader"], 1),
         "ratio": round(timings["pipeline"] / timings["raw_forward"], 3),
+        "raw_graphed_images_per_s": graphed_rate and round(graphed_rate, 1),
+        "ratio_to_graphed": graphed_rate and round(timings["pipeline"] / graphed_rate, 3),
     }
 
 
@@ -140,6 +155,92 @@ def run_training(backbone: str, size: int, images: int, batch: int, workers: int
     }
 
 
+def run_variants(backbone: str, size: int, images: int, batch: int, repeats: int = 2) -> dict:
+    """Images/s of each variant (see the module's docstring); CUDA only."""
+    settings = VideoSettings(backbone=backbone, image_size=size, pretrained=False, batch_size=batch)
+    kind = VideoKind(settings, "expr", 0)
+    on = device()
+    net = kind.net_ = kind._build().to(on).eval()
+    workers = inference_workers(settings.workers, on, batch * crop_bytes(size))
+    try:
+        graphed, capture_error = GraphedInference(net, (batch, 3, size, size), on), None
+    except RuntimeError as error:  # a model that cannot be captured: the other rows still count
+        graphed, capture_error = None, str(error)[:300]
+    with tempfile.TemporaryDirectory() as folder:
+        paths = write_crops(Path(folder), images)
+        n_batches = images // batch
+        crops = FaceImages(paths[: n_batches * batch], size)
+        pixels = torch.randint(0, 256, (batch, 3, size, size), dtype=torch.uint8, device=on)
+        waits: dict[str, float] = {}
+
+        def raw(forward) -> None:
+            with torch.no_grad(), mixed_precision(on):
+                for _ in range(n_batches):
+                    embedding, output = forward(pixels)
+                    embedding.float().cpu(), output.float().cpu()
+            torch.cuda.synchronize()
+
+        def loader_alone(pin: bool) -> None:
+            for decoded, _ in DataLoader(crops, batch_size=batch, num_workers=workers, pin_memory=pin):
+                decoded.to(on, non_blocking=True)
+            torch.cuda.synchronize()
+
+        def loop(name: str, forward, n_workers: int, threads: int) -> None:
+            """The inference path's loop (outputs copied one batch late), timing the waits for the next batch."""
+            before, waited = torch.get_num_threads(), 0.0
+            torch.set_num_threads(threads)
+            queued = None
+            with torch.no_grad():
+                batches = iter(DataLoader(crops, batch_size=batch, num_workers=n_workers, pin_memory=True))
+                while True:
+                    started = time.perf_counter()
+                    item = next(batches, None)
+                    waited += time.perf_counter() - started
+                    if item is None:
+                        break
+                    with mixed_precision(on):
+                        embedding, output = forward(item[0].to(on, non_blocking=True))
+                    current = embedding.float().clone(), output.float().clone()
+                    if queued is not None:
+                        queued[0].cpu(), queued[1].cpu()
+                    queued = current
+            queued[0].cpu(), queued[1].cpu()
+            torch.set_num_threads(before)
+            waits[name] = waited
+
+        threads = torch.get_num_threads()
+        jobs = {
+            "raw_eager": lambda: raw(net),
+            "raw_cuda_graph": lambda: raw(graphed),
+            "loader_pinned": lambda: loader_alone(True),
+            "loader_unpinned": lambda: loader_alone(False),
+            "pipeline": lambda: [None for _ in kind._forward(net, crops.paths)],
+            "loop": lambda: loop("loop", net, workers, threads),
+            "loop_1_thread": lambda: loop("loop_1_thread", net, workers, 1),
+            "loop_half_workers": lambda: loop("loop_half_workers", net, max(1, workers // 2), threads),
+            "loop_cuda_graph": lambda: loop("loop_cuda_graph", graphed, workers, 1),
+        }
+        if graphed is None:
+            jobs = {name: job for name, job in jobs.items() if "graph" not in name}
+        raw(net)  # warm-up
+        rates = {}
+        for name, job in jobs.items():
+            best = min(_timed(job) for _ in range(repeats))
+            rates[name] = round(n_batches * batch / best, 1)
+    return {
+        "backbone": backbone,
+        "image_size": size,
+        "batch": batch,
+        "decoding_workers": workers,
+        "main_threads": threads,
+        "cuda_graph_error": capture_error,
+        "images_per_s": rates,
+        "loader_wait_share_last_pass": {
+            name: round(waits[name] * rates[name] / (n_batches * batch), 3) for name in waits
+        },
+    }
+
+
 def _timed(job) -> float:
     started = time.perf_counter()
     job()
@@ -155,11 +256,13 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3, help="timed passes of each; the best is kept")
     parser.add_argument("--train", action="store_true", help="training steps instead of the extraction pipeline")
-    arguments = parser.parse_args()
-    measure = run_training if arguments.train else run
-    result = measure(
-        arguments.backbone, arguments.size, arguments.images, arguments.batch, arguments.workers, arguments.repeats
-    )
+    parser.add_argument("--variants", action="store_true", help="where the pipeline's time goes (a GPU)")
+    a = parser.parse_args()
+    if a.variants:
+        result = run_variants(a.backbone, a.size, a.images, a.batch, a.repeats)
+    else:
+        measure = run_training if a.train else run
+        result = measure(a.backbone, a.size, a.images, a.batch, a.workers, a.repeats)
     print(json.dumps(result))
 
 

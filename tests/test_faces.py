@@ -358,12 +358,40 @@ def test_extract_video_writes_every_frame_and_is_atomic(tmp_path: Path, weight_f
     assert done_track(tmp_path / "crops" / "solo", video) is None
 
 
+def test_crops_do_not_depend_on_the_threads_and_a_failed_write_leaves_no_folder(
+    tmp_path: Path, weight_files: dict[str, Path], monkeypatch
+) -> None:
+    import harness.faces.extract as extract
+
+    video = tmp_path / "solo.mp4"
+    drawn_video(video, 7)
+    detector = Detector(load_network(weight_files["firing"]), detect_size=64)
+    settings = FaceSettings(size=32, detect_size=64, batch=2)
+    for threads in (1, 3):
+        extract_video(detector, video, {"solo": tmp_path / f"crops-{threads}" / "solo"}, settings, threads=threads)
+    one, three = (sorted((tmp_path / f"crops-{n}" / "solo").glob("*.jpg")) for n in (1, 3))
+    assert [p.name for p in one] == [p.name for p in three] and len(one) == 7
+    assert all(a.read_bytes() == b.read_bytes() for a, b in zip(one, three, strict=True))
+
+    def failing(image, face, path, size, margin) -> None:
+        if path.name == "00005.jpg":
+            raise OSError(f"{path}: No space left on device")
+        write(image, face, path, size, margin)
+
+    write = extract._write_crop
+    monkeypatch.setattr(extract, "_write_crop", failing)
+    with pytest.raises(OSError, match="00005.jpg: No space left"):
+        extract_video(detector, video, {"solo": tmp_path / "torn" / "solo"}, settings, threads=3)
+    assert list((tmp_path / "torn").iterdir()) == []  # neither the track nor its temporary folder
+
+
 def test_a_frame_without_a_face_reuses_the_previous_face(tmp_path: Path) -> None:
     from harness.faces.extract import _TrackWriter
+    from harness.faces.overlap import BoundedPool
 
     video = tmp_path / "v.mp4"
     drawn_video(video, 1)
-    writer = _TrackWriter("v", video, tmp_path / "crops" / "v", FaceSettings(size=32))
+    writer = _TrackWriter("v", video, tmp_path / "crops" / "v", FaceSettings(size=32), BoundedPool(2, 4))
     image = np.zeros((64, 96, 3), np.uint8)
     writer.add(1, image, Faces.empty())  # before the first face: no crop
     face = _faces([10, 10, 50, 60])

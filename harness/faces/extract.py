@@ -20,10 +20,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from harness.cpu import cpu_budget
 from harness.data.media import face_path, list_face_frames
 from harness.errors import HarnessError
 from harness.faces.align import FacePosition, aligned_crop, pick_face, track_side
 from harness.faces.detector import Detector, FaceError, file_sha256, load_network, weights_path
+from harness.faces.overlap import BoundedPool, read_ahead
 
 VERSION = "1"
 CROPS_FOLDER = "cropped_aligned"
@@ -142,13 +144,24 @@ def batched(frames: Iterator[np.ndarray], size: int) -> Iterator[np.ndarray]:
         yield np.stack(batch)
 
 
-class _TrackWriter:
-    """One track's state while a video is decoded: its previous face, its temporary folder and its counts."""
+def _write_crop(image: np.ndarray, face: FacePosition, path: Path, size: int, margin: float) -> None:
+    aligned_crop(Image.fromarray(image), face, size, margin).save(path, quality=JPEG_QUALITY)
 
-    def __init__(self, track: str, video: Path, final: Path, settings: FaceSettings) -> None:
+
+def crop_threads() -> int:
+    """Threads cutting and writing crops: every core of the CPU budget but the main thread's, at least one."""
+    return max(1, cpu_budget().cores - 1)
+
+
+class _TrackWriter:
+    """One track's state while a video is decoded: its previous face, its temporary folder and its counts. Its crops
+    are cut and written in ``pool``; :meth:`finish` once the pool has finished them."""
+
+    def __init__(self, track: str, video: Path, final: Path, settings: FaceSettings, pool: BoundedPool) -> None:
         self.final = final
         self.side = track_side(track)
         self.settings = settings
+        self.pool = pool
         self.previous: FacePosition | None = None
         self.faces = TrackFaces(track, video.name, video_size=video.stat().st_size)
         self.temporary = final.parent / f".{final.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
@@ -167,12 +180,13 @@ class _TrackWriter:
             self.faces.reused += 1
         if self.previous is None:
             return
-        crop = aligned_crop(Image.fromarray(image), self.previous, self.settings.size, self.settings.margin)
-        crop.save(face_path(self.temporary, frame_number), quality=JPEG_QUALITY)
+        path = face_path(self.temporary, frame_number)
+        self.pool.submit(_write_crop, image, self.previous, path, self.settings.size, self.settings.margin)
         self.faces.crops += 1
         self.faces.crop_frames.append(frame_number)
 
     def finish(self) -> TrackFaces:
+        self.pool.wait()  # every crop written before the manifest that lists them
         text = json.dumps(asdict(self.faces)) + "\n"
         with open(self.temporary / TRACK_MANIFEST, "w", encoding="utf-8") as handle:
             handle.write(text)
@@ -193,13 +207,18 @@ def extract_video(
     tracks: dict[str, Path],
     settings: FaceSettings,
     progress: Callable[[int], None] | None = None,
+    threads: int | None = None,
 ) -> list[TrackFaces]:
     """Detect faces in every frame of ``video`` once and write the crops of each of ``tracks`` (name → final
-    folder); a failure leaves no track folder behind."""
-    writers = [_TrackWriter(name, video, folder, settings) for name, folder in tracks.items()]
+    folder); a failure leaves no track folder behind. The main thread runs the detector and picks each track's
+    face; the video is decoded ahead in a thread and the crops are cut and written in ``threads`` others
+    (:func:`crop_threads` by default; :mod:`harness.faces.overlap`). The crops do not depend on ``threads``."""
+    threads = threads or crop_threads()
+    pool = BoundedPool(threads, pending=max(2 * settings.batch, 4 * threads))
+    writers = [_TrackWriter(name, video, folder, settings, pool) for name, folder in tracks.items()]
     try:
         number = 0
-        for frames in batched(iter_frames(video), settings.batch):
+        for frames in read_ahead(batched(iter_frames(video), settings.batch)):
             for image, found in zip(frames, detector.detect(frames), strict=True):
                 number += 1
                 for writer in writers:
@@ -210,6 +229,7 @@ def extract_video(
             raise FaceError(f"{video}: no frame could be decoded; re-copy the file or leave its tracks out")
         return [writer.finish() for writer in writers]
     finally:
+        pool.close()
         for writer in writers:
             writer.abandon()
 

@@ -28,10 +28,11 @@ def device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def mixed_precision(on: torch.device):
+def mixed_precision(on: torch.device, cache: bool = True):
     """bfloat16 autocast on a GPU (matrix products and convolutions; losses and reductions stay float32); a no-op on
-    the CPU, whose results stay those of float32."""
-    return torch.autocast(device_type=on.type, dtype=torch.bfloat16, enabled=on.type == "cuda")
+    the CPU, whose results stay those of float32. ``cache=False`` casts the weights anew at each use, as capturing a
+    CUDA graph needs (:mod:`harness.models.cuda_graph`)."""
+    return torch.autocast(device_type=on.type, dtype=torch.bfloat16, enabled=on.type == "cuda", cache_enabled=cache)
 
 
 def ccc_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -34,6 +34,7 @@ from harness.frames import fill_missing, hamming_smooth
 from harness.metrics import task_scores
 from harness.models import face_cache
 from harness.models.context import FRAMES, Context, frame_column
+from harness.models.cuda_graph import inference_forward
 from harness.models.face_data import (
     DecodedPixels,
     FaceImages,
@@ -312,19 +313,23 @@ class VideoKind(Kind):
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(embeddings, stored outputs) batch by batch, in the order of ``paths``.
 
-        A batch's outputs are copied to the host only once the next batch's forward is queued: on a GPU the copy
-        waits for the device, and without the lag the GPU would idle while the main process fetches the next batch
-        from the loader. On the CPU it changes nothing."""
+        On a GPU the forward of each full batch is replayed from a CUDA graph (:mod:`harness.models.cuda_graph`),
+        and a batch's outputs are copied to the host only once the next batch's forward is queued: the copy waits
+        for the device, and without the lag the GPU would idle while the main process fetches the next batch from
+        the loader. On the CPU neither changes anything."""
         s = self.settings
         net.eval()
         on = next(net.parameters()).device
         images = FaceImages(paths, s.image_size, decoded=decoded)
         workers = inference_workers(s.workers, on, s.batch_size * crop_bytes(s.image_size))
+        sizes = [len(batch) for batch in batches] if batches is not None else [len(paths)]
+        shape = (s.batch_size, 3, s.image_size, s.image_size)
+        forward = inference_forward(net, shape, on, full_batches=max(sizes, default=0) >= s.batch_size)
         queued: tuple[torch.Tensor, torch.Tensor] | None = None  # the previous batch's outputs, on the device
         with torch.no_grad():
             for pixels, _ in loader(images, s.batch_size, workers, batches=batches):
                 with mixed_precision(on):
-                    embedding, output = net(pixels.to(on, non_blocking=True))
+                    embedding, output = forward(pixels.to(on, non_blocking=True))
                 current = embedding.float(), self.task_def.stored_outputs(output.float())
                 if queued is not None:
                     yield queued[0].cpu().numpy(), queued[1].cpu().numpy()
