@@ -87,7 +87,7 @@ def run(frames: int, width: int, height: int, detect_size: int, batch: int, repe
         "batch": batch,
         "device": str(on),
         "threads": torch.get_num_threads(),
-        "crop_threads": crop_threads(),
+        "crop_threads": crop_threads(on),
         "raw_frames_per_s": round(raw_fps, 2),
         "pipeline_frames_per_s": round(pipeline_fps, 2),
         "ratio": round(pipeline_fps / raw_fps, 3),

@@ -34,7 +34,7 @@ from torch.utils.data import DataLoader
 
 from harness.models.cuda_graph import GraphedInference
 from harness.models.face_data import FaceImages, crop_bytes, loader
-from harness.models.training import device, mixed_precision
+from harness.models.training import device, mixed_precision, to_host_later
 from harness.models.video import VideoKind, VideoSettings, inference_workers, train_step
 from harness.tasks import LossOptions
 
@@ -186,10 +186,11 @@ def run_variants(backbone: str, size: int, images: int, batch: int, repeats: int
             torch.cuda.synchronize()
 
         def loop(name: str, forward, n_workers: int, threads: int) -> None:
-            """The inference path's loop (outputs copied one batch late), timing the waits for the next batch."""
+            """The inference path's loop (outputs copied to the host without blocking, waited for one batch late),
+            timing the waits for the next batch."""
             before, waited = torch.get_num_threads(), 0.0
             torch.set_num_threads(threads)
-            queued = None
+            previous = None
             with torch.no_grad():
                 batches = iter(DataLoader(crops, batch_size=batch, num_workers=n_workers, pin_memory=True))
                 while True:
@@ -200,11 +201,11 @@ def run_variants(backbone: str, size: int, images: int, batch: int, repeats: int
                         break
                     with mixed_precision(on):
                         embedding, output = forward(item[0].to(on, non_blocking=True))
-                    current = embedding.float().clone(), output.float().clone()
-                    if queued is not None:
-                        queued[0].cpu(), queued[1].cpu()
-                    queued = current
-            queued[0].cpu(), queued[1].cpu()
+                    current = to_host_later(embedding.float(), output.float())
+                    if previous is not None:
+                        previous()
+                    previous = current
+            previous()
             torch.set_num_threads(before)
             waits[name] = waited
 

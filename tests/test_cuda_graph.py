@@ -1,12 +1,15 @@
 """Graphed inference (harness.models.cuda_graph): the eager forward's outputs, on a GPU when there is one."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from harness.models.cuda_graph import GraphedInference, inference_forward
-from harness.models.training import mixed_precision
+import harness.models.video as video_module
+from harness.models.cuda_graph import MIN_FULL_BATCHES, GraphedInference, inference_forward
+from harness.models.training import mixed_precision, to_host_later
 from harness.models.video import VideoKind, VideoSettings
 
 gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
@@ -30,10 +33,16 @@ def _pixels(on: torch.device, count: int = 8) -> torch.Tensor:
     return torch.randint(0, 256, (count, *SHAPE[1:]), dtype=torch.uint8, device=on)
 
 
-def test_the_cpu_and_inputs_without_a_full_batch_keep_the_module_itself():
+def test_the_cpu_and_a_few_full_batches_keep_the_module_itself():
     net = _kind("test_efficientnet", torch.device("cpu")).net_
-    assert inference_forward(net, SHAPE, torch.device("cpu"), full_batches=True) is net
-    assert inference_forward(net, SHAPE, torch.device("cuda"), full_batches=False) is net
+    assert inference_forward(net, SHAPE, torch.device("cpu"), full_batches=100) is net
+    assert inference_forward(net, SHAPE, torch.device("cuda"), full_batches=MIN_FULL_BATCHES - 1) is net
+
+
+def test_host_copies_on_the_cpu_are_the_values_at_once():
+    values = torch.arange(6.0).reshape(2, 3)
+    (copied,) = to_host_later(values)()
+    np.testing.assert_array_equal(copied, values.numpy())
 
 
 @gpu
@@ -63,17 +72,57 @@ def test_other_shapes_run_eagerly_and_weight_updates_in_place_are_seen():
 
 
 @gpu
-def test_the_video_kind_extracts_through_decoding_workers_and_pinned_memory_as_eagerly(tmp_path):
-    """The extraction loop itself: its DataLoader's pin-memory thread runs beside the replays (a capture in the
-    global mode while that thread pins memory fails)."""
+def test_a_module_that_cannot_be_captured_runs_eagerly_once_warned_on_the_callers_stream():
+    class Syncing(torch.nn.Module):  # .item() waits for the device: forbidden while capturing
+        def __init__(self) -> None:
+            super().__init__()
+            self.scale = torch.nn.Parameter(torch.ones(()))
+
+        def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            total = pixels.float().sum() * self.scale
+            return total.reshape(1), torch.full((1,), total.item())
+
     on = torch.device("cuda")
-    kind = _kind("test_efficientnet", on, batch_size=SHAPE[0], image_size=SHAPE[-1], workers=2)
+    module = Syncing().to(on).eval()
+    stream = torch.cuda.current_stream(on)
+    with pytest.warns(UserWarning, match="could not be captured"):
+        assert inference_forward(module, SHAPE, on, full_batches=MIN_FULL_BATCHES) is module
+    assert torch.cuda.current_stream(on) == stream
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # not tried (nor warned) again
+        assert inference_forward(module, SHAPE, on, full_batches=MIN_FULL_BATCHES) is module
+    assert module(_pixels(on))[0].item() >= 0
+
+
+@gpu
+def test_the_video_kind_extracts_through_decoding_workers_and_pinned_memory_as_eagerly(tmp_path, monkeypatch):
+    """The extraction loop itself: replays beside the DataLoader's pin-memory thread, outputs copied to the host
+    without blocking, a short last batch run eagerly; the same outputs as the eager loop."""
+    on = torch.device("cuda")
+    batch = 4
+    kind = _kind("test_efficientnet", on, batch_size=batch, image_size=SHAPE[-1], workers=2)
     rng = np.random.default_rng(0)
     paths = []
-    for index in range(3 * SHAPE[0] + 3):  # three full batches and a short one
+    for index in range(MIN_FULL_BATCHES * batch + 3):
         paths.append(tmp_path / f"{index:05d}.jpg")
         Image.fromarray(rng.integers(0, 256, (112, 112, 3), dtype=np.uint8)).save(paths[-1])
-    extracted = list(kind._forward(kind.net_, paths))
-    assert [len(output) for _, output in extracted] == [8, 8, 8, 3]
-    eager = np.concatenate([output for _, output in kind._forward(kind.net_, paths, batches=[[i] for i in range(27)])])
-    np.testing.assert_allclose(np.concatenate([output for _, output in extracted]), eager, atol=2e-2, rtol=2e-2)
+    forwards = []
+
+    def spying(*args, **kwargs):
+        forwards.append(inference_forward(*args, **kwargs))
+        return forwards[-1]
+
+    monkeypatch.setattr(video_module, "inference_forward", spying)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a failed capture fails the test
+        extracted = list(kind._forward(kind.net_, paths))
+    assert isinstance(forwards[0], GraphedInference)
+    assert [len(output) for _, output in extracted] == [batch] * MIN_FULL_BATCHES + [3]
+    eager = list(kind._forward(kind.net_, paths, batches=[[i] for i in range(len(paths))]))
+    assert forwards[1] is kind.net_  # single-crop batches: no capture
+    np.testing.assert_allclose(
+        np.concatenate([output for _, output in extracted]),
+        np.concatenate([output for _, output in eager]),
+        atol=2e-2,
+        rtol=2e-2,
+    )

@@ -391,7 +391,8 @@ def test_a_frame_without_a_face_reuses_the_previous_face(tmp_path: Path) -> None
 
     video = tmp_path / "v.mp4"
     drawn_video(video, 1)
-    writer = _TrackWriter("v", video, tmp_path / "crops" / "v", FaceSettings(size=32), BoundedPool(2, 4))
+    pool = BoundedPool(2, 4)
+    writer = _TrackWriter("v", video, tmp_path / "crops" / "v", FaceSettings(size=32), pool)
     image = np.zeros((64, 96, 3), np.uint8)
     writer.add(1, image, Faces.empty())  # before the first face: no crop
     face = _faces([10, 10, 50, 60])
@@ -399,6 +400,7 @@ def test_a_frame_without_a_face_reuses_the_previous_face(tmp_path: Path) -> None
     writer.add(2, image, face)
     writer.add(3, image, Faces.empty())  # reused
     result = writer.finish()
+    pool.close()
     assert result.crop_frames == [2, 3] and (result.detected, result.reused, result.first_face) == (1, 1, 2)
 
 

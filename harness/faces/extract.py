@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
 from harness.cpu import cpu_budget
@@ -148,9 +149,10 @@ def _write_crop(image: np.ndarray, face: FacePosition, path: Path, size: int, ma
     aligned_crop(Image.fromarray(image), face, size, margin).save(path, quality=JPEG_QUALITY)
 
 
-def crop_threads() -> int:
-    """Threads cutting and writing crops: every core of the CPU budget but the main thread's, at least one."""
-    return max(1, cpu_budget().cores - 1)
+def crop_threads(on: torch.device) -> int:
+    """Threads cutting and writing crops: with the detector on a GPU every core of the CPU budget but the main
+    thread's, at least one; on the CPU one (the detector's own threads take the cores)."""
+    return max(1, cpu_budget().cores - 1) if on.type == "cuda" else 1
 
 
 class _TrackWriter:
@@ -212,11 +214,13 @@ def extract_video(
     """Detect faces in every frame of ``video`` once and write the crops of each of ``tracks`` (name → final
     folder); a failure leaves no track folder behind. The main thread runs the detector and picks each track's
     face; the video is decoded ahead in a thread and the crops are cut and written in ``threads`` others
-    (:func:`crop_threads` by default; :mod:`harness.faces.overlap`). The crops do not depend on ``threads``."""
-    threads = threads or crop_threads()
-    pool = BoundedPool(threads, pending=max(2 * settings.batch, 4 * threads))
-    writers = [_TrackWriter(name, video, folder, settings, pool) for name, folder in tracks.items()]
+    (:func:`crop_threads` by default; :mod:`harness.faces.overlap`), with at most ``2 × batch`` crops (or one a
+    thread) waiting for them. The crops do not depend on ``threads``."""
+    threads = threads or crop_threads(detector.device)
+    pool = BoundedPool(threads, pending=max(2 * settings.batch, threads))
+    writers: list[_TrackWriter] = []
     try:
+        writers += [_TrackWriter(name, video, folder, settings, pool) for name, folder in tracks.items()]
         number = 0
         for frames in read_ahead(batched(iter_frames(video), settings.batch)):
             for image, found in zip(frames, detector.detect(frames), strict=True):

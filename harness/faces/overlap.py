@@ -59,8 +59,9 @@ def read_ahead(items: Iterator[Item], depth: int = 2) -> Iterator[Item]:
 
 
 class BoundedPool:
-    """A thread pool that holds at most ``pending`` unfinished jobs (each keeps its frame alive): submitting beyond
-    waits for the oldest. A job's exception is raised at a later :meth:`submit` or at :meth:`wait`."""
+    """A thread pool that holds at most ``pending`` unfinished jobs (each keeps its frame, and the batch array that
+    frame is a view of, alive): submitting beyond waits for the oldest. A job's exception is raised at a later
+    :meth:`submit` or at :meth:`wait`."""
 
     def __init__(self, threads: int, pending: int) -> None:
         self._pool = ThreadPoolExecutor(max(1, threads), thread_name_prefix="crops")

@@ -7,6 +7,7 @@ forward). Captured once, a batch costs one launch: 5,500 crops/s through the sam
 """
 
 import warnings
+import weakref
 from collections.abc import Callable
 
 import torch
@@ -15,21 +16,24 @@ from torch import nn
 from harness.models.training import mixed_precision
 
 WARMUP_PASSES = 3  # eager passes on a side stream before capture (cuDNN and cuBLAS pick and allocate there)
+MIN_FULL_BATCHES = 8  # fewer full batches than this: the capture (a sync, the warm-up, the capture) costs more
+_UNCAPTURABLE: "weakref.WeakSet[nn.Module]" = weakref.WeakSet()  # modules whose capture failed: not tried again
 
 
 class GraphedInference:
-    """``module``'s no-grad, bf16-autocast forward on ``on`` for inputs of ``shape`` (uint8 pixels), captured here
-    and replayed at each call with such an input; inputs of any other shape (a track's last, shorter batch) run
-    eagerly. Returns copies of the outputs, so that they outlive the next replay. The module must stay in eval mode
-    and keep its parameters in place (in-place updates are seen, replaced tensors are not).
+    """``module``'s no-grad, bf16-autocast forward on ``on`` for uint8 inputs of ``shape``, captured here and
+    replayed at each call with such an input; any other input (a track's last, shorter batch) runs eagerly. Returns
+    copies of the outputs, so that they outlive the next replay. The module must be in eval mode and keep its
+    parameters in place (in-place updates are seen, replaced tensors are not).
 
     Capture before a DataLoader starts: its pin-memory thread allocates page-locked memory, which a capture in the
     default (global) mode forbids to every thread; captured here, it also runs in thread-local mode."""
 
     def __init__(self, module: nn.Module, shape: tuple[int, ...], on: torch.device) -> None:
+        if module.training:
+            raise ValueError("a graphed inference forward needs the module in eval mode (call .eval() first)")
         self.module = module
-        self.shape = tuple(shape)
-        self._input = torch.zeros(self.shape, dtype=torch.uint8, device=on)
+        self._input = torch.zeros(shape, dtype=torch.uint8, device=on)
         side = torch.cuda.Stream(on)
         side.wait_stream(torch.cuda.current_stream(on))
         with torch.cuda.stream(side), torch.no_grad(), mixed_precision(on, cache=False):
@@ -37,7 +41,9 @@ class GraphedInference:
                 module(self._input)
         torch.cuda.current_stream(on).wait_stream(side)
         self._graph = torch.cuda.CUDAGraph()
+        # the outer stream context puts the caller's stream back even where a failed capture skips that step
         with (
+            torch.cuda.stream(torch.cuda.current_stream(on)),
             torch.cuda.graph(self._graph, capture_error_mode="thread_local"),
             torch.no_grad(),
             mixed_precision(on, cache=False),
@@ -45,26 +51,30 @@ class GraphedInference:
             self._outputs = tuple(module(self._input))
 
     def __call__(self, inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        if tuple(inputs.shape) != self.shape:
+        captured = self._input
+        if inputs.shape != captured.shape or inputs.dtype != captured.dtype or inputs.device != captured.device:
             with torch.no_grad(), mixed_precision(inputs.device):
                 return tuple(self.module(inputs))
-        self._input.copy_(inputs, non_blocking=True)
+        captured.copy_(inputs, non_blocking=True)
         self._graph.replay()
         return tuple(output.clone() for output in self._outputs)
 
 
-def inference_forward(
-    module: nn.Module, batch_shape: tuple[int, ...], on: torch.device, full_batches: bool
-) -> Callable:
-    """The forward to call batch by batch for inference on ``on``: graphed on a GPU where there are batches of
-    ``batch_shape`` (``full_batches``), else the module itself (under the caller's no-grad and precision). A model
-    that cannot be captured runs eagerly, with a warning: only its speed depends on the graph."""
-    if on.type != "cuda" or not full_batches:
+def inference_forward(module: nn.Module, batch_shape: tuple[int, ...], on: torch.device, full_batches: int) -> Callable:
+    """The forward to call batch by batch for inference on ``on``: graphed on a GPU where ``full_batches`` batches
+    of ``batch_shape`` will come (at least :data:`MIN_FULL_BATCHES`), else the module itself (under the caller's
+    no-grad and precision). A module that cannot be captured runs eagerly, with a warning, once: only its speed
+    depends on the graph."""
+    if on.type != "cuda" or full_batches < MIN_FULL_BATCHES or module in _UNCAPTURABLE:
         return module
     try:
         return GraphedInference(module, batch_shape, on)
     except RuntimeError as error:
+        _UNCAPTURABLE.add(module)
+        cause = error.__context__ or error
         warnings.warn(
-            f"inference runs eagerly: the forward could not be captured in a CUDA graph ({error})", stacklevel=2
+            f"inference runs eagerly: {type(module).__name__}'s forward could not be captured in a CUDA graph "
+            f"({cause}; {error})",
+            stacklevel=2,
         )
         return module

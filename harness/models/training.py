@@ -6,6 +6,7 @@ expressions, 1 − CCC (or RMSE) for valence/arousal; AdamW with a linear warm-u
 
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,6 +34,24 @@ def mixed_precision(on: torch.device, cache: bool = True):
     the CPU, whose results stay those of float32. ``cache=False`` casts the weights anew at each use, as capturing a
     CUDA graph needs (:mod:`harness.models.cuda_graph`)."""
     return torch.autocast(device_type=on.type, dtype=torch.bfloat16, enabled=on.type == "cuda", cache_enabled=cache)
+
+
+def to_host_later(*tensors: torch.Tensor) -> Callable[[], tuple[np.ndarray, ...]]:
+    """Start copying ``tensors`` to the host and return the function that waits for that copy alone and gives them
+    as arrays. On a GPU the copies go to pinned memory without blocking, and an event marks their end: called once
+    the next batch's work is queued, the wait leaves the GPU busy (``.cpu()`` would wait for everything queued, the
+    next batch too). Elsewhere the arrays are there at once."""
+    host = tuple(tensor.to("cpu", non_blocking=True) for tensor in tensors)
+    if not any(tensor.is_cuda for tensor in tensors):
+        return lambda: tuple(tensor.numpy() for tensor in host)
+    copied = torch.cuda.Event()
+    copied.record()
+
+    def wait() -> tuple[np.ndarray, ...]:
+        copied.synchronize()
+        return tuple(tensor.numpy() for tensor in host)
+
+    return wait
 
 
 def ccc_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -17,7 +17,7 @@ part of the store key when set.
 
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -51,6 +51,7 @@ from harness.models.training import (
     device,
     mixed_precision,
     seed_everything,
+    to_host_later,
     warmup_cosine,
 )
 from harness.progress import bar
@@ -314,28 +315,27 @@ class VideoKind(Kind):
         """(embeddings, stored outputs) batch by batch, in the order of ``paths``.
 
         On a GPU the forward of each full batch is replayed from a CUDA graph (:mod:`harness.models.cuda_graph`),
-        and a batch's outputs are copied to the host only once the next batch's forward is queued: the copy waits
-        for the device, and without the lag the GPU would idle while the main process fetches the next batch from
-        the loader. On the CPU neither changes anything."""
+        and a batch's outputs are copied to the host without blocking and waited for only once the next batch's
+        forward is queued (:func:`~harness.models.training.to_host_later`), so the GPU keeps working while the main
+        process waits and fetches the next batch from the loader. On the CPU neither changes anything."""
         s = self.settings
         net.eval()
         on = next(net.parameters()).device
         images = FaceImages(paths, s.image_size, decoded=decoded)
         workers = inference_workers(s.workers, on, s.batch_size * crop_bytes(s.image_size))
-        sizes = [len(batch) for batch in batches] if batches is not None else [len(paths)]
-        shape = (s.batch_size, 3, s.image_size, s.image_size)
-        forward = inference_forward(net, shape, on, full_batches=max(sizes, default=0) >= s.batch_size)
-        queued: tuple[torch.Tensor, torch.Tensor] | None = None  # the previous batch's outputs, on the device
+        full = len(paths) // s.batch_size if batches is None else [len(b) for b in batches].count(s.batch_size)
+        forward = inference_forward(net, (s.batch_size, 3, s.image_size, s.image_size), on, full_batches=full)
+        previous: Callable[[], tuple[np.ndarray, ...]] | None = None  # the previous batch's outputs, on their way
         with torch.no_grad():
             for pixels, _ in loader(images, s.batch_size, workers, batches=batches):
                 with mixed_precision(on):
                     embedding, output = forward(pixels.to(on, non_blocking=True))
-                current = embedding.float(), self.task_def.stored_outputs(output.float())
-                if queued is not None:
-                    yield queued[0].cpu().numpy(), queued[1].cpu().numpy()
-                queued = current
-        if queued is not None:
-            yield queued[0].cpu().numpy(), queued[1].cpu().numpy()
+                current = to_host_later(embedding.float(), self.task_def.stored_outputs(output.float()))
+                if previous is not None:
+                    yield previous()
+                previous = current
+        if previous is not None:
+            yield previous()
 
     # -- predict -------------------------------------------------------------------------------------------------
     def predict(
