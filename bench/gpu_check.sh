@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The GPU figures of docs/benchmarks.md in one short run (about 8.5 minutes on an H200), each step under its own time
+# The GPU figures of docs/benchmarks.md in one short run (about 9 minutes on an H200), each step under its own time
 # limit so that one slow step cannot take the others down:
+#   0. the GPU-only tests (tests/test_cuda_graph.py: graphed inference, the extraction loop through it)
 #   1. extraction pipeline vs raw forward, EfficientNet-B1 and ViT-B/16 at 224 px (bench/bench_video.py), batch 64
 #      and 256, and EfficientNet-B1 with 4 decoding workers instead of one per core
 #   2. where the pipeline's time goes, for both models at batch 64 (bench/bench_video.py --variants)
@@ -51,6 +52,7 @@ train() {  # train NAME WORKERS: bench_video --train with WORKERS decoding proce
 }
 # most telling first: a run cut short keeps them
 cores=$(nproc)
+step gpu_tests 90 "$python" -m pytest -q -p no:cacheprovider tests/test_cuda_graph.py
 video video_b1 efficientnet_b1 64 "$cores"
 variants video_b1_variants efficientnet_b1
 video video_vit vit_base_patch16_224 64 "$cores"
