@@ -2,7 +2,8 @@
 
 A run needs: the annotations of every task it computes or scores (:func:`check_data`), a store it can write when it
 computes anything (:func:`check_writable_folder`), room on the store's file system for what it will write
-(:func:`estimate_bytes`, :func:`check_space`) and a leaderboard it can record on (:func:`check_leaderboard`); a
+(:func:`estimate_bytes`, :func:`check_space`), shared memory for its training loaders' batches
+(:func:`check_shared_memory`) and a leaderboard it can record on (:func:`check_leaderboard`); a
 submission also needs the test templates and a writable output folder. Each
 failure is a :class:`~harness.errors.HarnessError` naming the path, what was expected and what was found.
 
@@ -25,6 +26,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from harness.cpu import SHARED_MEMORY
 from harness.data.affwild2 import SPLITS, Dataset
 from harness.errors import DataError, HarnessError, LeaderboardError, StoreError
 from harness.models.context import HONEST, split_outputs
@@ -109,6 +111,26 @@ def check_space(folder: Path, estimate: int, nodes: Sequence[NodeWrites]) -> Non
         )
 
 
+def check_shared_memory(nodes: Sequence[NodeWrites], folder: Path = SHARED_MEMORY) -> None:
+    """``folder`` holds the ready batches of the hungriest node's training loader (nodes run one at a time): a
+    DataLoader worker that cannot write its batch there dies of a bus error, mid-epoch. Unreadable: not checked."""
+    needs = [(node.kind.shared_memory_bytes(node.settings), node) for node in nodes]
+    need, node = max(needs, key=lambda pair: pair[0], default=(0, None))
+    if not need:
+        return
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return
+    if free < need:
+        raise HarnessError(
+            f"{folder} has {_size(free)} free, but the training loader of {node.name} {node.task} keeps about "
+            f"{_size(need)} of decoded batches there (its workers' ready batches) and would die of a bus error: run "
+            "the container with more shared memory (docker run --shm-size 2g), or lower the spec's workers or "
+            "batch_size"
+        )
+
+
 def check_before_work(
     system: str,
     dataset: Dataset,
@@ -117,7 +139,7 @@ def check_before_work(
     store_root: Path,
     leaderboard: Path,
 ) -> None:
-    """All checks, in the order a run would hit them: data, store, space, leaderboard."""
+    """All checks, in the order a run would hit them: data, store, space, shared memory, leaderboard."""
     needs: dict[Task, list[str]] = {task: ["validation"] for task in scored}
     for node in to_compute:
         needs[node.task] = list(SPLITS)
@@ -125,6 +147,7 @@ def check_before_work(
     if to_compute:
         check_writable_folder(store_root, "store")
         check_space(store_root, estimate_bytes(dataset, to_compute), to_compute)
+        check_shared_memory(to_compute)
     check_leaderboard(leaderboard)
 
 

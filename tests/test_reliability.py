@@ -199,6 +199,26 @@ def test_too_little_free_space_for_the_estimate_fails_before_training(world, mon
     assert again.hit
 
 
+def test_too_little_shared_memory_for_a_training_loader_fails_before_training(tmp_path: Path, monkeypatch) -> None:
+    from harness.errors import HarnessError
+    from harness.models.video import VideoKind, VideoSettings
+
+    settings = VideoSettings(**{**VideoKind.profiles["paper"], "workers": 8, "batch_size": 64, "image_size": 224})
+    need = VideoKind.shared_memory_bytes(settings)
+    assert need == 8 * 2 * 64 * 3 * 224 * 224  # 8 workers, 2 ready batches each, 64 uint8 crops of 224 px
+    nodes = [
+        preflight.NodeWrites("source", SourceKind, "va", ToySettings()),  # no loader: no need
+        preflight.NodeWrites("video_b1", VideoKind, "expr", settings),
+    ]
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage._replace(free=64 * 10**6))  # Docker's default
+    with pytest.raises(HarnessError, match=r"has 64\.0 MB free, .* video_b1 expr keeps about 154\.1 MB .*--shm-size"):
+        preflight.check_shared_memory(nodes, tmp_path)
+    preflight.check_shared_memory(nodes[:1], tmp_path)  # nothing to hold
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage._replace(free=need))
+    preflight.check_shared_memory(nodes, tmp_path)
+
+
 def test_the_estimate_counts_every_output_row(world) -> None:
     dataset, _, _, _ = world
     rows = sum(t.n_rows for split in ("train", "validation", "test") for t in dataset.split("va", split).tracks)

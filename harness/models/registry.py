@@ -65,6 +65,11 @@ class Kind(abc.ABC):
         """Store-key material beyond the settings (e.g. a weights file's checksum); None: nothing."""
         return None
 
+    @classmethod
+    def shared_memory_bytes(cls, settings: BaseModel) -> int:
+        """Bytes its training loader's worker processes keep in shared memory (their ready batches); 0: none."""
+        return 0
+
     @abc.abstractmethod
     def fit(self, context: "Context") -> "Kind":
         """Train on the context's splits (and inputs); return self."""

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from torch import nn
 
 from harness import distributed
-from harness.cpu import cpu_budget, shared_memory_workers
+from harness.cpu import PREFETCH, cpu_budget, shared_memory_workers
 from harness.data.affwild2 import Split
 from harness.errors import SpecError
 from harness.frames import fill_missing, hamming_smooth
@@ -168,6 +168,12 @@ class VideoKind(Kind):
         return {"weights_sha256": digest.hexdigest(), **extra}
 
     # -- model -------------------------------------------------------------------------------------------------
+    @classmethod
+    def shared_memory_bytes(cls, settings: VideoSettings) -> int:
+        """The training loader's ready batches: ``workers`` processes (the spec's: their number decides the random
+        flips, so it is not lowered to fit) of :data:`~harness.cpu.PREFETCH` batches each."""
+        return settings.workers * PREFETCH * settings.batch_size * crop_bytes(settings.image_size)
+
     def _build(self) -> "VideoNet":
         import timm
 
