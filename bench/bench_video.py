@@ -17,8 +17,9 @@ device.
 
 With ``--variants`` (a GPU): where the pipeline's time goes, side by side in one process: the raw forward eager and
 replayed from a CUDA graph, the loader alone pinned and not, the inference path, and its loop run eagerly: as it is,
-with the main process's torch threads at 1, with half the decoding workers, and with the graph again; each loop also
-reports the share of its time spent waiting for the loader.
+with the main process's torch threads at 1, with half the decoding workers, and with the graph again; then the
+loader and the graphed loop with the crops decoded at their stored size and resized on the GPU (what moving the
+resize there would give). Each loop also reports the share of its time spent waiting for the loader.
 """
 
 import argparse
@@ -29,8 +30,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from harness.models.cuda_graph import GraphedInference
 from harness.models.face_data import FaceImages, crop_bytes, loader
@@ -170,6 +172,7 @@ def run_variants(backbone: str, size: int, images: int, batch: int, repeats: int
         paths = write_crops(Path(folder), images)
         n_batches = images // batch
         crops = FaceImages(paths[: n_batches * batch], size)
+        stored = StoredSizeCrops(crops.paths)
         pixels = torch.randint(0, 256, (batch, 3, size, size), dtype=torch.uint8, device=on)
         waits: dict[str, float] = {}
 
@@ -180,19 +183,19 @@ def run_variants(backbone: str, size: int, images: int, batch: int, repeats: int
                     embedding.float().cpu(), output.float().cpu()
             torch.cuda.synchronize()
 
-        def loader_alone(pin: bool) -> None:
-            for decoded, _ in DataLoader(crops, batch_size=batch, num_workers=workers, pin_memory=pin):
+        def loader_alone(pin: bool, data: Dataset = crops) -> None:
+            for decoded, _ in DataLoader(data, batch_size=batch, num_workers=workers, pin_memory=pin):
                 decoded.to(on, non_blocking=True)
             torch.cuda.synchronize()
 
-        def loop(name: str, forward, n_workers: int, threads: int) -> None:
+        def loop(name: str, forward, n_workers: int, threads: int, data: Dataset = crops) -> None:
             """The inference path's loop (outputs copied to the host without blocking, waited for one batch late),
             timing the waits for the next batch."""
             before, waited = torch.get_num_threads(), 0.0
             torch.set_num_threads(threads)
             previous = None
             with torch.no_grad():
-                batches = iter(DataLoader(crops, batch_size=batch, num_workers=n_workers, pin_memory=True))
+                batches = iter(DataLoader(data, batch_size=batch, num_workers=n_workers, pin_memory=True))
                 while True:
                     started = time.perf_counter()
                     item = next(batches, None)
@@ -220,6 +223,10 @@ def run_variants(backbone: str, size: int, images: int, batch: int, repeats: int
             "loop_1_thread": lambda: loop("loop_1_thread", net, workers, 1),
             "loop_half_workers": lambda: loop("loop_half_workers", net, max(1, workers // 2), threads),
             "loop_cuda_graph": lambda: loop("loop_cuda_graph", graphed, workers, 1),
+            "loader_stored_size": lambda: loader_alone(True, stored),
+            "loop_cuda_graph_gpu_resize": lambda: loop(
+                "loop_cuda_graph_gpu_resize", lambda pixels: graphed(_resized(pixels, size)), workers, 1, stored
+            ),
         }
         if graphed is None:
             jobs = {name: job for name, job in jobs.items() if "graph" not in name}
@@ -240,6 +247,27 @@ def run_variants(backbone: str, size: int, images: int, batch: int, repeats: int
             name: round(waits[name] * rates[name] / (n_batches * batch), 3) for name in waits
         },
     }
+
+
+class StoredSizeCrops(Dataset):
+    """The crops decoded at their stored size (no resize in the worker): what a GPU-side resize would read."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        self.paths = paths
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        with Image.open(self.paths[index]) as image:
+            rgb = np.asarray(image.convert("RGB"))
+        return torch.from_numpy(rgb.copy()).permute(2, 0, 1).contiguous(), index
+
+
+def _resized(pixels: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 pixels resized bilinearly on their device (not PIL's values: a bench variant, not the harness)."""
+    resized = F.interpolate(pixels.float(), size=(size, size), mode="bilinear", align_corners=False)
+    return resized.round_().clamp_(0, 255).to(torch.uint8)
 
 
 def _timed(job) -> float:

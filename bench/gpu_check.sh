@@ -4,7 +4,8 @@
 #   0. the GPU-only tests (tests/test_cuda_graph.py: graphed inference, the extraction loop through it)
 #   1. extraction pipeline vs raw forward, EfficientNet-B1 and ViT-B/16 at 224 px (bench/bench_video.py), batch 64
 #      and 256, and EfficientNet-B1 with 4 decoding workers instead of one per core
-#   2. where the pipeline's time goes, for both models at batch 64 (bench/bench_video.py --variants)
+#   2. where the pipeline's time goes, for both models at batch 64, and what resizing on the GPU would give
+#      (bench/bench_video.py --variants)
 #   3. EfficientNet-B1 training steps through the training loader (random flips in the spec's 2 workers, and in one
 #      per core) vs on pixels already on the GPU (bench/bench_video.py --train)
 #   4. audio seconds encoded per second by the PDEM-sized wav2vec2 (bench/bench_audio.py --config large)
@@ -43,7 +44,7 @@ video() {  # video NAME BACKBONE BATCH CORES: one bench_video run, its decoding 
         --batch "$3" --repeats 2
 }
 variants() {  # variants NAME BACKBONE
-    step "$1" 80 "$python" bench/bench_video.py --variants --backbone "$2" --size 224 --images 8192 --batch 64 \
+    step "$1" 100 "$python" bench/bench_video.py --variants --backbone "$2" --size 224 --images 8192 --batch 64 \
         --repeats 2
 }
 train() {  # train NAME WORKERS: bench_video --train with WORKERS decoding processes
