@@ -72,7 +72,7 @@ def fill(cache: TrackCache, split: Split, names: Sequence[str], image_size: int,
     name, parts = next(queue), []
     with bar() as progress:
         job = progress.add_task(f"decoding face crops of {split.name} ({len(todo)} tracks)", total=len(paths))
-        for pixels, _ in loader(FaceImages(paths, image_size), DECODE_BATCH, workers, batches=batches):
+        for pixels, _ in loader(FaceImages(paths, image_size), DECODE_BATCH, workers, batches=batches, pin=False):
             parts.append(pixels.numpy())
             progress.update(job, advance=len(pixels))
             if sum(len(part) for part in parts) == len(frames[name]):

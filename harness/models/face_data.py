@@ -105,10 +105,13 @@ def loader(
     generator: torch.Generator | None = None,
     drop_last: bool = False,
     batches: list[list[int]] | None = None,
+    pin: bool = True,
 ) -> DataLoader:
     """A DataLoader decoding in ``workers`` processes (0: in the main process), seeded when shuffling;
     ``batches`` (lists of indices) replaces ``batch_size`` batching when given. ``workers`` is capped at the CPU
-    budget (:mod:`harness.cpu`) unless the dataset flips at random, where the number of workers decides the draws."""
+    budget (:mod:`harness.cpu`) unless the dataset flips at random, where the number of workers decides the draws.
+    Batches come in pinned memory where there is a GPU (for copies that do not block), unless ``pin`` is False
+    (batches that stay on the host)."""
     workers = decoding_workers(workers, random=dataset.flip)
     sizes = {"batch_sampler": batches} if batches is not None else {"batch_size": batch_size, "drop_last": drop_last}
     return DataLoader(
@@ -116,7 +119,7 @@ def loader(
         shuffle=shuffle,
         generator=generator,
         num_workers=workers,
-        pin_memory=torch.cuda.is_available(),
+        pin_memory=pin and torch.cuda.is_available(),
         worker_init_fn=_seed_worker if workers else None,
         **sizes,
     )
