@@ -220,7 +220,8 @@ def extract_video(
     pool = BoundedPool(threads, pending=max(2 * settings.batch, threads))
     writers: list[_TrackWriter] = []
     try:
-        writers += [_TrackWriter(name, video, folder, settings, pool) for name, folder in tracks.items()]
+        for name, folder in tracks.items():  # one by one: a failure leaves the folders made so far to clean up
+            writers.append(_TrackWriter(name, video, folder, settings, pool))
         number = 0
         for frames in read_ahead(batched(iter_frames(video), settings.batch)):
             for image, found in zip(frames, detector.detect(frames), strict=True):
