@@ -65,12 +65,7 @@ def run(backbone: str, size: int, images: int, batch: int, workers: int, repeats
         n_batches = images // batch
 
         def raw(forward) -> None:
-            with torch.no_grad(), mixed_precision(on):
-                for _ in range(n_batches):
-                    embedding, output = forward(pixels)
-                    embedding.float().cpu(), output.float().cpu()  # back to the host, as in the pipeline
-            if on.type == "cuda":
-                torch.cuda.synchronize()
+            _bare_forward(forward, pixels, n_batches)
 
         def pipeline() -> None:
             for _ in kind._forward(kind.net_, paths[: n_batches * batch]):
@@ -177,11 +172,7 @@ def run_variants(backbone: str, size: int, images: int, batch: int, repeats: int
         waits: dict[str, float] = {}
 
         def raw(forward) -> None:
-            with torch.no_grad(), mixed_precision(on):
-                for _ in range(n_batches):
-                    embedding, output = forward(pixels)
-                    embedding.float().cpu(), output.float().cpu()
-            torch.cuda.synchronize()
+            _bare_forward(forward, pixels, n_batches)
 
         def loader_alone(pin: bool, data: Dataset = crops) -> None:
             for decoded, _ in DataLoader(data, batch_size=batch, num_workers=workers, pin_memory=pin):
@@ -247,6 +238,17 @@ def run_variants(backbone: str, size: int, images: int, batch: int, repeats: int
             name: round(waits[name] * rates[name] / (n_batches * batch), 3) for name in waits
         },
     }
+
+
+def _bare_forward(forward, pixels: torch.Tensor, n_batches: int) -> None:
+    """``n_batches`` forwards of the same pixels, already on the model's device, outputs back to the host as in the
+    pipeline; waits for the device at the end."""
+    with torch.no_grad(), mixed_precision(pixels.device):
+        for _ in range(n_batches):
+            embedding, output = forward(pixels)
+            embedding.float().cpu(), output.float().cpu()
+    if pixels.is_cuda:
+        torch.cuda.synchronize()
 
 
 class StoredSizeCrops(Dataset):
