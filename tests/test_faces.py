@@ -245,6 +245,27 @@ def test_decoding_hand_made_outputs() -> None:
     np.testing.assert_allclose(faces.boxes[1], np.array([0, 0, 15, 15]) / 0.5, atol=1e-4)
 
 
+def test_a_batch_decodes_as_each_image_alone() -> None:
+    """One batched suppression over the batch: no image's boxes suppress another's, an empty image stays empty."""
+    generator = torch.Generator().manual_seed(0)
+    batch, size = 4, 96
+    outputs = []
+    for stride in (32, 16, 8):
+        cells = size // stride
+        probs = torch.rand(batch, cells, cells, 4, generator=generator) ** 3
+        probs[2] = 0.0  # the third image: no face
+        outputs += [probs, 0.3 * torch.randn(batch, cells, cells, 8, generator=generator)]
+        outputs.append(torch.randn(batch, cells, cells, 20, generator=generator))
+    together = decode(outputs, (size, size), scale=0.5, threshold=0.6, nms_iou=0.4)
+    assert len(together) == batch and len(together[2]) == 0
+    assert sum(len(faces) for faces in together) > batch  # several faces an image survive suppression
+    for index, faces in enumerate(together):
+        (alone,) = decode([t[index : index + 1] for t in outputs], (size, size), scale=0.5, threshold=0.6)
+        np.testing.assert_array_equal(faces.scores, alone.scores)
+        np.testing.assert_array_equal(faces.boxes, alone.boxes)
+        np.testing.assert_array_equal(faces.points, alone.points)
+
+
 def test_decoding_clips_boxes_to_the_image_and_finds_nothing_below_threshold() -> None:
     outputs = _outputs()
     outputs[0][0, 1, 1, 2] = 0.99  # stride 32, a 512 px anchor: clipped to the 64 px image

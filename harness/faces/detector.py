@@ -160,42 +160,36 @@ def decode(
     nms_iou: float = 0.4,
 ) -> list[Faces]:
     """The network's nine outputs of a batch ((N, h, w, C) per stride: class probabilities, box and landmark
-    deltas) → the faces of each image, in the pixels of the image before it was resized by ``scale``."""
-    from torchvision.ops import nms
+    deltas) → the faces of each image, in the pixels of the image before it was resized by ``scale``.
+
+    The whole batch is decoded at once and suppressed by one ``batched_nms`` (each image's boxes among themselves):
+    on a GPU a per-image loop waited for the device at every image and stride."""
+    from torchvision.ops import batched_nms
 
     height, width = image_hw
     batch = outputs[0].shape[0]
-    found: list[list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]] = [[] for _ in range(batch)]
+    images, boxes, scores, points = [], [], [], []
     for level, stride in enumerate(STRIDES):
         probs, box_deltas, point_deltas = (t.float() for t in outputs[3 * level : 3 * level + 3])
-        rows, cols = probs.shape[1], probs.shape[2]
-        anchors = prior_boxes(rows, cols, stride).to(probs.device)
-        scores = probs[..., ANCHORS_PER_POSITION:].reshape(batch, -1)
-        box_deltas = box_deltas.reshape(batch, -1, 4)
-        point_deltas = point_deltas.reshape(batch, -1, 10)
-        for image in range(batch):
-            keep = torch.nonzero(scores[image] >= threshold).squeeze(1)
-            if not len(keep):
-                continue
-            boxes = decode_boxes(anchors[keep], box_deltas[image, keep])
-            boxes[:, 0::2] = boxes[:, 0::2].clamp(0, width - 1)
-            boxes[:, 1::2] = boxes[:, 1::2].clamp(0, height - 1)
-            points = decode_points(anchors[keep], point_deltas[image, keep])
-            found[image].append((boxes / scale, scores[image, keep], points / scale))
+        anchors = prior_boxes(probs.shape[1], probs.shape[2], stride).to(probs.device)
+        level_scores = probs[..., ANCHORS_PER_POSITION:].reshape(batch, -1)
+        image, anchor = torch.nonzero(level_scores >= threshold, as_tuple=True)
+        images.append(image)
+        scores.append(level_scores[image, anchor])
+        boxes.append(decode_boxes(anchors[anchor], box_deltas.reshape(batch, -1, 4)[image, anchor]))
+        points.append(decode_points(anchors[anchor], point_deltas.reshape(batch, -1, 10)[image, anchor]))
+    image, box, score, point = (torch.cat(column) for column in (images, boxes, scores, points))
+    box[:, 0::2] = box[:, 0::2].clamp(0, width - 1)
+    box[:, 1::2] = box[:, 1::2].clamp(0, height - 1)
+    keep = batched_nms(box, score, image, nms_iou)  # sorted by decreasing score
+    image = image[keep].cpu().numpy()
+    box = (box[keep] / scale).cpu().numpy().astype(np.float32)
+    score = score[keep].cpu().numpy().astype(np.float32)
+    point = (point[keep] / scale).cpu().numpy().astype(np.float32)
     results = []
-    for parts in found:
-        if not parts:
-            results.append(Faces.empty())
-            continue
-        boxes, scores, points = (torch.cat(column) for column in zip(*parts, strict=True))
-        keep = nms(boxes, scores, nms_iou)  # sorted by decreasing score
-        results.append(
-            Faces(
-                boxes[keep].cpu().numpy().astype(np.float32),
-                scores[keep].cpu().numpy().astype(np.float32),
-                points[keep].cpu().numpy().astype(np.float32),
-            )
-        )
+    for index in range(batch):
+        mine = image == index
+        results.append(Faces(box[mine], score[mine], point[mine].reshape(-1, 5, 2)) if mine.any() else Faces.empty())
     return results
 
 
