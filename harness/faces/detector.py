@@ -186,11 +186,7 @@ def decode(
     box = (box[keep] / scale).cpu().numpy().astype(np.float32)
     score = score[keep].cpu().numpy().astype(np.float32)
     point = (point[keep] / scale).cpu().numpy().astype(np.float32)
-    results = []
-    for index in range(batch):
-        mine = image == index
-        results.append(Faces(box[mine], score[mine], point[mine].reshape(-1, 5, 2)) if mine.any() else Faces.empty())
-    return results
+    return [Faces(box[image == index], score[image == index], point[image == index]) for index in range(batch)]
 
 
 class Detector:
