@@ -12,6 +12,7 @@ restarted rank finds its own unfinished tracks again) and, in kinds that support
 reports; :func:`barrier` holds the others until then.
 """
 
+import atexit
 import heapq
 import os
 import sys
@@ -47,9 +48,9 @@ def _group_up() -> bool:
 def init() -> bool:
     """Join the process group described by torchrun's environment when ``WORLD_SIZE`` > 1; True when one is up.
 
-    Idempotent. The backend is nccl when CUDA is available (the rank's GPU is ``LOCAL_RANK``), else gloo; the
-    timeout of every collective is ``$ABAW_DIST_TIMEOUT_S`` (default 6 hours: the other ranks wait while rank 0 fits a
-    kind that trains in one process)."""
+    Idempotent; the group is left at exit (:func:`close`). The backend is nccl when CUDA is available (the rank's GPU
+    is ``LOCAL_RANK``), else gloo; the timeout of every collective is ``$ABAW_DIST_TIMEOUT_S`` (default 6 hours: the
+    other ranks wait while rank 0 fits a kind that trains in one process)."""
     if env_world_size() <= 1:
         return False
     import torch
@@ -62,6 +63,9 @@ def init() -> bool:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     timeout = timedelta(seconds=float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT_S)))
     dist.init_process_group(backend="nccl" if cuda else "gloo", timeout=timeout)
+    # left while the interpreter is whole: a group torn down during its finalisation can abort the process
+    # (SIGABRT from the backend's threads), which torchrun reports as a failed rank
+    atexit.register(close)
     return True
 
 
