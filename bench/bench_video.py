@@ -6,10 +6,10 @@ already on the model's device (same run).
 
 Prints images/s for both and their ratio (goal in DESIGN.md: pipeline >= 0.9x the raw forward; on a GPU, where the
 inference path replays each full batch from a CUDA graph, also the ratio to the bare forward so replayed), and the
-loader's rate alone (decoding, collating, pinning, the copy to the device; no model): a pipeline below both the raw
-forward and the loader loses its time where the two meet, in the main process. ``--workers`` is the spec's setting; the
-inference path decodes in ``decoding_workers`` processes (on a GPU every core of the CPU budget but one: set
-``ABAW_THREADS`` to try fewer).
+loader's rate alone (decoding, collating, pinning, the copy to the device; no model), with the kind's resizer and with
+PIL's: a pipeline below both the raw forward and the loader loses its time where the two meet, in the main process.
+``--workers`` is the spec's setting; the inference path decodes in ``decoding_workers`` processes (on a GPU every
+core of the CPU budget but one: set ``ABAW_THREADS`` to try fewer).
 
 With ``--train``: training images/s of the video kind's step through its training loader (decoding and random flips
 in ``--workers`` processes, as a spec's ``workers`` sets them) against the same steps on pixels already on the
@@ -35,7 +35,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from harness.models.cuda_graph import GraphedInference
-from harness.models.face_data import FaceImages, crop_bytes, loader
+from harness.models.face_data import FaceImages, Resizer, crop_bytes, loader
 from harness.models.training import device, mixed_precision, to_host_later
 from harness.models.video import VideoKind, VideoSettings, inference_workers, train_step
 from harness.tasks import LossOptions
@@ -54,8 +54,12 @@ def write_crops(folder: Path, count: int, seed: int = 0) -> list[Path]:
     return paths
 
 
-def run(backbone: str, size: int, images: int, batch: int, workers: int, repeats: int = 3) -> dict:
-    settings = VideoSettings(backbone=backbone, image_size=size, pretrained=False, batch_size=batch, workers=workers)
+def run(
+    backbone: str, size: int, images: int, batch: int, workers: int, repeats: int = 3, resize: Resizer = "torch"
+) -> dict:
+    settings = VideoSettings(
+        backbone=backbone, image_size=size, pretrained=False, batch_size=batch, workers=workers, resize=resize
+    )
     kind = VideoKind(settings, "expr", 0)
     on = device()
     kind.net_ = kind._build().to(on).eval()
@@ -71,14 +75,19 @@ def run(backbone: str, size: int, images: int, batch: int, workers: int, repeats
             for _ in kind._forward(kind.net_, paths[: n_batches * batch]):
                 pass
 
-        def loader_alone() -> None:
-            crops = FaceImages(paths[: n_batches * batch], size)
+        def loader_alone(resize) -> None:
+            crops = FaceImages(paths[: n_batches * batch], size, resize=resize)
             for decoded, _ in loader(crops, batch, inference_workers(workers, on, batch * crop_bytes(size))):
                 decoded.to(on, non_blocking=True)
             if on.type == "cuda":
                 torch.cuda.synchronize()
 
-        jobs = {"raw_forward": lambda: raw(kind.net_), "pipeline": pipeline, "loader": loader_alone}
+        jobs = {
+            "raw_forward": lambda: raw(kind.net_),
+            "pipeline": pipeline,
+            "loader": lambda: loader_alone(settings.resize),
+            "loader_pil": lambda: loader_alone("pil"),  # crops resized by PIL (smoke's resizer; before 2026-12-04)
+        }
         if on.type == "cuda":  # the pipeline replays a CUDA graph: the bare forward so too, for comparison
             graphed = GraphedInference(kind.net_, (batch, 3, size, size), on)
             jobs["raw_graphed"] = lambda: raw(graphed)
@@ -98,17 +107,23 @@ def run(backbone: str, size: int, images: int, batch: int, workers: int, repeats
         "raw_images_per_s": round(timings["raw_forward"], 1),
         "pipeline_images_per_s": round(timings["pipeline"], 1),
         "loader_images_per_s": round(timings["loader"], 1),
+        "resize": settings.resize,
+        "loader_pil_images_per_s": round(timings["loader_pil"], 1),
         "ratio": round(timings["pipeline"] / timings["raw_forward"], 3),
         "raw_graphed_images_per_s": graphed_rate and round(graphed_rate, 1),
         "ratio_to_graphed": graphed_rate and round(timings["pipeline"] / graphed_rate, 3),
     }
 
 
-def run_training(backbone: str, size: int, images: int, batch: int, workers: int, repeats: int = 3) -> dict:
+def run_training(
+    backbone: str, size: int, images: int, batch: int, workers: int, repeats: int = 3, resize: Resizer = "torch"
+) -> dict:
     """Training images/s of the video kind's step (:func:`train_step`, AdamW, EXPR's focal loss): through the
     training loader (JPEG crops decoded and flipped at random in ``workers`` processes, shuffled, pinned on a GPU) vs
     the same steps on uint8 pixels already on the device."""
-    settings = VideoSettings(backbone=backbone, image_size=size, pretrained=False, batch_size=batch, workers=workers)
+    settings = VideoSettings(
+        backbone=backbone, image_size=size, pretrained=False, batch_size=batch, workers=workers, resize=resize
+    )
     kind = VideoKind(settings, "expr", 0)
     on = device()
     net = kind._build().to(on).train()
@@ -128,7 +143,7 @@ def run_training(backbone: str, size: int, images: int, batch: int, workers: int
                 torch.cuda.synchronize()
 
         def pipeline() -> None:
-            data = FaceImages(paths, size, kind.task_def.target_tensor(labels), flip=True)
+            data = FaceImages(paths, size, kind.task_def.target_tensor(labels), flip=True, resize=settings.resize)
             generator = torch.Generator().manual_seed(0)
             for crops, crop_targets in loader(data, batch, workers, shuffle=True, generator=generator, drop_last=True):
                 train_step(net, optimizer, criterion, crops, crop_targets, on)
@@ -152,9 +167,11 @@ def run_training(backbone: str, size: int, images: int, batch: int, workers: int
     }
 
 
-def run_variants(backbone: str, size: int, images: int, batch: int, repeats: int = 2) -> dict:
+def run_variants(
+    backbone: str, size: int, images: int, batch: int, repeats: int = 2, resize: Resizer = "torch"
+) -> dict:
     """Images/s of each variant (see the module's docstring); CUDA only."""
-    settings = VideoSettings(backbone=backbone, image_size=size, pretrained=False, batch_size=batch)
+    settings = VideoSettings(backbone=backbone, image_size=size, pretrained=False, batch_size=batch, resize=resize)
     kind = VideoKind(settings, "expr", 0)
     on = device()
     net = kind.net_ = kind._build().to(on).eval()
@@ -166,7 +183,7 @@ def run_variants(backbone: str, size: int, images: int, batch: int, repeats: int
     with tempfile.TemporaryDirectory() as folder:
         paths = write_crops(Path(folder), images)
         n_batches = images // batch
-        crops = FaceImages(paths[: n_batches * batch], size)
+        crops = FaceImages(paths[: n_batches * batch], size, resize=settings.resize)
         stored = StoredSizeCrops(crops.paths)
         pixels = torch.randint(0, 256, (batch, 3, size, size), dtype=torch.uint8, device=on)
         waits: dict[str, float] = {}
@@ -288,12 +305,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timed passes of each; the best is kept")
     parser.add_argument("--train", action="store_true", help="training steps instead of the extraction pipeline")
     parser.add_argument("--variants", action="store_true", help="where the pipeline's time goes (a GPU)")
+    parser.add_argument("--resize", choices=["pil", "torch"], default="torch", help="the crops' resizer (smoke: pil)")
     a = parser.parse_args()
     if a.variants:
-        result = run_variants(a.backbone, a.size, a.images, a.batch, a.repeats)
+        result = run_variants(a.backbone, a.size, a.images, a.batch, a.repeats, a.resize)
     else:
         measure = run_training if a.train else run
-        result = measure(a.backbone, a.size, a.images, a.batch, a.workers, a.repeats)
+        result = measure(a.backbone, a.size, a.images, a.batch, a.workers, a.repeats, a.resize)
     print(json.dumps(result))
 
 

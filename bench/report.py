@@ -232,8 +232,8 @@ BENCHES = (
     Bench(
         "video_smoke",
         "bench_video.py",
-        ("--backbone", "test_efficientnet", "--size", "64", "--images", "1024", "--batch", "64"),
-        ("--backbone", "test_efficientnet", "--size", "64", "--images", "256", "--batch", "64"),
+        ("--backbone", "test_efficientnet", "--size", "64", "--images", "1024", "--batch", "64", "--resize", "pil"),
+        ("--backbone", "test_efficientnet", "--size", "64", "--images", "256", "--batch", "64", "--resize", "pil"),
         video_rows("smoke model, 64 px"),
     ),
     Bench(

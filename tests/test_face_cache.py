@@ -90,7 +90,7 @@ def test_fill_decodes_only_what_the_cache_lacks_or_holds_for_other_frames(
     face_cache.fill(cache, split, split.names, SIZE, workers=0)
     decoded: list[Path] = []
     decode = face_data.decode_crop
-    monkeypatch.setattr(face_data, "decode_crop", lambda path, size: decoded.append(path) or decode(path, size))
+    monkeypatch.setattr(face_data, "decode_crop", lambda path, *how: decoded.append(path) or decode(path, *how))
     face_cache.fill(cache, split, split.names, SIZE, workers=0)
     assert decoded == []
     (tmp_path / "crops" / "b" / "00004.jpg").rename(tmp_path / "crops" / "b" / "00009.jpg")  # renamed in place

@@ -184,3 +184,35 @@ def test_crops_load_as_uint8_and_the_model_normalises_them_as_float_pixels_were(
     mean, std = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])
     earlier = (pixels.float().div(255) - mean.view(3, 1, 1)) / std.view(3, 1, 1)
     assert torch.equal(normalise(pixels[None], mean, std)[0], earlier)
+
+
+def test_torch_resizes_crops_as_pil_does_at_the_paper_size_and_within_one_level_elsewhere(tmp_path: Path) -> None:
+    """112 px JPEG crops to 224 px (EfficientNet-B1, ViT-B/16 under ``paper``): the same bytes from either resizer;
+    to smoke's 64 px and B4's 380 px they differ by rounding, never by more than one level."""
+    from harness.models.face_data import decode_crop
+
+    rng = np.random.default_rng(0)
+    for index in range(4):
+        tile = np.kron(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8), np.ones((14, 14, 1), np.uint8))
+        noisy = np.clip(tile + rng.integers(-20, 21, tile.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(noisy).save(tmp_path / f"{index}.jpg", quality=90)
+    for path in sorted(tmp_path.glob("*.jpg")):
+        for size in (224, 64, 380, 112):
+            pil, fast = decode_crop(path, size, "pil"), decode_crop(path, size, "torch")
+            assert fast.dtype == torch.uint8 and fast.shape == (3, size, size) and fast.is_contiguous()
+            if size in (224, 112):
+                assert torch.equal(fast, pil), size
+            else:
+                assert (fast.int() - pil.int()).abs().max() <= 1, size
+
+
+def test_smoke_keeps_pil_resizing_and_its_store_key_while_paper_resizes_with_torch() -> None:
+    spec = load_spec("video_b1", REPO_SYSTEMS)
+    smoke, paper = resolve(spec, "smoke").settings, resolve(spec, "paper").settings
+    assert smoke.resize == "pil" and "resize" not in smoke.model_dump()  # the key of every smoke node as before
+    assert paper.resize == "torch" and paper.model_dump()["resize"] == "torch"
+    from harness.models import face_cache
+
+    source = {"faces": "organizers"}
+    assert face_cache.material(64, source, "pil") == {"version": face_cache.VERSION, "image_size": 64, **source}
+    assert face_cache.material(64, source, "torch") != face_cache.material(64, source, "pil")  # never shared

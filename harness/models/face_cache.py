@@ -23,7 +23,7 @@ import torch
 from harness.data.affwild2 import Split
 from harness.errors import StoreError
 from harness.models.context import TrackCache
-from harness.models.face_data import FaceImages, crop_bytes, loader, track_batches
+from harness.models.face_data import FaceImages, Resizer, crop_bytes, loader, track_batches
 from harness.progress import bar
 
 CACHE_NAME = "face-pixels"
@@ -33,9 +33,15 @@ LIMIT_BYTES = 4 << 30  # the largest split whose decoded crops are cached (4 GiB
 DECODE_BATCH = 256
 
 
-def material(image_size: int, crop_source: dict) -> dict:
-    """What determines the cache's content besides the dataset: the size and which crops (``crop_source``)."""
-    return {"version": VERSION, "image_size": image_size, **crop_source}
+def material(image_size: int, crop_source: dict, resize: Resizer = "pil") -> dict:
+    """What determines the cache's content besides the dataset: the size, which crops (``crop_source``) and who
+    resizes them (left out for PIL, as before the choice existed)."""
+    return {
+        "version": VERSION,
+        "image_size": image_size,
+        **crop_source,
+        **({} if resize == "pil" else {"resize": resize}),
+    }
 
 
 def fits(split: Split, names: Sequence[str], image_size: int, limit: int | None = None) -> bool:
@@ -52,7 +58,9 @@ def entry(split: Split, name: str, frames: np.ndarray) -> str:
     return f"{name}.{hashlib.sha256(str(folder).encode()).hexdigest()[:12]}"
 
 
-def fill(cache: TrackCache, split: Split, names: Sequence[str], image_size: int, workers: int) -> None:
+def fill(
+    cache: TrackCache, split: Split, names: Sequence[str], image_size: int, workers: int, resize: Resizer = "pil"
+) -> None:
     """Decode the crops of every track of ``names`` with faces that the cache lacks, or holds for other frames than
     its crop folder now lists (crops renamed in place), each track stored as it completes."""
     frames = {name: split.face_frames(name) for name in names}
@@ -72,7 +80,8 @@ def fill(cache: TrackCache, split: Split, names: Sequence[str], image_size: int,
     name, parts = next(queue), []
     with bar() as progress:
         job = progress.add_task(f"decoding face crops of {split.name} ({len(todo)} tracks)", total=len(paths))
-        for pixels, _ in loader(FaceImages(paths, image_size), DECODE_BATCH, workers, batches=batches, pin=False):
+        crops = FaceImages(paths, image_size, resize=resize)
+        for pixels, _ in loader(crops, DECODE_BATCH, workers, batches=batches, pin=False):
             parts.append(pixels.numpy())
             progress.update(job, advance=len(pixels))
             if sum(len(part) for part in parts) == len(frames[name]):

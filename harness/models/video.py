@@ -39,6 +39,7 @@ from harness.models.face_data import (
     DecodedPixels,
     FaceImages,
     Normalisation,
+    Resizer,
     crop_bytes,
     loader,
     normalise,
@@ -96,6 +97,7 @@ class VideoSettings(BaseModel):
     smoothing_frames: int = Field(0, ge=0)
     workers: int = Field(2, ge=0)  # DataLoader decoding processes (0: in the main one); see harness.cpu
     faces: Literal["organizers", "retinaface"] = "organizers"  # which crops: the release's, or harness.faces'
+    resize: Resizer = "torch"  # who resizes crops to image_size (harness.models.face_data); smoke keeps PIL's
 
     @field_validator("backbone_args")
     @classmethod
@@ -111,11 +113,12 @@ class VideoSettings(BaseModel):
 
     @model_serializer(mode="wrap")
     def _dump(self, handler):
-        """Leave ``faces`` and ``backbone_args`` out of the dump (hence the store key) at their defaults, so earlier
-        keys stay valid."""
+        """Leave ``faces`` and ``backbone_args`` out of the dump (hence the store key) at their defaults, and
+        ``resize`` when it is PIL's (as before the setting existed), so earlier keys stay valid."""
         data = handler(self)
-        if data.get("faces") == "organizers":
-            data.pop("faces")
+        for name, before in (("faces", "organizers"), ("resize", "pil")):
+            if data.get(name) == before:
+                data.pop(name)
         if not data.get("backbone_args"):
             data.pop("backbone_args", None)
         return data
@@ -141,6 +144,8 @@ class VideoKind(Kind):
             "warmup_epochs": 0.5,
             "patience": 4,
             "workers": 0,
+            # PIL's: torch's kernel differs from it by rounding at 64 and 72 px, and smoke's recorded scores are exact
+            "resize": "pil",
         },
     }
     outputs = ("pred", "emb", FRAMES)
@@ -232,7 +237,7 @@ class VideoKind(Kind):
         options = LossOptions(va_loss=s.va_loss, focal_gamma=s.focal_gamma)
         criterion = self.task_def.criterion(train_targets, options).to(on)
         targets = self.task_def.target_tensor(train_targets)
-        train_data = FaceImages(train_paths, s.image_size, targets, flip=s.flip, decoded=train_decoded)
+        train_data = FaceImages(train_paths, s.image_size, targets, flip=s.flip, decoded=train_decoded, resize=s.resize)
         batches = loader(train_data, s.batch_size, s.workers, shuffle=True, generator=generator, drop_last=True)
         model, shards = net, None
         if distributed.world_size() > 1:  # under torchrun: DDP, each rank on its share of every epoch's order
@@ -284,13 +289,13 @@ class VideoKind(Kind):
         if context.cache is None or not all(face_cache.fits(x, wanted[x.name], s.image_size) for x in splits):
             return [None] * len(splits)
         source = {"faces": s.faces, **_faces_key_extra(s)}
-        cache = context.shared_cache(face_cache.CACHE_NAME, face_cache.material(s.image_size, source))
+        cache = context.shared_cache(face_cache.CACHE_NAME, face_cache.material(s.image_size, source, s.resize))
         workers = inference_workers(s.workers, device(), face_cache.DECODE_BATCH * crop_bytes(s.image_size))
         for split in splits:
             names = wanted[split.name]
             if tracks is None:
                 names = distributed.shard(names, [len(split.face_frames(name)) for name in names])
-            face_cache.fill(cache, split, names, s.image_size, workers)
+            face_cache.fill(cache, split, names, s.image_size, workers, s.resize)
         if tracks is None:
             distributed.barrier()
         return [face_cache.decoded_crops(cache, split, wanted[split.name], s.image_size) for split in splits]
@@ -327,7 +332,7 @@ class VideoKind(Kind):
         s = self.settings
         net.eval()
         on = next(net.parameters()).device
-        images = FaceImages(paths, s.image_size, decoded=decoded)
+        images = FaceImages(paths, s.image_size, decoded=decoded, resize=s.resize)
         workers = inference_workers(s.workers, on, s.batch_size * crop_bytes(s.image_size))
         full = len(paths) // s.batch_size if batches is None else [len(b) for b in batches].count(s.batch_size)
         forward = inference_forward(net, (s.batch_size, 3, s.image_size, s.image_size), on, full_batches=full)
