@@ -31,9 +31,10 @@ def normalise(pixels: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> to
     return pixels.float().div_(255).sub_(mean.view(1, 3, 1, 1)).div_(std.view(1, 3, 1, 1))
 
 
-# Who resizes a decoded crop to the model's input. PIL is the reference; torch's uint8 bilinear kernel took 142 µs
-# where PIL took 495 for a 112 → 224 px crop (2-core CPU, one thread) and gives byte-identical pixels at that ratio
-# (and 128, 160, 240, 448 px), but differs by rounding at others (64, 72, 113, 260, 299, 380 px; 2026-12-04).
+# Who resizes a decoded crop to the model's input. PIL is the reference; with torch's uint8 bilinear kernel a 112 px
+# crop decodes to 224 px in 360 µs against 685 (one thread, idle 2-core CPU) into byte-identical pixels (also at 128,
+# 160, 240, 448 px); at other sizes the two differ by one level here and there (64, 72, 113, 260, 299, 380 px;
+# docs/benchmarks.md, 2026-12-04).
 Resizer = Literal["pil", "torch"]
 
 
