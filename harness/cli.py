@@ -454,7 +454,9 @@ def run(
         _print_dry_run(system, _tasks(task), dataset, profile, as_json)
         return
     results = run_system(system, _tasks(task), dataset, profile.value if profile else None)
-    if not distributed.is_main():
+    main = distributed.is_main()
+    distributed.finish()
+    if not main:
         return  # under torchrun rank 0 alone reports
     rows = [
         {
@@ -565,6 +567,7 @@ def submit(
     SYSTEM.zip, and prints the validation scores (for fusion: in-sample and the honest cross-fitted one) and, where
     the dataset has test labels (the synthetic one), the test scores. Example: abaw submit dwf --task both
     """
+    from harness import distributed
     from harness.runner import submit_system
 
     dataset = _shared_dataset(data)
@@ -572,6 +575,7 @@ def submit(
         _print_dry_run(system, _tasks(task), dataset, profile, as_json)
         return
     done = submit_system(system, _tasks(task), dataset, out_dir, profile.value if profile else None)
+    distributed.finish()
     if done is None:
         return  # under torchrun rank 0 alone writes, packages and reports
     summary = {

@@ -146,7 +146,7 @@ def rank_main(
         run_system(system, ["va"], Dataset(data), "smoke", Store(base / "store"), board, systems)
     except RuntimeError:  # gloo: "Connection closed by peer"; stop at once, as torchrun stops the survivors
         os._exit(2)
-    distributed.close()
+    distributed.finish()  # as the CLI ends
 
 
 def launch(base: Path, data: Path, systems: Path, die: bool = False, system: str = "tiny_video") -> list[int]:
