@@ -86,8 +86,9 @@ def run(
             "raw_forward": lambda: raw(kind.net_),
             "pipeline": pipeline,
             "loader": lambda: loader_alone(settings.resize),
-            "loader_pil": lambda: loader_alone("pil"),  # crops resized by PIL (smoke's resizer; before 2026-12-04)
         }
+        if settings.resize != "pil":  # and with PIL's resize, for comparison (smoke's resizer; before 2026-12-04)
+            jobs["loader_pil"] = lambda: loader_alone("pil")
         if on.type == "cuda":  # the pipeline replays a CUDA graph: the bare forward so too, for comparison
             graphed = GraphedInference(kind.net_, (batch, 3, size, size), on)
             jobs["raw_graphed"] = lambda: raw(graphed)
@@ -108,7 +109,7 @@ def run(
         "pipeline_images_per_s": round(timings["pipeline"], 1),
         "loader_images_per_s": round(timings["loader"], 1),
         "resize": settings.resize,
-        "loader_pil_images_per_s": round(timings["loader_pil"], 1),
+        "loader_pil_images_per_s": round(timings.get("loader_pil", timings["loader"]), 1),
         "ratio": round(timings["pipeline"] / timings["raw_forward"], 3),
         "raw_graphed_images_per_s": graphed_rate and round(graphed_rate, 1),
         "ratio_to_graphed": graphed_rate and round(timings["pipeline"] / graphed_rate, 3),

@@ -186,7 +186,7 @@ def decode(
     box = (box[keep] / scale).cpu().numpy().astype(np.float32)
     score = score[keep].cpu().numpy().astype(np.float32)
     point = (point[keep] / scale).cpu().numpy().astype(np.float32)
-    return [Faces(box[image == index], score[image == index], point[image == index]) for index in range(batch)]
+    return [Faces(box[mine], score[mine], point[mine]) for mine in (image == index for index in range(batch))]
 
 
 class Detector:
