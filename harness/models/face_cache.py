@@ -23,7 +23,7 @@ import torch
 from harness.data.affwild2 import Split
 from harness.errors import StoreError
 from harness.models.context import TrackCache
-from harness.models.face_data import FaceImages, Resizer, crop_bytes, loader, track_batches
+from harness.models.face_data import FaceImages, Resizer, crop_bytes, loader, resize_key, track_batches
 from harness.progress import bar
 
 CACHE_NAME = "face-pixels"
@@ -40,7 +40,7 @@ def material(image_size: int, crop_source: dict, resize: Resizer = "pil") -> dic
         "version": VERSION,
         "image_size": image_size,
         **crop_source,
-        **({} if resize == "pil" else {"resize": resize}),
+        **resize_key(resize),
     }
 
 

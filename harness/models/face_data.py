@@ -38,6 +38,12 @@ def normalise(pixels: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> to
 Resizer = Literal["pil", "torch"]
 
 
+def resize_key(resize: Resizer) -> dict[str, str]:
+    """What store keys say of the resizer: nothing for PIL, the resizer before the choice existed, so that the keys
+    of that time stay valid; ``{"resize": resize}`` otherwise."""
+    return {} if resize == "pil" else {"resize": resize}
+
+
 def crop_bytes(size: int) -> int:
     """The bytes of one decoded (3, size, size) uint8 crop."""
     return 3 * size * size

@@ -43,6 +43,7 @@ from harness.models.face_data import (
     crop_bytes,
     loader,
     normalise,
+    resize_key,
     track_batches,
 )
 from harness.models.registry import Kind, did_you_mean, register_kind
@@ -114,11 +115,12 @@ class VideoSettings(BaseModel):
     @model_serializer(mode="wrap")
     def _dump(self, handler):
         """Leave ``faces`` and ``backbone_args`` out of the dump (hence the store key) at their defaults, and
-        ``resize`` when it is PIL's (as before the setting existed), so earlier keys stay valid."""
+        ``resize`` as :func:`resize_key` says, so earlier keys stay valid."""
         data = handler(self)
-        for name, before in (("faces", "organizers"), ("resize", "pil")):
-            if data.get(name) == before:
-                data.pop(name)
+        if data.get("faces") == "organizers":
+            data.pop("faces")
+        if "resize" in data:
+            data |= resize_key(data.pop("resize"))
         if not data.get("backbone_args"):
             data.pop("backbone_args", None)
         return data
