@@ -126,8 +126,13 @@ def header_problem(header: str, task: Task) -> str:
     expected = get_task(task).prediction_header
     if header == expected or header_variant(header, task):
         return ""
-    if header.replace('"', "").replace("'", "").strip() == expected:
-        hint = "it is quoted in a way CSV readers do not undo (single quotes, or unbalanced); write it unquoted"
+    unquoted = header.replace('"', "").replace("'", "")
+    if [name.strip() for name in unquoted.split(",")] == expected.split(","):
+        if "'" in header or header.count('"') % 2:
+            hint = "it is quoted in a way CSV readers do not undo (single quotes, or unbalanced); write it unquoted"
+        else:
+            fields = get_task(task).fields
+            hint = f"its quotes group names into one column, but each row has {fields} fields; write it unquoted"
     elif any(header.strip() == other.prediction_header for other in all_tasks()):
         hint = "that is the header of the other task"
     elif ".jpg" in header:
@@ -142,7 +147,8 @@ _HEADER_GROUP = re.compile(r'(?P<space>\s*)(?:"(?P<quoted>[^"]*)"|(?P<plain>[^",
 
 def header_variant(header: str, task: Task) -> str:
     """How ``header`` differs from the ``task`` header when it differs ONLY by CSV quoting (of single names or of a
-    group of names, as pandas writes the SUN team's class list) or by whitespace around the names; ``''`` otherwise.
+    group of names, as pandas writes the SUN team's class list, so long as the header's column count stays the
+    expected header's or the rows' field count) or by whitespace around the names; ``''`` otherwise.
 
     Such a header reads as the expected one with any CSV reader; it is a warning, not an error (see the README on
     what the organizers are known to accept).
@@ -165,8 +171,8 @@ def header_variant(header: str, task: Task) -> str:
         for group in groups
         for name in ([group["plain"]] if group["quoted"] is None else group["quoted"].split(","))
     ]
-    if names != expected.split(","):
-        return ""
+    if names != expected.split(",") or len(groups) not in (len(names), get_task(task).fields):
+        return ""  # other names, or quotes that change the column count to neither the header's nor the rows'
     differences = []
     if quoted:
         shown = [

@@ -33,8 +33,8 @@ EXPR_GOOD = (
 
 def test_write_va_exact_format_and_round_trip(tmp_path, templates):
     predictions = {
-        # one frame past the template (ignored), values clipped, tiny values written as 0
-        "video10_1_left": np.array([[0.5, -0.25], [1.5, -2.0], [1e-9, -1e-9], [9.0, 9.0]]),
+        # one frame past the template (ignored), values clipped, tiny values (-5e-7 too) written as 0
+        "video10_1_left": np.array([[0.5, -0.25], [1.5, -2.0], [1e-9, -5e-7], [9.0, 9.0]]),
         "118-30-640x480": np.array([[-0.75, 0.125], [-0.0, 0.1234567]], np.float32),
         "not_in_template": np.zeros((1, 2)),
     }
@@ -192,6 +192,10 @@ def test_read_accepts_windows_line_endings_and_a_trailing_blank_line(tmp_path):
         ("va", "", r"pred\.txt: empty file; expected the header 'image_location,valence,arousal'"),
         ("va", "'image_location','valence','arousal'\nv/00001.jpg,0,0\n",
          r"line 1: expected the header 'image_location,valence,arousal', found ''image_location',.*it is quoted"),
+        ("va", 'image_location,"valence,arousal"\nv/00001.jpg,0,0\n',
+         r"line 1: expected the header .*its quotes group names into one column, but each row has 3 fields"),
+        ("au", 'image_location,"AU1,AU2",AU4,AU6,AU7,AU10,AU12,AU15,AU23,AU24,AU25,AU26\nv/00001.jpg' + ",0" * 12,
+         r"line 1: expected the header .*its quotes group names into one column, but each row has 13 fields"),
         ("va", "image_location,valence,arrousal\nv/00001.jpg,0,0\n",
          r"line 1: expected the header .*found 'image_location,valence,arrousal' \(check the spelling"),
         ("va", f"{EXPR_HEADER}\nv/00001.jpg,0,0\n", r"line 1: .*that is the header of the other task"),

@@ -187,7 +187,7 @@ class ValenceArousal(TaskDef):
     def format_rows(self, locations, rows: np.ndarray) -> str:
         """Values clipped to [-1, 1] with :data:`DECIMALS` decimals (at most 5e-7 from the float64 value)."""
         values = np.clip(rows, -1.0, 1.0)
-        values[np.abs(values) < 0.5 * 10.0**-DECIMALS] = 0.0  # never write '-0.000000'
+        values[np.abs(values) <= 0.5 * 10.0**-DECIMALS] = 0.0  # never write "-0.000000" (5e-7 itself rounds to it)
         row = f"{{}},{{:.{DECIMALS}f}},{{:.{DECIMALS}f}}\n".format
         return "".join(map(row, locations, values[:, 0].tolist(), values[:, 1].tolist()))
 
