@@ -10,6 +10,7 @@ from conftest import write_text
 
 from harness.data.affwild2 import Dataset, discover, video_of
 from harness.data.check import check_dataset
+from harness.data.media import list_face_frames
 from harness.errors import DataError
 
 
@@ -154,3 +155,18 @@ def test_au_annotations_alone_are_a_dataset_with_the_au_task(handmade_root: Path
     assert report["tasks"] == ["au"] and report["splits"]["au"]["train"]["valid_labels"] == 1
     with pytest.raises(DataError, match=r"no va train annotations \(VA_Estimation_Challenge/Train_Set\)"):
         dataset.split("va", "train")
+
+
+@pytest.mark.parametrize(
+    ("names", "frames"),
+    [(["00003.jpg", "00001.jpg", "123456.jpg", "notes.txt"], [1, 3, 123456]), (["53.jpg"], None),
+     (["00000.jpg"], None), (["._00001.jpg"], None), (["012345.jpg"], None), (["0000١.jpg"], None)],
+)  # fmt: skip
+def test_crop_names_are_1_based_frames_in_5_digits(tmp_path: Path, names: list[str], frames: list[int] | None) -> None:
+    for name in names:
+        (tmp_path / name).write_bytes(b"")
+    if frames is not None:
+        assert list_face_frames(tmp_path).tolist() == frames
+    else:
+        with pytest.raises(DataError, match=rf"{names[0]}: face crop names must be the 1-based frame number in 5"):
+            list_face_frames(tmp_path)

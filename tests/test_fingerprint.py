@@ -28,8 +28,7 @@ def settled(handmade_root: Path) -> Path:
 def _uncached(root: Path) -> str:
     dataset = Dataset(root)
     layout = dataset.layout
-    texts = fingerprint_module.text_files([layout.annotations, layout.test_set, layout.test_labels])
-    return fingerprint_module.compute_fingerprint(root, texts, dataset.crop_index, layout.videos)
+    return fingerprint_module.compute_fingerprint(root, layout.text_inputs, dataset.crop_index, layout.videos)
 
 
 def _age(path: Path, seconds: float) -> None:
@@ -86,3 +85,17 @@ def test_a_bad_cache_file_is_recomputed_and_an_unwritable_home_is_skipped(
 def test_a_root_changed_seconds_ago_is_not_cached(handmade_root: Path, home: Path) -> None:
     assert Dataset(handmade_root).fingerprint() == _uncached(handmade_root)
     assert not (home / fingerprint_module.CACHE_FOLDER).exists()
+
+
+def test_labels_behind_a_linked_folder_count_and_other_text_files_do_not(settled: Path, home: Path) -> None:
+    before = Dataset(settled).fingerprint()
+    train = settled / "6th ABAW Annotations/EXPR_Recognition_Challenge/Train_Set"
+    moved = train.rename(settled.parent / "elsewhere")
+    train.symlink_to(moved, target_is_directory=True)
+    (settled / "6th ABAW Annotations/README.txt").write_text("notes kept beside the annotations\n")
+    assert Dataset(settled).fingerprint() == before == _uncached(settled)
+    label = moved / "video1.txt"
+    label.write_text(label.read_text().replace("\n7\n", "\n6\n"))
+    _age(label, 40)
+    edited = Dataset(settled).fingerprint()
+    assert edited != before and edited == _uncached(settled)

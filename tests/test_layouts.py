@@ -280,3 +280,60 @@ def test_release_from_folder_names_alone() -> None:
     assert (
         detect_release(Path("/x/annotations"), ["AU_Detection_Challenge", "VA_Estimation_Challenge"], []).evidence == ()
     )
+
+
+def test_a_listed_test_track_without_template_rows_is_a_problem(canonical_copy: Path) -> None:
+    lists = canonical_copy / "test_set/names_of_videos_in_each_test_set"
+    track_list = lists / "Valence_Arousal_Estimation_Challenge_test_set_release.txt"
+    track_list.write_text(track_list.read_text() + "test9\n")
+    report = check_dataset(canonical_copy)
+    (problem,) = report["problems"]
+    assert problem.startswith(f"{track_list}: test track 'test9' has no rows in the template ")
+    assert report["splits"]["va"]["test"]["tracks"] == 2
+
+
+def test_links_whose_target_is_gone_are_problems_not_crashes(canonical_copy: Path, tmp_path: Path) -> None:
+    annotation = canonical_copy / "6th ABAW Annotations/VA_Estimation_Challenge/Validation_Set/video10_1_left.txt"
+    video = canonical_copy / "batch1/test1.mp4"
+    template = canonical_copy / "test_set/prediction_files_format/CVPR_6th_ABAW_AU_test_set_sample.txt"
+    for path in (annotation, video, template):
+        path.unlink()
+        path.symlink_to(tmp_path / "unplugged-disk" / path.name)
+    report = check_dataset(canonical_copy)
+    for path in (annotation, video, template):
+        assert f"{path}: a symbolic link to {tmp_path}/unplugged-disk/{path.name}, which does not exist" in " ".join(
+            report["problems"]
+        )
+    assert not report["ok"]
+
+
+def test_videos_behind_linked_folders_are_indexed_once(canonical_copy: Path, tmp_path: Path) -> None:
+    batch2 = canonical_copy / "batch2"
+    moved = Path(shutil.move(batch2, tmp_path / "second-disk"))
+    batch2.mkdir()
+    (batch2 / "part1").symlink_to(moved, target_is_directory=True)
+    (moved / "back").symlink_to(batch2, target_is_directory=True)  # a loop
+    layout = discover(canonical_copy)
+    assert layout.videos["test2"] == batch2 / "part1/test2.mp4"
+    assert layout.videos["10-60-1280x720"] == batch2 / "part1/10-60-1280x720.avi"
+    assert layout.duplicate_videos == () and layout.broken_links == ()
+    assert check_dataset(canonical_copy)["ok"]
+
+
+@pytest.mark.parametrize("name", ["._00001.jpg", "3.jpg", "00000.jpg"])
+def test_a_crop_not_named_as_a_frame_is_one_problem_and_the_check_goes_on(
+    canonical_copy: Path, canonical: dict, name: str
+) -> None:
+    folder = canonical_copy / "cropped_aligned/video1"
+    shutil.copy(folder / "00001.jpg", folder / name)
+    report = check_dataset(canonical_copy)
+    (problem,) = report["problems"]
+    assert problem.startswith(f"{folder / name}: face crop names must be the 1-based frame number in 5 digits")
+    assert ("delete the ._* files" in problem) == name.startswith("._")
+    tracks = {
+        task: {split: counts["tracks"] for split, counts in splits.items()} for task, splits in report["splits"].items()
+    }
+    assert tracks == {
+        task: {split: counts["tracks"] for split, counts in splits.items()}
+        for task, splits in canonical["splits"].items()
+    }

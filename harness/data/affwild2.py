@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.data.annotations import read_annotation, valid_mask
-from harness.data.fingerprint import cached_fingerprint, text_files
+from harness.data.fingerprint import cached_fingerprint
 from harness.data.media import VideoInfo, face_path, list_face_frames, probe_video
 from harness.data.releases import (
     Release,
@@ -48,6 +48,11 @@ VIDEO_SUFFIXES = (".mp4", ".avi")
 TEST_LABELS_FOLDER = "synthetic_test_labels"
 SEARCH_DEPTH = 4
 _CHALLENGE_NAMES = frozenset(name for task in all_tasks() for name in task.challenge_folders)
+
+
+def broken_link(path: Path) -> str:
+    """The problem of a symbolic link whose target is gone."""
+    return f"{path}: a symbolic link to {os.readlink(path)}, which does not exist; restore its target or remove it"
 
 
 def video_of(track: str) -> str:
@@ -74,6 +79,7 @@ class Layout:
     test_labels: Path | None
     release: Release
     duplicate_videos: tuple[Path, ...] = ()
+    broken_links: tuple[Path, ...] = ()
     notes: tuple[str, ...] = ()
 
     @property
@@ -100,6 +106,19 @@ class Layout:
         folder = challenge / SPLIT_FOLDERS[split] if challenge is not None else None
         return folder if folder is not None and folder.is_dir() else None
 
+    def label_files(self, splits: tuple[str, ...]) -> list[Path]:
+        """The annotation files of these splits, every task's, sorted: exactly what discovery reads (a folder named
+        like one, ``17-30-320x240.txt/``, is not a file)."""
+        folders = [self.split_dir(task, split) for task in TASKS for split in splits]
+        files = (path for folder in folders if folder is not None for path in folder.glob("*.txt"))
+        return sorted(path for path in files if path.is_file())
+
+    @property
+    def text_inputs(self) -> list[Path]:
+        """The text files results depend on, in the fingerprint's order: the train and validation annotations, the
+        test track lists and templates, the (synthetic) test labels."""
+        return [*self.label_files(("train", "validation")), *self.test_files, *self.label_files(("test",))]
+
     @property
     def tasks(self) -> tuple[Task, ...]:
         """The tasks this root holds data of (a challenge folder, a test template or track list), registry order."""
@@ -125,6 +144,7 @@ class _Found:
     video_dirs: list[Path] = field(default_factory=list)
     test_files: list[Path] = field(default_factory=list)
     test_labels: Path | None = None
+    broken_links: list[Path] = field(default_factory=list)
 
 
 def _subfolders(folder: Path) -> list[Path]:
@@ -171,7 +191,8 @@ def _walk(root: Path, depth: int) -> _Found:
                 if entry.is_dir():
                     following.append(Path(entry.path))
                 elif track_list_task(entry.name) or parse_template_name(entry.name):
-                    found.test_files.append(Path(entry.path))
+                    broken = entry.is_symlink() and not os.path.exists(entry.path)
+                    (found.broken_links if broken else found.test_files).append(Path(entry.path))
         level = following
     return found
 
@@ -231,7 +252,7 @@ def discover(root: Path) -> Layout:
     templates, lists, notes = _choose_test_files(found.test_files)
     challenges = sorted(p.name for p in _subfolders(annotations) if p.name in _CHALLENGE_NAMES) if annotations else []
     release = detect_release(annotations, challenges, list(templates.values()))
-    videos, duplicates = _index_videos(found.video_dirs)
+    videos, duplicates, broken_videos = _index_videos(found.video_dirs)
     return Layout(
         root=root,
         annotations=annotations,
@@ -242,27 +263,38 @@ def discover(root: Path) -> Layout:
         test_labels=found.test_labels,
         release=release,
         duplicate_videos=tuple(duplicates),
+        broken_links=tuple(sorted([*found.broken_links, *broken_videos])),
         notes=tuple(notes),
     )
 
 
-def _index_videos(folders: list[Path]) -> tuple[dict[str, Path], list[Path]]:
-    """Video name (file stem) → file, over the batch folders and any depth below them (crop folders skipped)."""
+def _index_videos(folders: list[Path]) -> tuple[dict[str, Path], list[Path], list[Path]]:
+    """Video name (file stem) → file, over the batch folders and any depth below them (crop folders skipped; linked
+    folders followed, each real folder once), the second files of a name, and video links whose target is gone."""
     outermost = [f for f in sorted(folders) if not any(o != f and o in f.parents for o in folders)]
     videos: dict[str, Path] = {}
     duplicates: list[Path] = []
+    broken: list[Path] = []
+    seen: set[tuple[int, int]] = set()
     for folder in outermost:
-        for directory, subdirs, files in os.walk(folder):
+        for directory, subdirs, files in os.walk(folder, followlinks=True):
+            info = os.stat(directory)
+            if (info.st_dev, info.st_ino) in seen:  # a link back up, or a second way to one folder
+                subdirs[:] = []
+                continue
+            seen.add((info.st_dev, info.st_ino))
             subdirs[:] = sorted(d for d in subdirs if d not in CROP_FOLDERS)
             for name in sorted(files):
                 path = Path(directory) / name
                 if path.suffix.lower() not in VIDEO_SUFFIXES:
                     continue
-                if path.stem in videos:
+                if not path.exists():
+                    broken.append(path)
+                elif path.stem in videos:
                     duplicates.append(path)
                 else:
                     videos[path.stem] = path
-    return videos, duplicates
+    return videos, duplicates, broken
 
 
 @dataclass(frozen=True)
@@ -388,7 +420,7 @@ class Dataset:
 
     def scan(self, task: Task, split: str, problems: list[str]) -> Split:
         """Like :meth:`split`, but a bad annotation file is recorded in ``problems`` and skipped, not raised."""
-        return self._build_test(task) if split == "test" else self._build_labelled(task, split, problems)
+        return self._build_test(task, problems) if split == "test" else self._build_labelled(task, split, problems)
 
     def _build_labelled(self, task: Task, split: str, problems: list[str] | None = None) -> Split:
         folder = self.layout.split_dir(task, split)
@@ -400,9 +432,10 @@ class Dataset:
         files = sorted(path for path in folder.glob("*.txt") if path.is_file())
         if not files:
             raise DataError(f"{folder}: no annotation files (*.txt)")
-        if problems is not None:  # a folder named like an annotation file is not one
+        if problems is not None:  # a folder named like an annotation file is not one; a link to nothing is no file
             folders = sorted(path for path in folder.glob("*.txt") if path.is_dir())
             problems += [f"{path}: a folder named like an annotation file, not one; move it away" for path in folders]
+            problems += [broken_link(path) for path in sorted(folder.glob("*.txt")) if not path.exists()]
         tracks = []
         for path in files:
             try:
@@ -415,15 +448,23 @@ class Dataset:
             tracks.append(self._track(path.stem, len(labels), labels, path))
         return Split(task, split, tuple(tracks))
 
-    def _build_test(self, task: Task) -> Split:
+    def _build_test(self, task: Task, problems: list[str] | None = None) -> Split:
         template = self.template(task)
-        listed = set(self.test_track_names(task))
+        names = self.test_track_names(task)
+        listed = set(names)
         unknown = [t.name for t in template.tracks if t.name not in listed]
         if unknown:
             first = template.track(unknown[0])
             raise DataError(
                 f"{template.path}, line {first.first_line}: template rows for track {unknown[0]!r}, which is not in "
                 f"the test track list ({len(unknown)} such tracks)"
+            )
+        in_template = {t.name for t in template.tracks}
+        rowless = [name for name in names if name not in in_template]
+        if rowless and problems is not None:  # the submission would leave these tracks out
+            problems.append(
+                f"{self.layout.track_list_path(task)}: test track {rowless[0]!r} has no rows in the template "
+                f"{template.path} ({len(rowless)} such tracks); the list and the template name the same tracks"
             )
         label_dir = self.layout.split_dir(task, "test")
         tracks = []
@@ -462,6 +503,4 @@ class Dataset:
         Cached under ``$ABAW_HOME/fingerprints/``, keyed by the files' and crop folders' sizes and mtimes
         (:mod:`harness.data.fingerprint`): an unchanged root costs ``stat`` calls, not a scan of every crop.
         """
-        layout = self.layout
-        texts = [*text_files([layout.annotations]), *layout.test_files, *text_files([layout.test_labels])]
-        return cached_fingerprint(self.root, texts, self.crop_index, self.layout.videos)
+        return cached_fingerprint(self.root, self.layout.text_inputs, self.crop_index, self.layout.videos)

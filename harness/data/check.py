@@ -1,8 +1,9 @@
 """``abaw data check``: discover a dataset root, count what is there per task and split, and list every problem.
 
 Problems (the check fails): unreadable or malformed annotation files, a track whose video or crop folder is missing,
-an empty crop folder, an unreadable video, template rows for a track that is not in the test track list, a test
-track without template rows, two video files with one name. Notes (normal in Aff-Wild2, reported only): label
+an empty crop folder, a file among the crops not named as a frame, an unreadable video, template rows for a track
+that is not in the test track list, a test track without template rows, two video files with one name, a symbolic
+link whose target is gone. Notes (normal in Aff-Wild2, reported only): label
 lines that differ from the container's frame count by a few frames, tracks whose first face comes late, the test
 material found or not found, other copies of it that were not used. The report names the release (5th, 6th ABAW...),
 the tasks the root holds data of (``tasks``: a root without AU annotations simply has no ``au``, not a problem) and
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.data.affwild2 import SEARCH_DEPTH, SPLITS, Dataset, Split
+from harness.data.affwild2 import SEARCH_DEPTH, SPLITS, Dataset, Split, broken_link
 from harness.data.annotations import valid_mask
 from harness.data.media import VideoInfo, probe_video
 from harness.data.releases import looked_for
@@ -30,6 +31,7 @@ def check_dataset(root: Path) -> dict:
     dataset = Dataset(root)
     layout = dataset.layout
     problems: list[str] = [f"{path}: a second video file named {path.stem!r}" for path in layout.duplicate_videos]
+    problems += [broken_link(path) for path in layout.broken_links]
     notes: list[str] = list(layout.notes)
     if not layout.test_files:
         notes.append(f"no test material found within {SEARCH_DEPTH} levels (looked for {looked_for()})")
@@ -68,7 +70,7 @@ def check_dataset(root: Path) -> dict:
         },
         "splits": splits,
         "videos": videos,
-        "problems": problems,
+        "problems": list(dict.fromkeys(problems)),  # a track in several tasks' splits is checked once per split
         "notes": notes,
         "ok": not problems,
     }
@@ -93,7 +95,11 @@ def _split_counts(split: Split, problems: list[str], notes: list[str]) -> dict:
             problems.append(f"track {entry.name!r} ({split.task} {split.name}): no face-crop folder {entry.name}/")
             counts["missing_faces"] += entry.n_rows
             continue
-        frames = split.face_frames(entry.name)
+        try:
+            frames = split.face_frames(entry.name)
+        except DataError as error:  # a stray file among the crops: listed, and the check goes on
+            problems.append(str(error))
+            continue
         if len(frames) == 0:
             problems.append(f"{entry.crops_dir}: empty face-crop folder for track {entry.name!r}")
         counts["face_images"] += len(frames)

@@ -26,16 +26,6 @@ CACHE_FOLDER = "fingerprints"
 RACY_SECONDS = 3.0  # a file changed this recently may change again within its mtime's granularity: not cached
 
 
-def text_files(bases: list[Path | None]) -> list[Path]:
-    """Every ``*.txt`` file under the given folders (annotations, test labels), sorted per folder; a folder named
-    like one (``17-30-320x240.txt/``) is not a file."""
-    files: list[Path] = []
-    for base in bases:
-        if base is not None:
-            files.extend(sorted(path for path in base.rglob("*.txt") if path.is_file()))
-    return files
-
-
 def compute_fingerprint(root: Path, texts: list[Path], crops: dict[str, Path], videos: dict[str, Path]) -> str:
     """A short hash of label, list and template contents, crop counts and video sizes (reads everything)."""
     digest = hashlib.sha256()
