@@ -137,6 +137,11 @@ def test_saved_random_weights_load_through_the_harness_path(tmp_path: Path, monk
     assert set(net.state_dict()) == set(reference)
     assert all(torch.equal(net.state_dict()[k], reference[k]) for k in reference)
     assert not net.training
+    torch.save({k: v.half() if v.is_floating_point() else v for k, v in reference.items()}, saved)
+    half = load_network()  # a converted float16 copy computes in float32, as the detector does
+    assert all(v.dtype == reference[k].dtype for k, v in half.state_dict().items())
+    name = next(k for k, v in reference.items() if v.is_floating_point())
+    assert torch.equal(half.state_dict()[name], reference[name].half().float())
 
 
 def test_missing_weights_name_the_file_and_never_download(tmp_path: Path, monkeypatch) -> None:

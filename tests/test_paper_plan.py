@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from harness.cli import app
 from harness.data import synthetic
 from harness.data.affwild2 import Dataset
+from harness.errors import SpecError
 from harness.runner import plan_nodes
 from harness.spec import load_spec
 
@@ -32,6 +33,9 @@ def paper_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder.mkdir()
     for backbone in BACKBONES:
         (folder / f"{backbone}.safetensors").write_bytes(backbone.encode())
+    (folder / "pdem").mkdir()
+    for name in ("config.json", "model.safetensors"):  # checked for at planning, read only by a run
+        (folder / "pdem" / name).write_text("{}")
     monkeypatch.setenv("ABAW_WEIGHTS", str(folder))
     monkeypatch.setenv("ABAW_PDEM", str(folder / "pdem"))
     monkeypatch.setenv("ABAW_HOME", str(tmp_path / "home"))
@@ -60,3 +64,11 @@ def test_dry_run_lists_the_work_of_dwf_under_paper(release_tree: Path, paper_wei
     audio = next(node for node in nodes if node["kind"] == "audio")
     seconds = audio["work"]["audio s"]  # PDEM's frozen features: 199 frames × 1024 float16 every 2 s
     assert audio["work"]["frozen-feature cache MB"] == pytest.approx(seconds / 2 * 199 * 1024 * 2 / 1e6)
+
+
+def test_a_missing_pdem_folder_fails_at_planning(
+    release_tree: Path, paper_weights: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ABAW_PDEM", str(paper_weights / "elsewhere"))
+    with pytest.raises(SpecError, match=r"PDEM weights: folder .*elsewhere \(from the audio spec's 'pdem' setting or "):
+        plan_nodes("audio_v1", ["va"], Dataset(release_tree), "paper", SYSTEMS)

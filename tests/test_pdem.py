@@ -118,6 +118,15 @@ def test_missing_folder_or_files_name_the_folder_and_what_to_put_there(tmp_path)
         load_pdem(tmp_path, "fast", seed=0)
 
 
+def test_a_torn_checkpoint_is_refused_naming_the_folder(tmp_path):
+    torch.manual_seed(0)
+    PdemModel(tiny_config(True)).save_pretrained(tmp_path)
+    (weights,) = tmp_path.glob("*.safetensors")
+    weights.write_bytes(weights.read_bytes()[:4096])
+    with pytest.raises(SpecError, match=rf"cannot load {tmp_path} \(from .*\): .*; put there the model folder of"):
+        load_pdem(tmp_path, "paper", seed=0)
+
+
 def test_a_different_checkpoint_is_refused(tmp_path):
     config = tiny_config(True)
     config.num_labels = 2

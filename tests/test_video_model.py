@@ -69,6 +69,52 @@ def test_weights_folder_from_the_environment(tmp_path: Path, monkeypatch: pytest
     assert VideoKind(settings(pretrained=True), "expr", 0)._weights_file() == tmp_path / "test_efficientnet.safetensors"
 
 
+def _saved(tmp_path: Path, backbone: str, name: str, prefix: str = "") -> Path:
+    import timm
+
+    state = timm.create_model(backbone).state_dict()
+    save_file({prefix + k: v.contiguous() for k, v in state.items()}, tmp_path / name)
+    return tmp_path / name
+
+
+@pytest.mark.parametrize(
+    ("source", "prefix", "message"),
+    [
+        (
+            "test_vit",
+            "",
+            r"(\d+) of the \1 tensors of backbone 'test_efficientnet' are not in this checkpoint \(first: "
+            r"conv_stem\.weight, .*its keys begin blocks\.0\.attn",
+        ),
+        ("test_efficientnet", "model.", r"(\d+) of the \1 tensors .*its keys begin model\."),
+    ],
+)
+def test_weights_of_another_architecture_or_with_a_prefix_are_refused(
+    tmp_path: Path, source: str, prefix: str, message: str
+) -> None:
+    """timm loads non-strictly into a headless backbone: without the check these would train from random weights."""
+    file = _saved(tmp_path, source, "w.safetensors", prefix)
+    kind = VideoKind(settings(backbone="test_efficientnet", pretrained=True, weights=str(file)), "va", 0)
+    with pytest.raises(SpecError, match=rf"w\.safetensors: {message}.*expected timm.s checkpoint of test_eff"):
+        kind._build()
+
+
+def test_a_torn_file_and_a_snapshot_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    torn = tmp_path / "torn.safetensors"
+    torn.write_bytes(b"\x10\x00")
+    with pytest.raises(SpecError, match=r"cannot load its weights from .*torn\.safetensors \(.*\); expected timm's"):
+        VideoKind(settings(pretrained=True, weights=str(torn)), "va", 0)._build()
+    snapshot = tmp_path / "hub" / "test_efficientnet"
+    snapshot.mkdir(parents=True)
+    with pytest.raises(SpecError, match=r"test_efficientnet is a folder without model\.safetensors or pytorch_"):
+        VideoKind(settings(pretrained=True, weights=str(snapshot)), "va", 0)._weights_file()
+    file = _saved(snapshot, "test_efficientnet", "model.safetensors")
+    assert VideoKind(settings(pretrained=True, weights=str(snapshot)), "va", 0)._weights_file() == file
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("ABAW_WEIGHTS", "~/hub")  # a snapshot folder named after the backbone, under a ~ path
+    assert VideoKind(settings(pretrained=True), "va", 0)._weights_file() == file
+
+
 def test_missing_weights_under_paper_say_where_to_put_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ABAW_WEIGHTS", str(tmp_path))
     kind = VideoKind(VideoSettings(**VideoKind.profiles["paper"]), "va", 0)

@@ -82,6 +82,8 @@ def load_network(path: Path | None = None) -> torch.nn.Module:
             f"{path}: not the retina-face package's RetinaFace weights ({len(missing)} parameters missing, e.g. "
             f"{missing[:2]}; {len(unexpected)} unexpected, e.g. {unexpected[:2]}); fetch {WEIGHTS_URL}"
         )
+    # a converted half-precision copy loads as the float32 the detector computes in (``assign`` keeps the file's dtype)
+    state = {name: value.float() if value.is_floating_point() else value for name, value in state.items()}
     try:
         net.load_state_dict(state, assign=True)
     except RuntimeError as error:

@@ -34,6 +34,7 @@ from harness.metrics import task_scores
 from harness.models.context import Context
 from harness.models.pdem import (
     AudioHeadModel,
+    check_pdem_folder,
     conv_output_lengths,
     fine_tune_smoke_pdem,
     frozen_features,
@@ -51,6 +52,7 @@ from harness.tasks import TASKS, LossOptions, Task, TaskDef, get_task
 
 SAMPLE_RATE = 16000
 PDEM_ENV = "ABAW_PDEM"  # local folder of audEERING's wav2vec2-large-robust-12-ft-emotion-msp-dim
+PDEM_OWNER = f"the audio spec's 'pdem' setting or ${PDEM_ENV}"
 
 
 class TaskTraining(BaseModel):
@@ -154,8 +156,11 @@ class AudioKind(Kind):
 
     @classmethod
     def key_extra(cls, settings: AudioSettings) -> dict[str, str]:
-        """Which encoder: the local PDEM folder's path (its weights are large; rename a folder to retrain)."""
-        return {"pdem": str(cls._pdem_folder(settings))} if settings.encoder == "pdem" else {}
+        """Which encoder: the local PDEM folder's path (its weights are large; rename a folder to retrain), checked
+        to hold a checkpoint, so that a missing one fails at planning as the video kind's weights do."""
+        if settings.encoder != "pdem":
+            return {}
+        return {"pdem": str(check_pdem_folder(cls._pdem_folder(settings), PDEM_OWNER))}
 
     @staticmethod
     def _pdem_folder(settings: AudioSettings) -> Path:
@@ -182,9 +187,8 @@ class AudioKind(Kind):
             return
         real = self.settings.encoder == "pdem"
         folder = self._pdem_folder(self.settings) if real else None
-        owner = f"the audio spec's 'pdem' setting or ${PDEM_ENV}"
         self.notes_: list[str] = []
-        self.pdem_ = load_pdem(folder, "paper" if real else "smoke", self.seed, owner=owner).eval()
+        self.pdem_ = load_pdem(folder, "paper" if real else "smoke", self.seed, owner=PDEM_OWNER).eval()
         encoder = {"encoder": str(folder)} if real else {"encoder": f"tiny-seed{self.seed}", **self._fine_tune(context)}
         window = {"window_s": self.settings.window_s, "hop_s": self.settings.hop_s, "rate": self.rate}
         material = {"version": "2", **encoder, **window, "trainable_blocks": self.settings.trainable_blocks}

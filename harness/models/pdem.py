@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Literal
 
 import torch
+from safetensors import SafetensorError
 from torch import nn
 from torch.nn import functional as F
 from transformers import Wav2Vec2Config, Wav2Vec2Model, Wav2Vec2PreTrainedModel
@@ -45,6 +46,10 @@ WEIGHT_FILES = (
     "model.safetensors.index.json",
     "pytorch_model.bin",
     "pytorch_model.bin.index.json",
+)
+FETCH = (
+    f"put there the model folder of {PDEM_NAME} (config.json + pytorch_model.bin or model.safetensors), "
+    f"downloaded elsewhere from the Hugging Face hub; its weights are licensed {PDEM_LICENCE} (non-commercial)"
 )
 HeadType = Literal["gru", "transformer"]
 
@@ -172,26 +177,11 @@ def load_pdem(
         return model.eval()
     if profile != "paper":
         raise SpecError(f"PDEM: unknown profile {profile!r}; accepted: 'paper', 'smoke'")
-    fetch = (
-        f"put there the model folder of {PDEM_NAME} (config.json + pytorch_model.bin or model.safetensors), "
-        f"downloaded elsewhere from the Hugging Face hub; its weights are licensed {PDEM_LICENCE} (non-commercial)"
-    )
-    if folder is None:
-        raise SpecError(f"PDEM weights: no folder given; set {owner} to a local folder and {fetch}")
-    folder = Path(folder).expanduser()
-    if not folder.is_dir():
-        raise SpecError(f"PDEM weights: folder {folder} (from {owner}) does not exist; create it and {fetch}")
-    if not (folder / "config.json").is_file():
-        raise SpecError(f"PDEM weights: {folder} (from {owner}) has no config.json; {fetch}")
-    if not any((folder / name).is_file() for name in WEIGHT_FILES):
-        raise SpecError(
-            f"PDEM weights: {folder} (from {owner}) has none of {', '.join(WEIGHT_FILES)}; "
-            f"found {sorted(p.name for p in folder.iterdir())}; {fetch}"
-        )
+    folder = check_pdem_folder(folder, owner)
     try:
         model, info = PdemModel.from_pretrained(folder, local_files_only=True, output_loading_info=True)
-    except (OSError, ValueError, RuntimeError) as error:
-        raise SpecError(f"PDEM weights: cannot load {folder} (from {owner}): {error}") from error
+    except (OSError, ValueError, RuntimeError, SafetensorError) as error:
+        raise SpecError(f"PDEM weights: cannot load {folder} (from {owner}): {error}; {FETCH}") from error
     leftovers = {kind: sorted(info.get(kind) or []) for kind in ("missing_keys", "unexpected_keys", "mismatched_keys")}
     # SpecAugment's mask vector is used only when training the whole model with masking, never here.
     leftovers["missing_keys"] = [key for key in leftovers["missing_keys"] if key != "wav2vec2.masked_spec_embed"]
@@ -200,9 +190,27 @@ def load_pdem(
         raise SpecError(
             f"PDEM weights: {folder} (from {owner}) is not {PDEM_NAME} (expected {len(PDEM_OUTPUTS)} outputs "
             f"{PDEM_OUTPUTS} and no missing or unexpected weights; got num_labels={model.config.num_labels}"
-            f"{'; ' + found if found else ''}); {fetch}"
+            f"{'; ' + found if found else ''}); {FETCH}"
         )
     return model.eval()
+
+
+def check_pdem_folder(folder: Path | None, owner: str) -> Path:
+    """``folder`` when it holds a ``config.json`` and a weights file (not read: planning calls this, so that a
+    missing PDEM fails before anything trains), else a SpecError saying what to put where."""
+    if folder is None:
+        raise SpecError(f"PDEM weights: no folder given; set {owner} to a local folder and {FETCH}")
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise SpecError(f"PDEM weights: folder {folder} (from {owner}) does not exist; create it and {FETCH}")
+    if not (folder / "config.json").is_file():
+        raise SpecError(f"PDEM weights: {folder} (from {owner}) has no config.json; {FETCH}")
+    if not any((folder / name).is_file() for name in WEIGHT_FILES):
+        raise SpecError(
+            f"PDEM weights: {folder} (from {owner}) has none of {', '.join(WEIGHT_FILES)}; "
+            f"found {sorted(p.name for p in folder.iterdir())}; {FETCH}"
+        )
+    return folder
 
 
 def _check_blocks(config: Wav2Vec2Config, trainable_blocks: int) -> None:

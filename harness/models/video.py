@@ -33,6 +33,7 @@ from harness.errors import SpecError
 from harness.frames import fill_missing, hamming_smooth
 from harness.metrics import task_scores
 from harness.models import face_cache
+from harness.models.backbone_weights import LOAD_ERRORS, SNAPSHOT_FILES, check_loaded, snapshot_file
 from harness.models.context import FRAMES, Context, frame_column
 from harness.models.cuda_graph import inference_forward
 from harness.models.face_data import (
@@ -59,7 +60,7 @@ from harness.models.training import (
 from harness.progress import bar
 from harness.tasks import LossOptions, Task, TaskDef, get_task
 
-WEIGHTS_ENV = "ABAW_WEIGHTS"  # folder holding <backbone>.safetensors (or .pth / .bin) ImageNet checkpoints
+WEIGHTS_ENV = "ABAW_WEIGHTS"  # folder of <backbone>.safetensors (or .pth / .bin) checkpoints, or <backbone>/ snapshots
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".bin")
 RESERVED_BACKBONE_ARGS = {  # timm.create_model arguments that _build sets; backbone_args may not override them
     "num_classes": "num_classes=0: the embedding head replaces the classifier",
@@ -186,12 +187,23 @@ class VideoKind(Kind):
 
         s = self.settings
         options: dict = {**s.backbone_args, **_create_options(s.backbone, s.image_size)}
-        if s.pretrained:
-            options.update(pretrained=True, pretrained_cfg_overlay={"file": str(self._weights_file())})
-        try:
-            backbone = timm.create_model(s.backbone, **options)
-        except RuntimeError as error:
-            raise SpecError(f"backbone {s.backbone!r}: cannot build it or load its weights ({error})") from error
+        if not s.pretrained:
+            try:
+                backbone = timm.create_model(s.backbone, **options)
+            except RuntimeError as error:
+                raise SpecError(f"backbone {s.backbone!r}: cannot build it ({error})") from error
+        else:
+            weights = self._weights_file()
+            try:
+                backbone = timm.create_model(
+                    s.backbone, **options, pretrained=True, pretrained_cfg_overlay={"file": str(weights)}
+                )
+                check_loaded(backbone, weights, s.backbone)
+            except LOAD_ERRORS as error:
+                raise SpecError(
+                    f"backbone {s.backbone!r}: cannot load its weights from {weights} ({error}); expected timm's "
+                    f"checkpoint of {s.backbone} (a torn or foreign file: fetch it again)"
+                ) from error
         config = backbone.pretrained_cfg
         norm = Normalisation(
             tuple(config.get("mean", (0.485, 0.456, 0.406))), tuple(config.get("std", (0.229, 0.224, 0.225)))
@@ -203,15 +215,17 @@ class VideoKind(Kind):
         if s.weights:
             path = Path(s.weights).expanduser()
         else:
-            folder = Path(os.environ.get(WEIGHTS_ENV, "weights"))
-            path = next(
-                (
-                    folder / f"{s.backbone}{suffix}"
-                    for suffix in WEIGHT_SUFFIXES
-                    if (folder / f"{s.backbone}{suffix}").is_file()
-                ),
-                folder / f"{s.backbone}.safetensors",
-            )
+            folder = Path(os.environ.get(WEIGHTS_ENV, "weights")).expanduser()
+            candidates = [folder / f"{s.backbone}{suffix}" for suffix in WEIGHT_SUFFIXES] + [folder / s.backbone]
+            path = next((candidate for candidate in candidates if candidate.exists()), candidates[0])
+        if path.is_dir():  # an HF hub snapshot of the timm model: config.json beside model.safetensors
+            inside = snapshot_file(path)
+            if inside is None:
+                raise SpecError(
+                    f"pretrained weights for backbone {s.backbone!r}: {path} is a folder without "
+                    f"{' or '.join(SNAPSHOT_FILES)}; give the checkpoint file, or the hub snapshot folder holding it"
+                )
+            path = inside
         if not path.is_file():
             raise SpecError(
                 f"pretrained weights for backbone {s.backbone!r} not found at {path}. Put timm's ImageNet checkpoint "

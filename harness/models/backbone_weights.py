@@ -1,0 +1,49 @@
+"""A timm backbone's pretrained weights from a local file, loaded in full or refused.
+
+timm loads a checkpoint non-strictly whenever the model's classifier differs from the checkpoint's (the harness
+always builds its backbones headless, ``num_classes=0``), so a checkpoint of another architecture, or one whose keys
+carry a wrapper's prefix (``model.``), would leave some or all of the backbone at random initialisation and say so
+only in a log line. :func:`check_loaded` makes that an error: every tensor of the backbone must be in the file.
+"""
+
+import pickle
+from pathlib import Path
+
+from safetensors import SafetensorError
+from torch import nn
+
+from harness.errors import SpecError
+
+# an HF hub snapshot folder of a timm model (``timm/efficientnet_b1.ra4_e3600_r240_in1k``) holds one of these
+SNAPSHOT_FILES = ("model.safetensors", "pytorch_model.bin")
+# what reading a torn, foreign or unpicklable checkpoint raises, besides timm's and torch's RuntimeError
+LOAD_ERRORS = (RuntimeError, ValueError, KeyError, EOFError, pickle.UnpicklingError, SafetensorError)
+LISTED = 3  # keys named in an error message
+
+
+def snapshot_file(folder: Path) -> Path | None:
+    """The weights file of an HF snapshot folder (its ``model.safetensors`` first), None when it has none."""
+    return next((folder / name for name in SNAPSHOT_FILES if (folder / name).is_file()), None)
+
+
+def required_tensors(model_keys: list[str]) -> list[str]:
+    """The state entries a checkpoint must hold: all but BatchNorm's step counters (many checkpoints leave them out,
+    and they do not change a forward pass)."""
+    return [key for key in model_keys if not key.endswith("num_batches_tracked")]
+
+
+def check_loaded(backbone: nn.Module, path: Path, name: str) -> None:
+    """Raise a SpecError unless every tensor of the (headless) ``backbone`` came from the checkpoint at ``path``;
+    the checkpoint is read as timm reads it (``state_dict``/``model`` wrappers and ``module.`` prefixes undone)."""
+    from timm.models import load_state_dict
+
+    checkpoint = load_state_dict(str(path))
+    required = required_tensors(list(backbone.state_dict()))
+    missing = [key for key in required if key not in checkpoint]
+    if missing:
+        raise SpecError(
+            f"{path}: {len(missing)} of the {len(required)} tensors of backbone {name!r} are not in this checkpoint "
+            f"(first: {', '.join(missing[:LISTED])}; its keys begin {', '.join(list(checkpoint)[:LISTED])}): it "
+            f"holds another architecture's weights, or its keys carry a prefix to strip; expected timm's checkpoint "
+            f"of {name}"
+        )
