@@ -159,15 +159,26 @@ def _files(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def test_pooled_dataset_writes_au_files_for_the_expr_tracks(tmp_path: Path) -> None:
+def test_pooled_release_writes_au_files_for_its_own_au_tracks(tmp_path: Path) -> None:
+    """At the affwild2 scale AU tracks are the release's, not EXPR's: AU alone in validation, EXPR without AU in
+    test."""
     root = tmp_path / "aw2"
     metadata = synthetic.generate(root, seed=1, scale="affwild2", crops="pool", fraction=0.002, workers=1)
     assert "unavailable" in metadata["oracle"]["au"]
+    planned: dict[tuple[str, str], set[str]] = {}
+    for video in metadata["videos"]:
+        for track in video["tracks"]:
+            for task in track["tasks"]:
+                planned.setdefault((video["split"], task), set()).add(track["name"])
     for split in SPLITS:
-        au_files = sorted(p.name for p in _folder(root, "AU_Detection_Challenge", split).glob("*.txt"))
-        expr_files = sorted(p.name for p in _folder(root, "EXPR_Recognition_Challenge", split).glob("*.txt"))
-        assert au_files and au_files == expr_files
-        first = _lines(_folder(root, "AU_Detection_Challenge", split) / au_files[0])
+        files = {
+            task: {p.stem for p in _folder(root, challenge, split).glob("*.txt")}
+            for task, challenge in (("au", "AU_Detection_Challenge"), ("expr", "EXPR_Recognition_Challenge"))
+        }
+        named = {"Train_Set": "train", "Validation_Set": "validation", "Test_Set": "test"}[split]
+        assert files == {"au": planned[(named, "au")], "expr": planned[(named, "expr")]}
+        assert files["au"] != files["expr"]
+        first = _lines(_folder(root, "AU_Detection_Challenge", split) / f"{min(files['au'])}.txt")
         assert first[0] == HEADER and all(ROW.fullmatch(line) for line in first[1:-1])
     templates = root / "test_set/prediction_files_format"
     assert (templates / "CVPR_6th_ABAW_AU_test_set_sample.txt").read_text().startswith(f"image_location,{HEADER}\n")

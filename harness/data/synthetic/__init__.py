@@ -187,8 +187,7 @@ def _settings() -> dict:
 
 def _track_entry(track: TrackPlan) -> dict:
     """A track in the metadata: its name, the tasks that label it, whether its face appears late."""
-    tasks = [*track.tasks, "au"] if aus.has_aus(track) else list(track.tasks)
-    return {"name": track.name, "tasks": tasks, "late_start": track.late_start}
+    return {"name": track.name, "tasks": list(track.tasks), "late_start": track.late_start}
 
 
 def _metadata(plans: tuple[VideoPlan, ...], rendered: list[RenderedVideo], seed: int, scale: str) -> dict:

@@ -51,9 +51,9 @@ DRAWN_SECONDS = 1.0  # correlation time of the smooth process that switches a dr
 
 
 def has_aus(track: TrackPlan) -> bool:
-    """Whether a track gets AU labels: the tracks with EXPR labels do (the real release splits its AU tracks its own
-    way; the synthetic one labels the same people for both challenges)."""
-    return "expr" in track.tasks
+    """Whether a track gets AU labels: its plan says so (``tiny`` and ``small``: the EXPR tracks; ``affwild2``: the
+    release's AU track counts, which differ from EXPR's)."""
+    return "au" in track.tasks
 
 
 def movements(expressed: np.ndarray) -> dict[str, np.ndarray]:

@@ -11,7 +11,6 @@ import numpy as np
 
 from harness.data.affwild2 import SPLIT_FOLDERS
 from harness.data.annotations import write_annotation
-from harness.data.synthetic.aus import has_aus
 from harness.data.synthetic.plan import VideoPlan
 from harness.data.synthetic.signals import TrackSignals
 from harness.data.templates import write_template
@@ -31,14 +30,15 @@ def write_video_labels(
 ) -> dict[str, dict[str, int]]:
     """Write one video's annotation files; return ``{task: {test track: rows}}`` for the test lists.
 
-    The AU labels ``aus`` (per track, see :func:`.aus.track_aus`) go to the tracks that have them (:func:`.has_aus`).
+    The AU labels ``aus`` (per track, see :func:`.aus.track_aus`) go to the tracks that have them (:func:`.has_aus`:
+    their plan lists ``au``).
     """
     test_rows: dict[str, dict[str, int]] = {"va": {}, "expr": {}, "au": {}}
     split = plan.split
     base = root / "synthetic_test_labels" if split == "test" else root / ANNOTATION_FOLDER
     for track in plan.tracks:
         drawn = {"va": signals[track.name].va_file, "expr": signals[track.name].expr_file}
-        labelled = {task: drawn[task] for task in track.tasks} | ({"au": aus[track.name]} if has_aus(track) else {})
+        labelled = {task: aus[track.name] if task == "au" else drawn[task] for task in track.tasks}
         for task, labels in labelled.items():
             folder = base / get_task(task).challenge_folders[0] / SPLIT_FOLDERS[split]
             write_annotation(folder / f"{track.name}.txt", task, labels)

@@ -27,7 +27,8 @@ PAIR_SIZE = (480, 240)
 
 @dataclass(frozen=True)
 class TrackPlan:
-    """One annotated person: a track name, its side in a two-person video, and which tasks label it."""
+    """One annotated person: a track name, its side in a two-person video, and which tasks label it (of
+    ``va``, ``expr``, ``au``, in that order)."""
 
     name: str
     side: str | None  # "left", "right" or None for a one-person video
@@ -126,12 +127,13 @@ def _assign_splits(n_videos: int, rng: np.random.Generator) -> list[str]:
 
 
 def _tasks(index: int) -> tuple[str, ...]:
-    """Most videos carry both labels; every fifth only VA and every seventh only EXPR, as in Aff-Wild2."""
+    """Most videos carry VA and EXPR labels; every fifth only VA and every seventh only EXPR, as in Aff-Wild2. AU
+    labels go with EXPR's at these scales (the ``affwild2`` plan draws the release's own AU tracks)."""
     if index % 5 == 1:
         return ("va",)
     if index % 7 == 3:
-        return ("expr",)
-    return ("va", "expr")
+        return ("expr", "au")
+    return ("va", "expr", "au")
 
 
 def _folder_and_suffix(index: int, n_videos: int) -> tuple[str, str]:

@@ -1,16 +1,21 @@
 """The ``affwild2`` scale: a plan with the 6th ABAW release's sizes, for measuring what the harness costs at real size.
 
-Track counts per split and task, and the label lines per split and task, are the published ones (``../shared/
-ABAW.md``, "Sizes"): VA 356/76/162 tracks train/validation/test, EXPR 248/70/228; 1.68 M / 382 k VA and 597 k /
-284 k EXPR train/validation frames, 927 k / 1.02 M test rows. Every EXPR train/validation track also carries VA,
-every VA test track also EXPR (the other task's extra tracks carry one task), so 660 tracks in all. Per-track
-lengths are log-normal, rescaled so each (split, task) sums to the published count exactly; frame rates follow the
-release's mix (mostly 30 and 29.97, some 25 and 24, a few down to 6). About 4% of videos show two people
-(``_left``/``_right``), 30% of tracks have a late first face, and label files are a frame or two off the video,
-as in ``tiny``. The plan draws from its own random stream, so the ``tiny`` and ``small`` plans are untouched.
+Track counts per split and task, and the label lines per split and task, are the published ones where published
+(``../shared/ABAW.md``, "Sizes" and "AU detection"): VA 356/76/162 tracks train/validation/test, EXPR 248/70/228,
+AU 296/105/141 (the 6th ABAW paper's 542 AU videos less the 105 validation and 141 test tracks); 1.68 M / 382 k VA
+and 597 k / 284 k EXPR train/validation frames, 927 k / 1.02 M / 730 k VA/EXPR/AU test rows. The AU train and
+validation frames are not published: they follow from the tracks (below), 1.08 M / 528 k. The tracks fall into
+groups that carry the same tasks (:data:`GROUPS`): every EXPR train/validation track also carries VA and AU, 48 of
+the 108 other VA train tracks and the 6 other VA validation tracks carry AU too, 29 validation tracks carry AU alone
+(in the release they carry VA or EXPR in another split; this plan keeps a video in one split), and 141 of the 162 VA
+test tracks (all of which carry EXPR) carry AU: 689 tracks in all. Per-track lengths are log-normal, rescaled so
+each group sums to its lines exactly; frame rates follow the release's mix (mostly 30 and 29.97, some 25 and 24, a
+few down to 6). About 4% of videos show two people (``_left``/``_right``), 30% of tracks have a late first face, and
+label files are a frame or two off the video, as in ``tiny``. The plan draws from its own random stream, so the
+``tiny`` and ``small`` plans are untouched.
 
-``fraction`` shrinks the track counts (at least one track per non-empty group) and the totals with them, keeping
-the real per-track lengths: a test can build the same shape of dataset in seconds.
+``fraction`` shrinks the track counts (at least one track per group) and the totals with them, keeping the real
+per-track lengths: a test can build the same shape of dataset in seconds.
 """
 
 from fractions import Fraction
@@ -20,8 +25,6 @@ import numpy as np
 from harness.data.synthetic.plan import PAIR_SIZE, SINGLE_SIZE, TrackPlan, VideoPlan, _folder_and_suffix, _video_name
 
 SCALE = "affwild2"
-# split: tracks carrying both tasks, VA only, EXPR only
-TRACKS = {"train": (248, 108, 0), "validation": (70, 6, 0), "test": (162, 0, 66)}
 # (split, task): label lines in the release (train/validation: frames with a valid label; test: rows to predict)
 ROWS = {
     ("train", "va"): 1_679_857,
@@ -30,6 +33,15 @@ ROWS = {
     ("train", "expr"): 597_361,
     ("validation", "expr"): 284_230,
     ("test", "expr"): 1_022_655,
+    ("test", "au"): 729_736,
+}
+# split: (tasks, tracks, label lines) of each group of tracks that carry the same tasks. Where a published total
+# spans two groups, they share it by their track counts: the 108 VA-only train tracks' 1,082,496 lines (VA less
+# EXPR) split 48/60; the 29 AU-only validation tracks have the validation VA tracks' mean length (382,021 / 76).
+GROUPS: dict[str, tuple[tuple[tuple[str, ...], int, int], ...]] = {
+    "train": ((("va", "expr", "au"), 248, 597_361), (("va", "au"), 48, 481_109), (("va",), 60, 601_387)),
+    "validation": ((("va", "expr", "au"), 70, 284_230), (("va", "au"), 6, 97_791), (("au",), 29, 145_771)),
+    "test": ((("va", "expr", "au"), 141, 729_736), (("va", "expr"), 21, 197_474), (("expr",), 66, 95_445)),
 }
 FPS_MIX = (
     (Fraction(30), 0.46),
@@ -48,17 +60,10 @@ MIN_LINES = 60
 def group_totals(fraction: float = 1.0) -> list[tuple[str, tuple[str, ...], int, int]]:
     """(split, tasks, tracks, label lines) of each group of tracks that carry the same tasks."""
     groups = []
-    for split, (both, va_only, expr_only) in TRACKS.items():
-        va, expr = ROWS[(split, "va")], ROWS[(split, "expr")]
-        shared = min(va, expr) if both else 0  # the smaller task's tracks are all shared
-        for tasks, count, lines in (
-            (("va", "expr"), both, shared),
-            (("va",), va_only, va - shared),
-            (("expr",), expr_only, expr - shared),
-        ):
-            if count:
-                kept = max(1, round(count * fraction))
-                groups.append((split, tasks, kept, round(lines * kept / count)))
+    for split, split_groups in GROUPS.items():
+        for tasks, count, lines in split_groups:
+            kept = max(1, round(count * fraction))
+            groups.append((split, tasks, kept, round(lines * kept / count)))
     return groups
 
 
