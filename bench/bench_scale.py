@@ -65,7 +65,8 @@ def measured(fn: Callable[[], object]) -> tuple[dict, object]:
 
 
 class StandInEmbeddings:
-    """A static video spec's ``emb`` output without a model: ``dim`` floats per face frame, from a small block."""
+    """A static video spec's ``emb`` output without a model: ``dim`` floats per face frame, from a small block; its
+    ``frames`` output: those face frames."""
 
     name = "stand_in_video"
     honest = False
@@ -75,8 +76,10 @@ class StandInEmbeddings:
         self.block = np.random.default_rng(0).normal(size=(97, dim)).astype(np.float32)
 
     def read(self, output: str, split: str, track: str) -> np.ndarray:
+        from harness.models.context import FRAMES
+
         frames = self.dataset.split(self.task, split).face_frames(track)
-        return self.block[frames % len(self.block)]
+        return frames if output == FRAMES else self.block[frames % len(self.block)]
 
 
 def predictions(split, quality: float, seed: int) -> dict[str, np.ndarray]:

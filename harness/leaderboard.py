@@ -349,10 +349,12 @@ def compare_runs(
 
 @dataclass(frozen=True, eq=False)
 class MultitaskScore:
-    """The multi-task score of one system, profile and dataset (the 7th ABAW's P = P_VA + P_EXPR + P_AU).
+    """The multi-task score of one system, profile and dataset (the form of the 7th ABAW's P = P_VA + P_EXPR + P_AU).
 
     ``parts`` maps each task, in the order given, to the latest validation row of the system on that data; ``score``
-    is the sum of their :attr:`RunRecord.rank_score` (each honest score for a system fitted on validation).
+    is the sum of their :attr:`RunRecord.rank_score` (each honest score for a system fitted on validation). Each part
+    is scored on its own task's validation tracks (they differ between the challenges of the 6th ABAW release); the
+    7th ABAW scored all three on one set of frames.
     ``rank`` counts from 1 among the systems of the same dataset fingerprint.
     """
 

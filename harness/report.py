@@ -32,8 +32,8 @@ HONEST = "†"
 FEW_VIDEOS = "‡"  # marks a 95% interval over too few videos to mean anything (harness.resampling.ci_note)
 _HONEST_NOTE = "fitted on validation: ranked by the honest cross-fitted score"
 _MULTITASK_NOTE = (
-    "P sums each task's validation score (the latest run of the system, profile and dataset per task); ranked per "
-    "dataset"
+    "P sums each task's validation score (the latest run of the system, profile and dataset per task), each on its "
+    "own task's tracks, not the 7th ABAW's one set of frames; ranked per dataset"
 )
 
 
