@@ -128,7 +128,7 @@ def header_problem(header: str, task: Task) -> str:
         return ""
     unquoted = header.replace('"', "").replace("'", "")
     if [name.strip() for name in unquoted.split(",")] == expected.split(","):
-        if "'" in header or header.count('"') % 2:
+        if "'" in header or header.count('"') % 2 or not re.search(r'"[^"]*,[^"]*"', header):
             hint = "it is quoted in a way CSV readers do not undo (single quotes, or unbalanced); write it unquoted"
         else:
             fields = get_task(task).fields

@@ -160,7 +160,8 @@ def test_au_annotations_alone_are_a_dataset_with_the_au_task(handmade_root: Path
 @pytest.mark.parametrize(
     ("names", "frames"),
     [(["00003.jpg", "00001.jpg", "123456.jpg", "notes.txt"], [1, 3, 123456]), (["53.jpg"], None),
-     (["00000.jpg"], None), (["._00001.jpg"], None), (["012345.jpg"], None), (["0000١.jpg"], None)],
+     (["00000.jpg"], None), (["._00001.jpg"], None), (["012345.jpg"], None), (["0000١.jpg"], None),
+     ([f"{10**22}.jpg"], None)],
 )  # fmt: skip
 def test_crop_names_are_1_based_frames_in_5_digits(tmp_path: Path, names: list[str], frames: list[int] | None) -> None:
     for name in names:

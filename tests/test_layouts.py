@@ -296,11 +296,13 @@ def test_links_whose_target_is_gone_are_problems_not_crashes(canonical_copy: Pat
     annotation = canonical_copy / "6th ABAW Annotations/VA_Estimation_Challenge/Validation_Set/video10_1_left.txt"
     video = canonical_copy / "batch1/test1.mp4"
     template = canonical_copy / "test_set/prediction_files_format/CVPR_6th_ABAW_AU_test_set_sample.txt"
-    for path in (annotation, video, template):
-        path.unlink()
+    batch2 = canonical_copy / "batch2"
+    shutil.rmtree(batch2)
+    for path in (annotation, video, template, batch2):
+        path.unlink(missing_ok=True)
         path.symlink_to(tmp_path / "unplugged-disk" / path.name)
     report = check_dataset(canonical_copy)
-    for path in (annotation, video, template):
+    for path in (annotation, video, template, batch2):
         assert f"{path}: a symbolic link to {tmp_path}/unplugged-disk/{path.name}, which does not exist" in " ".join(
             report["problems"]
         )

@@ -51,6 +51,7 @@ def test_validate_non_finite_and_out_of_range(tmp_path, templates):
         ("'image_location','valence','arousal'", "it is quoted in a way CSV readers do not undo"),
         ("image_location,valence,arrousal", "check the spelling"),
         ('"image_location,valence,arousal"', "its quotes group names into one column, but each row has 3 fields"),
+        ('image_"location",valence,arousal', "it is quoted in a way CSV readers do not undo"),
     ],
 )
 def test_validate_bad_header(tmp_path, templates, header, hint):

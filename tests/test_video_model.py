@@ -99,11 +99,28 @@ def test_weights_of_another_architecture_or_with_a_prefix_are_refused(
         kind._build()
 
 
-def test_a_torn_file_and_a_snapshot_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_checkpoint_of_a_larger_architecture_is_refused(tmp_path: Path) -> None:
+    """Every backbone tensor in the file is not enough: a deeper model's extra blocks mean another architecture."""
+    import timm
+
+    state = {k: v.contiguous() for k, v in timm.create_model("test_efficientnet").state_dict().items()}
+    state["blocks.9.0.conv_pw.weight"] = torch.zeros(1)
+    save_file(state, tmp_path / "deeper.safetensors")
+    kind = VideoKind(settings(pretrained=True, weights=str(tmp_path / "deeper.safetensors")), "va", 0)
+    with pytest.raises(SpecError, match=r"deeper\.safetensors: 1 tensors of this checkpoint are not in backbone "):
+        kind._build()
+
+
+def test_a_torn_or_foreign_file_and_a_snapshot_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     torn = tmp_path / "torn.safetensors"
     torn.write_bytes(b"\x10\x00")
     with pytest.raises(SpecError, match=r"cannot load its weights from .*torn\.safetensors \(.*\); expected timm's"):
         VideoKind(settings(pretrained=True, weights=str(torn)), "va", 0)._build()
+    torch.save([1, 2, 3], tmp_path / "list.pth")
+    with pytest.raises(SpecError, match=r"cannot load its weights from .*list\.pth"):
+        VideoKind(settings(pretrained=True, weights=str(tmp_path / "list.pth")), "va", 0)._build()
+    with pytest.raises(SpecError, match=r"backbone 'test_efficientnett' is not a timm model; did you mean 'test_eff"):
+        VideoKind(settings(backbone="test_efficientnett", pretrained=True, weights=str(torn)), "va", 0)._build()
     snapshot = tmp_path / "hub" / "test_efficientnet"
     snapshot.mkdir(parents=True)
     with pytest.raises(SpecError, match=r"test_efficientnet is a folder without model\.safetensors or pytorch_"):

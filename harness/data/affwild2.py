@@ -48,6 +48,7 @@ VIDEO_SUFFIXES = (".mp4", ".avi")
 TEST_LABELS_FOLDER = "synthetic_test_labels"
 SEARCH_DEPTH = 4
 _CHALLENGE_NAMES = frozenset(name for task in all_tasks() for name in task.challenge_folders)
+_PART_FOLDERS = frozenset([*CROP_FOLDERS, *VIDEO_FOLDERS, *_CHALLENGE_NAMES, TEST_LABELS_FOLDER])
 
 
 def broken_link(path: Path) -> str:
@@ -188,11 +189,14 @@ def _walk(root: Path, depth: int) -> _Found:
             except OSError:
                 continue
             for entry in entries:
-                if entry.is_dir():
+                test_file = bool(track_list_task(entry.name) or parse_template_name(entry.name))
+                if entry.is_symlink() and not os.path.exists(entry.path):
+                    if test_file or entry.name in _PART_FOLDERS:  # a part of the release on a disk not there
+                        found.broken_links.append(Path(entry.path))
+                elif entry.is_dir():
                     following.append(Path(entry.path))
-                elif track_list_task(entry.name) or parse_template_name(entry.name):
-                    broken = entry.is_symlink() and not os.path.exists(entry.path)
-                    (found.broken_links if broken else found.test_files).append(Path(entry.path))
+                elif test_file:
+                    found.test_files.append(Path(entry.path))
         level = following
     return found
 
@@ -430,12 +434,12 @@ class Dataset:
                 f"({' or '.join(get_task(task).challenge_folders)}/{SPLIT_FOLDERS[split]})"
             )
         files = sorted(path for path in folder.glob("*.txt") if path.is_file())
-        if not files:
-            raise DataError(f"{folder}: no annotation files (*.txt)")
         if problems is not None:  # a folder named like an annotation file is not one; a link to nothing is no file
             folders = sorted(path for path in folder.glob("*.txt") if path.is_dir())
             problems += [f"{path}: a folder named like an annotation file, not one; move it away" for path in folders]
             problems += [broken_link(path) for path in sorted(folder.glob("*.txt")) if not path.exists()]
+        if not files:
+            raise DataError(f"{folder}: no annotation files (*.txt)")
         tracks = []
         for path in files:
             try:

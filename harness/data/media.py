@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.data.templates import location_problem
 from harness.errors import DataError
 
 FACE_SUFFIX = ".jpg"
@@ -73,24 +74,16 @@ def list_face_frames(folder: Path) -> np.ndarray:
         raise DataError(f"{folder}: cannot list the face crops ({error})") from error
     frames = np.empty(len(names), dtype=np.int64)
     for index, name in enumerate(names):
-        frame = crop_frame(name)
-        if frame is None:
+        problem = location_problem(f"track/{name}")  # the rule of template and prediction rows
+        if problem:
             hint = "; a macOS archive's resource file: delete the ._* files" if name.startswith("._") else ""
             raise DataError(
-                f"{folder / name}: face crop names must be the 1-based frame number in 5 digits, e.g. 00001.jpg{hint}"
+                f"{folder / name}: face crop names must be the 1-based frame number in 5 digits, e.g. 00001.jpg "
+                f"(found {problem}){hint}"
             )
-        frames[index] = frame
+        frames[index] = int(name[: -len(FACE_SUFFIX)])
     frames.sort()
     return frames
-
-
-def crop_frame(name: str) -> int | None:
-    """The 1-based frame of a crop file name that :func:`face_path` would give (``00042.jpg`` → 42; six or more
-    digits unpadded), else None (``42.jpg``, ``00000.jpg``, ``._00001.jpg``)."""
-    stem = name[: -len(FACE_SUFFIX)] if name.endswith(FACE_SUFFIX) else ""
-    if not (stem.isascii() and stem.isdigit()) or int(stem) < 1:
-        return None
-    return int(stem) if stem == f"{int(stem):05d}" else None
 
 
 def face_path(folder: Path, frame: int) -> Path:

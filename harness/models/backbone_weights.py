@@ -17,7 +17,16 @@ from harness.errors import SpecError
 # an HF hub snapshot folder of a timm model (``timm/efficientnet_b1.ra4_e3600_r240_in1k``) holds one of these
 SNAPSHOT_FILES = ("model.safetensors", "pytorch_model.bin")
 # what reading a torn, foreign or unpicklable checkpoint raises, besides timm's and torch's RuntimeError
-LOAD_ERRORS = (RuntimeError, ValueError, KeyError, EOFError, pickle.UnpicklingError, SafetensorError)
+LOAD_ERRORS = (
+    RuntimeError,
+    ValueError,
+    KeyError,
+    TypeError,
+    AttributeError,  # a pickled list or tensor where a state dict belongs
+    EOFError,
+    pickle.UnpicklingError,
+    SafetensorError,
+)
 LISTED = 3  # keys named in an error message
 
 
@@ -33,12 +42,16 @@ def required_tensors(model_keys: list[str]) -> list[str]:
 
 
 def check_loaded(backbone: nn.Module, path: Path, name: str) -> None:
-    """Raise a SpecError unless every tensor of the (headless) ``backbone`` came from the checkpoint at ``path``;
-    the checkpoint is read as timm reads it (``state_dict``/``model`` wrappers and ``module.`` prefixes undone)."""
+    """Raise a SpecError unless every tensor of the (headless) ``backbone`` came from the checkpoint at ``path`` and
+    the checkpoint holds nothing else but the classifier the backbone was built without; the checkpoint is read as
+    timm reads it (``state_dict``/``model`` wrappers and ``module.`` prefixes undone). Names are compared, not
+    shapes (timm resizes position embeddings to the image size), so a checkpoint in a layout timm converts on loading
+    (an original, non-timm release) is refused: give timm's checkpoint."""
     from timm.models import load_state_dict
 
     checkpoint = load_state_dict(str(path))
-    required = required_tensors(list(backbone.state_dict()))
+    model_keys = list(backbone.state_dict())
+    required = required_tensors(model_keys)
     missing = [key for key in required if key not in checkpoint]
     if missing:
         raise SpecError(
@@ -46,4 +59,14 @@ def check_loaded(backbone: nn.Module, path: Path, name: str) -> None:
             f"(first: {', '.join(missing[:LISTED])}; its keys begin {', '.join(list(checkpoint)[:LISTED])}): it "
             f"holds another architecture's weights, or its keys carry a prefix to strip; expected timm's checkpoint "
             f"of {name}"
+        )
+    heads = backbone.pretrained_cfg.get("classifier") or ()
+    heads = (heads,) if isinstance(heads, str) else tuple(heads)
+    known = set(model_keys)
+    extra = [key for key in checkpoint if key not in known and not any(key.startswith(f"{h}.") for h in heads)]
+    if extra:
+        raise SpecError(
+            f"{path}: {len(extra)} tensors of this checkpoint are not in backbone {name!r} nor its classifier "
+            f"(first: {', '.join(extra[:LISTED])}): it holds a larger architecture's weights; expected timm's "
+            f"checkpoint of {name}"
         )

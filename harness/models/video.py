@@ -186,6 +186,10 @@ class VideoKind(Kind):
         import timm
 
         s = self.settings
+        if not timm.is_model(s.backbone):
+            raise SpecError(
+                f"backbone {s.backbone!r} is not a timm model{did_you_mean(s.backbone, timm.list_models())}"
+            )
         options: dict = {**s.backbone_args, **_create_options(s.backbone, s.image_size)}
         if not s.pretrained:
             try:
