@@ -298,11 +298,12 @@ def test_links_whose_target_is_gone_are_problems_not_crashes(canonical_copy: Pat
     template = canonical_copy / "test_set/prediction_files_format/CVPR_6th_ABAW_AU_test_set_sample.txt"
     batch2 = canonical_copy / "batch2"
     shutil.rmtree(batch2)
-    for path in (annotation, video, template, batch2):
+    crop = canonical_copy / "cropped_aligned/video1/00002.jpg"
+    for path in (annotation, video, template, batch2, crop):
         path.unlink(missing_ok=True)
         path.symlink_to(tmp_path / "unplugged-disk" / path.name)
     report = check_dataset(canonical_copy)
-    for path in (annotation, video, template, batch2):
+    for path in (annotation, video, template, batch2, crop):
         assert f"{path}: a symbolic link to {tmp_path}/unplugged-disk/{path.name}, which does not exist" in " ".join(
             report["problems"]
         )

@@ -69,9 +69,16 @@ def _count_packets(container, stream) -> int:
 def list_face_frames(folder: Path) -> np.ndarray:
     """1-based frame numbers of the face crops ``{i:05d}.jpg`` in ``folder``, sorted; gaps are normal."""
     try:
-        names = [entry.name for entry in os.scandir(folder) if entry.name.endswith(FACE_SUFFIX)]
+        entries = [entry for entry in os.scandir(folder) if entry.name.endswith(FACE_SUFFIX)]
     except OSError as error:
         raise DataError(f"{folder}: cannot list the face crops ({error})") from error
+    gone = [entry.path for entry in entries if entry.is_symlink() and not os.path.exists(entry.path)]
+    if gone:  # only links cost a stat: the release's crops are files
+        raise DataError(
+            f"{gone[0]}: a symbolic link to {os.readlink(gone[0])}, which does not exist ({len(gone)} in "
+            f"this folder); restore the target or remove the links"
+        )
+    names = [entry.name for entry in entries]
     frames = np.empty(len(names), dtype=np.int64)
     for index, name in enumerate(names):
         problem = location_problem(f"track/{name}")  # the rule of template and prediction rows
