@@ -384,6 +384,39 @@ def test_extract_video_writes_every_frame_and_is_atomic(tmp_path: Path, weight_f
     assert done_track(tmp_path / "crops" / "solo", video) is None
 
 
+def test_a_video_recopied_at_its_size_is_cut_anew_only_if_its_contents_differ(
+    tmp_path: Path, weight_files: dict[str, Path]
+) -> None:
+    video = tmp_path / "solo.mp4"
+    drawn_video(video, 3)
+    detector = Detector(load_network(weight_files["firing"]), detect_size=64)
+    extract_video(detector, video, {"solo": tmp_path / "crops" / "solo"}, FaceSettings(size=32, detect_size=64))
+    original = video.read_bytes()
+    video.write_bytes(original)  # the same bytes copied again: another mtime
+    os.utime(video, ns=(1, 1))
+    assert done_track(tmp_path / "crops" / "solo", video) is not None
+    damaged = bytearray(original)
+    damaged[len(damaged) // 2] ^= 0xFF  # same size, other contents
+    video.write_bytes(bytes(damaged))
+    os.utime(video, ns=(2, 2))
+    assert done_track(tmp_path / "crops" / "solo", video) is None
+
+
+def test_a_video_that_decodes_short_of_its_stated_frames_is_an_error_leaving_no_folder(
+    tmp_path: Path, weight_files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import harness.faces.extract as extract
+
+    video = tmp_path / "solo.mp4"
+    drawn_video(video, 4)
+    assert extract.stated_frames(video) == 4
+    monkeypatch.setattr(extract, "stated_frames", lambda path: 40)  # a torn file's header still says 40
+    detector = Detector(load_network(weight_files["firing"]), detect_size=64)
+    with pytest.raises(FaceError, match=r"solo\.mp4: decoded 4 of the 40 frames its container states: a truncated"):
+        extract_video(detector, video, {"solo": tmp_path / "crops" / "solo"}, FaceSettings(size=32, detect_size=64))
+    assert not (tmp_path / "crops").exists() or not any((tmp_path / "crops").iterdir())
+
+
 def test_crops_do_not_depend_on_the_threads_and_a_failed_write_leaves_no_folder(
     tmp_path: Path, weight_files: dict[str, Path], monkeypatch
 ) -> None:

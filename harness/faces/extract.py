@@ -4,7 +4,8 @@ Crops go to ``<store>/faces-<key>/cropped_aligned/<track>/<frame:05d>.jpg`` (1-b
 layout), where the key hashes the settings, this module's version and the detector weights' content. A frame where
 no face of the track is found reuses the track's previous face (its box and eyes, cut from the current frame), as
 the SUN team did; frames before the first face have no crop. A track is written into a temporary folder and renamed
-into place with its ``faces.json`` (counts, and the video's size it was cut from), so a killed run never leaves a
+into place with its ``faces.json`` (counts, and the size, modification time and content hash of the video it was
+cut from), so a killed run never leaves a
 folder that a later run trusts: a track is done when its folder, its ``faces.json`` and every crop it lists are
 there and the video is unchanged; anything else is recomputed.
 """
@@ -32,6 +33,7 @@ VERSION = "1"
 CROPS_FOLDER = "cropped_aligned"
 TRACK_MANIFEST = "faces.json"
 JPEG_QUALITY = 95
+SHORT_FRAMES = 2  # decoded frames a video may fall short of its container's count (or 1% of it) before it is torn
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,8 @@ class TrackFaces:
     reused: int = 0
     ambiguous: int = 0
     video_size: int = 0
+    video_mtime_ns: int | None = None  # the video's stamp and content hash when it was cut (None: older manifests)
+    video_sha256: str | None = None
     first_face: int | None = None
     crop_frames: list[int] = field(default_factory=list, repr=False)
 
@@ -102,16 +106,31 @@ def crops_root(store_root: Path, settings: FaceSettings, weights_sha256: str) ->
 
 
 def done_track(folder: Path, video: Path) -> TrackFaces | None:
-    """The finished track in ``folder``, or None when absent, torn, foreign or cut from another version of ``video``."""
+    """The finished track in ``folder``, or None when absent, torn, foreign or cut from another version of ``video``:
+    another size, or another modification time and other contents (a re-copy of the same size is hashed)."""
     try:
         record = json.loads((folder / TRACK_MANIFEST).read_text(encoding="utf-8"))
         faces = TrackFaces(**record)
-        if faces.video_size != video.stat().st_size:
+        info = video.stat()
+        if faces.video_size != info.st_size:
+            return None
+        if faces.video_mtime_ns not in (None, info.st_mtime_ns) and faces.video_sha256 != file_sha256(video):
             return None
         present = list_face_frames(folder)
     except (OSError, ValueError, TypeError, HarnessError):
         return None
     return faces if present.tolist() == faces.crop_frames else None
+
+
+def stated_frames(path: Path) -> int:
+    """The frame count a video's container states (0 when it states none, or cannot be read: decoding says why)."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            return int(container.streams.video[0].frames) if container.streams.video else 0
+    except av.FFmpegError:
+        return 0
 
 
 def iter_frames(path: Path) -> Iterator[np.ndarray]:
@@ -165,7 +184,10 @@ class _TrackWriter:
         self.settings = settings
         self.pool = pool
         self.previous: FacePosition | None = None
-        self.faces = TrackFaces(track, video.name, video_size=video.stat().st_size)
+        info = video.stat()
+        self.faces = TrackFaces(
+            track, video.name, video_size=info.st_size, video_mtime_ns=info.st_mtime_ns, video_sha256=file_sha256(video)
+        )
         self.temporary = final.parent / f".{final.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
         self.temporary.mkdir(parents=True)
 
@@ -232,6 +254,12 @@ def extract_video(
                 progress(len(frames))
         if number == 0:
             raise FaceError(f"{video}: no frame could be decoded; re-copy the file or leave its tracks out")
+        stated = stated_frames(video)
+        if number < stated - max(SHORT_FRAMES, stated // 100):  # frame-threaded decoding ends a torn file quietly
+            raise FaceError(
+                f"{video}: decoded {number} of the {stated} frames its container states: a truncated file? re-copy "
+                "it or leave its tracks out"
+            )
         return [writer.finish() for writer in writers]
     finally:
         pool.close()
