@@ -31,7 +31,7 @@ from harness.faces.detector import (
     prior_boxes,
     weights_path,
 )
-from harness.faces.extract import FaceSettings, TrackFaces, done_track, extract_video, iter_frames
+from harness.faces.extract import FaceSettings, TrackFaces, done_track, extract_video, iter_frames, upright
 
 VA_HEADER = "valence,arousal"
 # The anchors the retina-face package publishes for each stride (RetinaFace.py, ``_anchors_fpn``): an independent
@@ -614,3 +614,11 @@ def test_dry_run_counts_raw_frames_for_a_retinaface_graph(tmp_path: Path, weight
     assert work() == {"crops": 11, "train crops": 3, "epochs": 2.0, "RetinaFace frames": 8}
     extract_dataset(dataset, store.root, FaceSettings())
     assert work()["RetinaFace frames"] == 0  # cut once; every faces: retinaface node shares them
+
+
+@pytest.mark.parametrize(("rotation", "turns"), [(0, 0), (-90, -1), (90, 1), (180, 2), (-180, 2), (89.6, 1)])
+def test_frames_are_turned_as_their_container_says_to_show_them(rotation: float, turns: int) -> None:
+    """A phone's portrait video stores sideways frames and a display matrix (-90: a quarter turn clockwise)."""
+    image = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
+    assert np.array_equal(upright(image, rotation), np.rot90(image, turns))
+    assert upright(image, rotation).flags.c_contiguous

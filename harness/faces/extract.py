@@ -144,10 +144,22 @@ def iter_frames(path: Path) -> Iterator[np.ndarray]:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             for frame in container.decode(stream):
-                yield frame.to_ndarray(format="rgb24")
+                yield upright(frame.to_ndarray(format="rgb24"), frame.rotation)
     except av.FFmpegError as error:
         message = f"{path}: unreadable or corrupt video ({error}); re-copy the file or leave its tracks out"
         raise FaceError(message) from error
+
+
+def upright(image: np.ndarray, rotation: float) -> np.ndarray:
+    """A decoded (H, W, 3) frame turned as its container says to show it: ``rotation`` is the display matrix's
+    counterclockwise angle in degrees (PyAV's ``frame.rotation``; a phone's portrait video says -90: a quarter turn
+    clockwise), rounded to quarter turns. RetinaFace finds upright faces, and crops are cut from what is shown.
+
+    >>> upright(np.arange(6).reshape(2, 3, 1).repeat(3, axis=2), -90)[..., 0].tolist()
+    [[3, 0], [4, 1], [5, 2]]
+    """
+    turns = round(rotation / 90) % 4 if np.isfinite(rotation) else 0
+    return np.ascontiguousarray(np.rot90(image, turns)) if turns else image
 
 
 def batched(frames: Iterator[np.ndarray], size: int) -> Iterator[np.ndarray]:
