@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -192,6 +192,14 @@ class Leaderboard:
         except (ValueError, TypeError, OSError) as exc:
             raise LeaderboardError(f"{self.path}: run {values['id']} is unreadable ({exc}); delete the row") from exc
 
+    def _roll_back_a_killed_writer(self) -> None:
+        """A writer killed mid-transaction leaves ``<db>-journal``, which a read-only connection cannot roll back
+        (SQLite refuses it every read): where the file is writable, one read-write read rolls it back first."""
+        journal = Path(f"{self.path}-journal")
+        if journal.exists() and os.access(self.path, os.W_OK) and os.access(self.path.parent, os.W_OK):
+            with closing(sqlite3.connect(self.path, timeout=30)) as db:
+                db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+
     @contextmanager
     def _connection(self, write: bool = False) -> Iterator[sqlite3.Connection]:
         """A connection: read-only (URI ``mode=ro``, so viewing needs no write access) unless ``write``."""
@@ -200,6 +208,7 @@ class Leaderboard:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             else:
+                self._roll_back_a_killed_writer()
                 uri = f"{self.path.resolve().as_uri()}?mode=ro"
                 db = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None)
         except (sqlite3.Error, OSError) as exc:

@@ -194,6 +194,14 @@ def _atomic(path: Path, fill: Callable[[Path], None]) -> tuple[str, int, int]:
     return digest, stat.st_size, stat.st_ino
 
 
+def _nearly_full(folder: Path) -> bool:
+    """Whether the file system holding ``folder`` has less than 1 MiB free (why a write came up short)."""
+    try:
+        return shutil.disk_usage(folder).free < 1 << 20
+    except OSError:
+        return False
+
+
 def _put(data: bytes) -> Callable[[Path], None]:
     def fill(temp: Path) -> None:
         with open(temp, "xb") as file:
@@ -310,7 +318,9 @@ class Node:
             _atomic(sidecar, _put(json.dumps({"sha256": digest, "size": size}).encode()))
             stat = path.stat()
         except OSError as exc:
-            raise StoreError(f"cannot write store artifact {rel!r} of node {self.key} ({path}): {exc}") from exc
+            full = exc.errno is None and _nearly_full(self.path)  # numpy's short write says neither why nor errno
+            cause = f"{exc}; the disk is full" if full else str(exc)
+            raise StoreError(f"cannot write store artifact {rel!r} of node {self.key} ({path}): {cause}") from exc
         if stat.st_ino == inode and stat.st_size == size:  # still the file written here, not a racing writer's
             _VERIFIED[str(path)] = (_identity(stat), digest)
 

@@ -516,6 +516,24 @@ def test_a_read_only_leaderboard_is_viewed_and_refuses_writes_in_one_line(
     assert board.path.read_bytes() == before
 
 
+def test_a_writer_killed_mid_transaction_leaves_the_board_viewable(board: Leaderboard, va_split: Split) -> None:
+    """Its hot journal would make every read-only read fail until the next write: a viewer rolls it back."""
+    board.record(make_run(va_split, predict(va_split, 0.5, 0), "a"))
+    killed = (
+        "import os, sqlite3\n"
+        f"db = sqlite3.connect({str(board.path)!r}, isolation_level=None)\n"
+        "db.execute('PRAGMA cache_size = 1')\n"  # spill the transaction's pages into the file: the journal is needed
+        "db.execute('BEGIN IMMEDIATE')\n"
+        "db.execute('CREATE TABLE filler (x BLOB)')\n"
+        "for _ in range(40):\n    db.execute('INSERT INTO filler VALUES (zeroblob(65536))')\n"
+        "os.kill(os.getpid(), 9)\n"
+    )
+    subprocess.run([sys.executable, "-c", killed], check=False)
+    assert Path(f"{board.path}-journal").exists()
+    assert [r.system for r in Leaderboard(board.path).rows()] == ["a"]
+    assert not Path(f"{board.path}-journal").exists()
+
+
 def test_a_full_disk_under_the_leaderboard_is_one_line(
     board: Leaderboard, va_split: Split, monkeypatch: pytest.MonkeyPatch
 ) -> None:

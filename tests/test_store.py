@@ -4,6 +4,7 @@ import json
 import os
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -469,3 +470,19 @@ def test_every_stored_file_has_one_mode(node: Node) -> None:
     plain.write_bytes(b"")  # what a plain open gives under this umask
     modes = {path.name: path.stat().st_mode & 0o777 for path in node.path.iterdir()}
     assert set(modes.values()) == {modes["plain"]}, modes
+
+
+def test_a_short_write_on_a_full_disk_says_the_disk_is_full(node, monkeypatch):
+    """numpy reports a short write with neither errno nor cause: the store adds what the file system shows."""
+    import harness.store as store_module
+
+    def short(*args, **kwargs):
+        raise OSError("1460 requested and 992 written")
+
+    monkeypatch.setattr(store_module.np, "save", short)
+    monkeypatch.setattr(store_module.shutil, "disk_usage", lambda path: SimpleNamespace(free=4096))
+    with pytest.raises(StoreError, match=r"'emb\.npy' of node .*: 1460 requested and 992 written; the disk is full"):
+        node.write_array("emb.npy", np.zeros(3, np.float32))
+    monkeypatch.setattr(store_module.shutil, "disk_usage", lambda path: SimpleNamespace(free=1 << 30))
+    with pytest.raises(StoreError, match=r"1460 requested and 992 written$"):
+        node.write_array("emb.npy", np.zeros(3, np.float32))
