@@ -3,7 +3,9 @@
 A crash at any point leaves either the old file or the new one, never a torn file that a later run would trust.
 """
 
+import glob
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -30,3 +32,24 @@ def write_atomically(path: Path, data: bytes) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def sweep_dead_staging(folder: Path) -> None:
+    """Delete the staging and set-aside folders of ``folder`` (``.<name>.staging-<pid>-<token>``, ``.old-``) left by
+    processes that no longer run: a kill skips every ``except`` and ``finally`` that would have removed them."""
+    for leftover in folder.parent.glob(f".{glob.escape(folder.name)}.*-*-*"):
+        kind, _, rest = leftover.name[len(folder.name) + 2 :].partition("-")
+        pid = rest.partition("-")[0]
+        if kind in ("staging", "old") and pid.isdigit() and not process_alive(int(pid)):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it runs, as another user
+        pass
+    return True

@@ -17,7 +17,6 @@ classes written ``4.0`` when asked to read numbers leniently.
 
 import ctypes
 import errno
-import glob
 import hashlib
 import importlib.metadata
 import io
@@ -40,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from harness import __version__ as harness_version
-from harness.atomic import write_atomically
+from harness.atomic import sweep_dead_staging, write_atomically
 from harness.data.templates import (
     LOCATION_FORM,
     RowScan,
@@ -513,7 +512,7 @@ def staged_folder(folder: Path | str) -> Iterator[Path]:
     folder = Path(folder)
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
-        _sweep_staging(folder)
+        sweep_dead_staging(folder)
         staging = folder.parent / f".{folder.name}.staging-{os.getpid()}-{secrets.token_hex(4)}"
         staging.mkdir()
     except OSError as error:
@@ -560,26 +559,6 @@ def _exchange(first: Path, second: Path) -> bool:
     if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP):
         return False
     raise OSError(code, os.strerror(code), str(second))
-
-
-def _sweep_staging(folder: Path) -> None:
-    """Delete the staging and set-aside folders of ``folder`` left by processes that no longer run."""
-    for leftover in folder.parent.glob(f".{glob.escape(folder.name)}.*-*-*"):
-        kind, _, rest = leftover.name[len(folder.name) + 2 :].partition("-")
-        pid = rest.partition("-")[0]
-        if kind in ("staging", "old") and pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(leftover, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    """Whether process ``pid`` runs on this machine."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # it runs, as another user
-        pass
-    return True
 
 
 def _json_value(value):

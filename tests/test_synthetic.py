@@ -2,6 +2,8 @@
 
 import csv
 import json
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -99,6 +101,28 @@ def test_a_crash_mid_generation_leaves_nothing_behind(tmp_path: Path, micro: str
     with pytest.raises(KeyboardInterrupt):
         synthetic.generate(tmp_path / "out", scale=micro, workers=1)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_killed_generation_is_swept_and_a_concurrent_one_is_taken(tmp_path: Path, micro: str, monkeypatch) -> None:
+    """A kill skips the clean-up: the next generation deletes a dead process's staging folder (a live one's stays).
+    Two first uses at once: the one that finds the other's identical dataset in place takes it."""
+    dead = tmp_path / ".out.staging-999999999-abcd1234"  # no such process
+    live = tmp_path / f".out.staging-{os.getpid()}-abcd1234"
+    for folder in (dead, live):
+        (folder / "batch1").mkdir(parents=True)
+    first = synthetic.generate(tmp_path / "out", seed=3, scale=micro, workers=1)
+    assert not dead.exists() and live.exists()
+    shutil.rmtree(live)
+    rename = Path.rename
+
+    def raced(self, target):  # the other process renamed its copy into place first
+        if Path(target).name == "again":
+            rename(tmp_path / "out", target)
+        return rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", raced)
+    again = synthetic.generate(tmp_path / "again", seed=3, scale=micro, workers=1)
+    assert again == first and sorted(p.name for p in tmp_path.iterdir()) == ["again"]
 
 
 def test_check_json_counts_match_the_files_on_disk(synthetic_tiny: Path) -> None:

@@ -12,6 +12,7 @@ files, crops hard-linked to a small pool, short videos.
 """
 
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.atomic import public_mode
+from harness.atomic import public_mode, sweep_dead_staging
 from harness.cpu import cpu_budget
 from harness.data.synthetic import aus, release
 from harness.data.synthetic import signals as signal_settings
@@ -65,7 +66,8 @@ def generate(
     started = time.perf_counter()
     plans = release.plan_release(seed, fraction) if scale == release.SCALE else plan_dataset(seed, scale)
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    sweep_dead_staging(out)  # what a killed generation left
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-{os.getpid()}-", dir=out.parent))
     workers = workers or min(2, cpu_budget().cores)
     try:
         if crops == "pool":
@@ -81,13 +83,31 @@ def generate(
         metadata["generation_seconds"] = round(time.perf_counter() - started, 1)
         (staging / METADATA).write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
         public_mode(staging, directory=True)
-        if out.exists():
-            out.rmdir()
-        staging.rename(out)
+        try:
+            if out.exists():
+                out.rmdir()
+            staging.rename(out)
+        except OSError:
+            existing = _same_dataset(out, metadata)
+            if existing is None:
+                raise
+            shutil.rmtree(staging, ignore_errors=True)  # another process made this very dataset meanwhile
+            return existing
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return metadata
+
+
+def _same_dataset(out: Path, metadata: dict) -> dict | None:
+    """The metadata of the dataset at ``out`` when it is the one ``metadata`` describes (generator version, seed,
+    scale, crops mode), else None."""
+    try:
+        found = json.loads((out / METADATA).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    same = all(found.get(key) == metadata.get(key) for key in ("version", "seed", "scale", "crops", "fraction"))
+    return found if same else None
 
 
 def _render_all(plans, root: Path, seed: int, workers: int, progress, job: Callable) -> list:
