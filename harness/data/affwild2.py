@@ -28,7 +28,7 @@ import numpy as np
 
 from harness.data.annotations import read_annotation, valid_mask
 from harness.data.fingerprint import cached_fingerprint
-from harness.data.media import VideoInfo, face_path, list_face_frames, probe_video
+from harness.data.media import VideoInfo, broken_link, face_path, list_face_frames, probe_video
 from harness.data.releases import (
     Release,
     detect_release,
@@ -49,11 +49,6 @@ TEST_LABELS_FOLDER = "synthetic_test_labels"
 SEARCH_DEPTH = 4
 _CHALLENGE_NAMES = frozenset(name for task in all_tasks() for name in task.challenge_folders)
 _PART_FOLDERS = frozenset([*CROP_FOLDERS, *VIDEO_FOLDERS, *_CHALLENGE_NAMES, TEST_LABELS_FOLDER])
-
-
-def broken_link(path: Path) -> str:
-    """The problem of a symbolic link whose target is gone."""
-    return f"{path}: a symbolic link to {os.readlink(path)}, which does not exist; restore its target or remove it"
 
 
 def video_of(track: str) -> str:

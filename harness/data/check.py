@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.data.affwild2 import SEARCH_DEPTH, SPLITS, Dataset, Split, broken_link
+from harness.data.affwild2 import SEARCH_DEPTH, SPLITS, Dataset, Split
 from harness.data.annotations import valid_mask
-from harness.data.media import VideoInfo, probe_video
+from harness.data.media import VideoInfo, broken_link, probe_video
 from harness.data.releases import looked_for
 from harness.errors import DataError
 from harness.progress import track as progress_track

@@ -66,6 +66,11 @@ def _count_packets(container, stream) -> int:
     return sum(1 for packet in container.demux(stream) if packet.size)
 
 
+def broken_link(path: Path) -> str:
+    """The problem of a symbolic link whose target is gone."""
+    return f"{path}: a symbolic link to {os.readlink(path)}, which does not exist; restore its target or remove it"
+
+
 def list_face_frames(folder: Path) -> np.ndarray:
     """1-based frame numbers of the face crops ``{i:05d}.jpg`` in ``folder``, sorted; gaps are normal."""
     try:
@@ -74,10 +79,7 @@ def list_face_frames(folder: Path) -> np.ndarray:
         raise DataError(f"{folder}: cannot list the face crops ({error})") from error
     gone = [entry.path for entry in entries if entry.is_symlink() and not os.path.exists(entry.path)]
     if gone:  # only links cost a stat: the release's crops are files
-        raise DataError(
-            f"{gone[0]}: a symbolic link to {os.readlink(gone[0])}, which does not exist ({len(gone)} in "
-            f"this folder); restore the target or remove the links"
-        )
+        raise DataError(f"{broken_link(Path(gone[0]))} ({len(gone)} such crops in this folder)")
     names = [entry.name for entry in entries]
     frames = np.empty(len(names), dtype=np.int64)
     for index, name in enumerate(names):

@@ -37,8 +37,8 @@ def write_video_labels(
     split = plan.split
     base = root / "synthetic_test_labels" if split == "test" else root / ANNOTATION_FOLDER
     for track in plan.tracks:
-        drawn = {"va": signals[track.name].va_file, "expr": signals[track.name].expr_file}
-        labelled = {task: aus[track.name] if task == "au" else drawn[task] for task in track.tasks}
+        drawn = {"va": signals[track.name].va_file, "expr": signals[track.name].expr_file, "au": aus.get(track.name)}
+        labelled = {task: drawn[task] for task in track.tasks}
         for task, labels in labelled.items():
             folder = base / get_task(task).challenge_folders[0] / SPLIT_FOLDERS[split]
             write_annotation(folder / f"{track.name}.txt", task, labels)
