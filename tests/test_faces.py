@@ -451,7 +451,8 @@ def test_a_frame_without_a_face_reuses_the_previous_face(tmp_path: Path) -> None
     video = tmp_path / "v.mp4"
     drawn_video(video, 1)
     pool = BoundedPool(2, 4)
-    writer = _TrackWriter("v", video, tmp_path / "crops" / "v", FaceSettings(size=32), pool)
+    stamp = {"video_size": video.stat().st_size}
+    writer = _TrackWriter("v", video, stamp, tmp_path / "crops" / "v", FaceSettings(size=32), pool)
     image = np.zeros((64, 96, 3), np.uint8)
     writer.add(1, image, Faces.empty())  # before the first face: no crop
     face = _faces([10, 10, 50, 60])

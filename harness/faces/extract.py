@@ -190,16 +190,15 @@ class _TrackWriter:
     """One track's state while a video is decoded: its previous face, its temporary folder and its counts. Its crops
     are cut and written in ``pool``; :meth:`finish` once the pool has finished them."""
 
-    def __init__(self, track: str, video: Path, final: Path, settings: FaceSettings, pool: BoundedPool) -> None:
+    def __init__(
+        self, track: str, video: Path, stamp: dict, final: Path, settings: FaceSettings, pool: BoundedPool
+    ) -> None:
         self.final = final
         self.side = track_side(track)
         self.settings = settings
         self.pool = pool
         self.previous: FacePosition | None = None
-        info = video.stat()
-        self.faces = TrackFaces(
-            track, video.name, video_size=info.st_size, video_mtime_ns=info.st_mtime_ns, video_sha256=file_sha256(video)
-        )
+        self.faces = TrackFaces(track, video.name, **stamp)
         self.temporary = final.parent / f".{final.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
         self.temporary.mkdir(parents=True)
 
@@ -253,9 +252,11 @@ def extract_video(
     threads = threads or crop_threads(detector.device)
     pool = BoundedPool(threads, pending=max(2 * settings.batch, threads))
     writers: list[_TrackWriter] = []
+    info = video.stat()  # hashed once for both people of a _left/_right video
+    stamp = {"video_size": info.st_size, "video_mtime_ns": info.st_mtime_ns, "video_sha256": file_sha256(video)}
     try:
         for name, folder in tracks.items():  # one by one: a failure leaves the folders made so far to clean up
-            writers.append(_TrackWriter(name, video, folder, settings, pool))
+            writers.append(_TrackWriter(name, video, stamp, folder, settings, pool))
         number = 0
         for frames in read_ahead(batched(iter_frames(video), settings.batch)):
             for image, found in zip(frames, detector.detect(frames), strict=True):

@@ -3,7 +3,8 @@
 timm loads a checkpoint non-strictly whenever the model's classifier differs from the checkpoint's (the harness
 always builds its backbones headless, ``num_classes=0``), so a checkpoint of another architecture, or one whose keys
 carry a wrapper's prefix (``model.``), would leave some or all of the backbone at random initialisation and say so
-only in a log line. :func:`check_loaded` makes that an error: every tensor of the backbone must be in the file.
+only in a log line. :func:`check_loaded` makes that an error: every tensor of the backbone must be in the file, and
+the file may hold nothing else but the classifier.
 """
 
 import pickle

@@ -101,7 +101,7 @@ def generate(
 
 def _same_dataset(out: Path, metadata: dict) -> dict | None:
     """The metadata of the dataset at ``out`` when it is the one ``metadata`` describes (generator version, seed,
-    scale, crops mode), else None."""
+    scale, crops mode, fraction), else None."""
     try:
         found = json.loads((out / METADATA).read_text(encoding="utf-8"))
     except (OSError, ValueError):
