@@ -146,13 +146,14 @@ def record_throughput(store: Store, kind: str, profile: str, amount: float, seco
     is ignored)."""
     if amount <= 0 or seconds <= 0:
         return
-    recorded = _read(store)
-    rates = recorded.setdefault(machine(), {})
-    entry = rates.setdefault(rate_key(kind, profile), {"amount": 0.0, "seconds": 0.0, "runs": 0})
-    entry.update(amount=entry["amount"] + amount, seconds=entry["seconds"] + seconds, runs=entry["runs"] + 1)
-    entry["unit"] = UNITS.get(kind, "?")
-    with contextlib.suppress(OSError):  # the run's results stand; only the estimate misses it
-        write_atomically(store.root / THROUGHPUT_FILE, (json.dumps(recorded, indent=1) + "\n").encode())
+    with store.lock(THROUGHPUT_FILE):  # runs finishing at once each add theirs
+        recorded = _read(store)
+        rates = recorded.setdefault(machine(), {})
+        entry = rates.setdefault(rate_key(kind, profile), {"amount": 0.0, "seconds": 0.0, "runs": 0})
+        entry.update(amount=entry["amount"] + amount, seconds=entry["seconds"] + seconds, runs=entry["runs"] + 1)
+        entry["unit"] = UNITS.get(kind, "?")
+        with contextlib.suppress(OSError):  # the run's results stand; only the estimate misses it
+            write_atomically(store.root / THROUGHPUT_FILE, (json.dumps(recorded, indent=1) + "\n").encode())
 
 
 def _read(store: Store) -> dict:

@@ -29,3 +29,9 @@ def track(items: Iterable[T], description: str, total: int | None = None) -> Ite
     """Iterate over ``items`` with a progress bar."""
     with bar() as progress:
         yield from progress.track(items, description=description, total=total)
+
+
+def notice(message: str) -> None:
+    """One line on stderr (under torchrun, rank 0's only), for what a run waits on."""
+    if env_rank() == 0:
+        _console.print(message, highlight=False)

@@ -32,7 +32,7 @@ from harness.models.checks import check_track, check_tracks_done
 from harness.models.context import HONEST, Context, split_outputs
 from harness.models.registry import build_kind, get_kind
 from harness.preflight import NodeWrites, check_before_work, check_data, check_writable_folder
-from harness.progress import bar
+from harness.progress import bar, notice
 from harness.run_record import RunRecord, git_commit
 from harness.scoring import file_by_track, node_predictions, score_node_predictions, score_split
 from harness.spec import ResolvedSpec, load_graph
@@ -208,9 +208,9 @@ def run_node(plan: NodePlan, dataset: Dataset, store: Store) -> NodeResult:
             system.fit(context)
         times["train_seconds"] = round(time.perf_counter() - started, 2)
         times["notes"] = list(system.notes_)
-        if main:
-            node.save_state(MODEL_FILE, system.state())
+        if main:  # the times first: a model saved without them would resume with the training's seconds lost
             node.write_json(TIMES_FILE, times)
+            node.save_state(MODEL_FILE, system.state())
         distributed.barrier()
         if not main:  # every rank predicts with the very model rank 0 saved
             system.load_state(node.load_state(MODEL_FILE))
@@ -259,13 +259,26 @@ def compute(plan: NodePlan, dataset: Dataset, store: Store, done: Done) -> NodeR
                 if not distributed.broadcast(store.node(source.key).is_complete(verify=True)):
                     compute(source, dataset, store, done)
         try:
-            done[plan.node_id] = run_node(plan, dataset, store)
+            with _one_writer(plan, store):
+                done[plan.node_id] = run_node(plan, dataset, store)
             return done[plan.node_id]
         except HarnessError:
             alone = distributed.env_world_size() == 1
             if retried or not alone or all(store.node(s.key).is_complete(verify=True) for s in plan.inputs):
                 raise
             retried = True
+
+
+def _one_writer(plan: NodePlan, store: Store) -> contextlib.AbstractContextManager:
+    """The node's store lock (rank 0 takes it for every rank under torchrun): a second run needing the node while
+    one computes it waits and then finds it complete, instead of removing the node in progress."""
+    if not distributed.is_main():
+        return contextlib.nullcontext()
+
+    def waiting(holder: str) -> None:
+        notice(f"{plan.name} ({plan.task}): another run ({holder}) is computing this node; waiting for it")
+
+    return store.lock(plan.key, waiting)
 
 
 def _stored_times(node: Node) -> dict | None:

@@ -1,18 +1,22 @@
 """The runner on the synthetic dataset: train, predict, score, record; store hits; resume; corrupt files; new data."""
 
 import json
+import os
 import shutil
+import socket
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from harness import runner
 from harness.cost import THROUGHPUT_FILE, dry_run, machine
 from harness.data.affwild2 import Dataset
 from harness.leaderboard import Leaderboard
 from harness.models.video import VideoKind
 from harness.runner import plan_nodes, run_system
-from harness.store import Store
+from harness.store import Node, Store
 
 FAST_SPEC = """kind: video
 tasks: [va, expr]
@@ -182,3 +186,45 @@ def test_a_corrupt_saved_model_is_fitted_anew(world, monkeypatch: pytest.MonkeyP
     (rerun,) = run_system("fast_video", ["va"], dataset, "smoke", store, board, systems)
     assert fitted and not rerun.hit and node.has("model.safetensors")
     assert stale.stat().st_mtime_ns != stale_time  # every output comes from the new fit, none from the old one
+
+
+def test_a_run_waits_for_the_node_another_run_is_computing(world, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two runs needing one node: the second waits for the first instead of removing its node in progress."""
+    dataset, store, board, systems, (first,) = world
+    monkeypatch.setattr(VideoKind, "fit", lambda *a: pytest.fail("the other run's node is reused"))
+    told: list[str] = []
+    monkeypatch.setattr(runner, "notice", told.append)
+    results = []
+    with store.lock(first.plan.key):
+        second = threading.Thread(
+            target=lambda: results.extend(run_system("fast_video", ["va"], dataset, "smoke", store, board, systems))
+        )
+        second.start()
+        second.join(0.5)
+        assert second.is_alive() and not results
+    second.join(120)
+    (again,) = results
+    assert again.hit and again.score["score"] == first.score["score"]
+    holder = f"pid {os.getpid()} on {socket.gethostname()}"
+    assert told == [f"fast_video (va): another run ({holder}) is computing this node; waiting for it"]
+
+
+def test_a_run_killed_after_saving_its_model_resumes_with_its_training_seconds(
+    world, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dataset, store, board, systems, (first,) = world
+    store.remove(first.plan.key)
+    save = Node.save_state
+
+    def dies_once_saved(self, name, state) -> None:
+        save(self, name, state)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Node, "save_state", dies_once_saved)
+    with pytest.raises(KeyboardInterrupt):
+        run_system("fast_video", ["va"], dataset, "smoke", store, board, systems)
+    monkeypatch.setattr(Node, "save_state", save)
+    monkeypatch.setattr(VideoKind, "fit", lambda *a: pytest.fail("the saved model must be reused"))
+    (resumed,) = run_system("fast_video", ["va"], dataset, "smoke", store, board, systems)
+    assert not resumed.hit and resumed.train_seconds > 0
+    assert resumed.score["score"] == first.score["score"]
