@@ -99,6 +99,20 @@ def test_weights_of_another_architecture_or_with_a_prefix_are_refused(
         kind._build()
 
 
+def test_a_release_in_a_layout_timm_converts_loads_as_timm_loads_it(tmp_path: Path) -> None:
+    """An OpenCLIP ViT keeps timm's tensors under ``visual.trunk.``: timm's ViT conversion strips it on loading, and
+    the check sees the checkpoint as converted (an EfficientNet, never converted by timm, keeps the prefix refused)."""
+    import timm
+
+    reference = timm.create_model("test_vit", num_classes=0, img_size=64)
+    weights = {name: tensor.contiguous() for name, tensor in reference.state_dict().items()}
+    save_file({f"visual.trunk.{name}": tensor for name, tensor in weights.items()}, tmp_path / "open_clip.safetensors")
+    file = str(tmp_path / "open_clip.safetensors")
+    net = VideoKind(settings(backbone="test_vit", image_size=64, pretrained=True, weights=file), "va", 0)._build()
+    for name, tensor in weights.items():
+        assert torch.equal(net.backbone.state_dict()[name], tensor), name
+
+
 def test_a_checkpoint_of_a_larger_architecture_is_refused(tmp_path: Path) -> None:
     """Every backbone tensor in the file is not enough: a deeper model's extra blocks mean another architecture."""
     import timm

@@ -4,10 +4,13 @@ timm loads a checkpoint non-strictly whenever the model's classifier differs fro
 always builds its backbones headless, ``num_classes=0``), so a checkpoint of another architecture, or one whose keys
 carry a wrapper's prefix (``model.``), would leave some or all of the backbone at random initialisation and say so
 only in a log line. :func:`check_loaded` makes that an error: every tensor of the backbone must be in the file, and
-the file may hold nothing else but the classifier.
+the file may hold nothing else but the classifier. The file is compared as timm gives it to the model: after the
+architecture's own checkpoint conversion, so an original release in a layout timm converts (OpenCLIP, DINOv2, a JAX
+ViT's patchify weights) loads as timm loads it.
 """
 
 import pickle
+import sys
 from pathlib import Path
 
 from safetensors import SafetensorError
@@ -42,15 +45,23 @@ def required_tensors(model_keys: list[str]) -> list[str]:
     return [key for key in model_keys if not key.endswith("num_batches_tracked")]
 
 
+def as_timm_converts(checkpoint: dict, backbone: nn.Module) -> dict:
+    """``checkpoint`` as timm's loader hands it to ``backbone``: through the ``checkpoint_filter_fn`` of the
+    backbone's timm module where it has one (every timm module that converts checkpoints names it so, and builds its
+    models with it); unchanged otherwise (EfficientNet loads its checkpoints as they are)."""
+    convert = getattr(sys.modules.get(type(backbone).__module__), "checkpoint_filter_fn", None)
+    return dict(convert(checkpoint, backbone)) if callable(convert) else checkpoint
+
+
 def check_loaded(backbone: nn.Module, path: Path, name: str) -> None:
     """Raise a SpecError unless every tensor of the (headless) ``backbone`` came from the checkpoint at ``path`` and
     the checkpoint holds nothing else but the classifier the backbone was built without; the checkpoint is read as
-    timm reads it (``state_dict``/``model`` wrappers and ``module.`` prefixes undone). Names are compared, not
-    shapes (timm resizes position embeddings to the image size), so a checkpoint in a layout timm converts on loading
-    (an original, non-timm release) is refused: give timm's checkpoint."""
+    timm reads it (``state_dict``/``model`` wrappers and ``module.`` prefixes undone) and converted as timm converts
+    it (:func:`as_timm_converts`). Names are compared, not shapes (timm resizes position embeddings to the image
+    size)."""
     from timm.models import load_state_dict
 
-    checkpoint = load_state_dict(str(path))
+    checkpoint = as_timm_converts(load_state_dict(str(path)), backbone)
     model_keys = list(backbone.state_dict())
     required = required_tensors(model_keys)
     missing = [key for key in required if key not in checkpoint]
