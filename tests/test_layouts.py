@@ -299,14 +299,18 @@ def test_links_whose_target_is_gone_are_problems_not_crashes(canonical_copy: Pat
     batch2 = canonical_copy / "batch2"
     shutil.rmtree(batch2)
     crop = canonical_copy / "cropped_aligned/video1/00002.jpg"
-    for path in (annotation, video, template, batch2, crop):
+    crop_folder = canonical_copy / "cropped_aligned/test2_right"
+    shutil.rmtree(crop_folder)
+    linked = (annotation, video, template, batch2, crop, crop_folder)
+    for path in linked:
         path.unlink(missing_ok=True)
         path.symlink_to(tmp_path / "unplugged-disk" / path.name)
     report = check_dataset(canonical_copy)
-    for path in (annotation, video, template, batch2, crop):
+    for path in linked:
         assert f"{path}: a symbolic link to {tmp_path}/unplugged-disk/{path.name}, which does not exist" in " ".join(
             report["problems"]
         )
+    assert not any("no face-crop folder test2_right/" in problem for problem in report["problems"])
     assert not report["ok"]
 
 

@@ -390,6 +390,7 @@ class Dataset:
         self.layout = discover(Path(root))
         self._splits: dict[tuple[Task, str], Split] = {}
         self._crop_index: dict[str, Path] | None = None
+        self._dead_crop_links: dict[str, Path] = {}
 
     @property
     def root(self) -> Path:
@@ -486,15 +487,26 @@ class Dataset:
 
     @property
     def crop_index(self) -> dict[str, Path]:
-        """Track name → its crop folder, over every cropped-aligned folder."""
+        """Track name → its crop folder, over every cropped-aligned folder (a link to a gone folder is not one:
+        see :attr:`dead_crop_links`)."""
         if self._crop_index is None:
             index: dict[str, Path] = {}
             for folder in self.layout.crops:
                 for entry in sorted(os.scandir(folder), key=lambda e: e.name):
-                    if entry.is_dir() and entry.name not in CROP_FOLDERS:
+                    if entry.name in CROP_FOLDERS:
+                        continue
+                    if entry.is_dir():
                         index.setdefault(entry.name, Path(entry.path))
+                    elif entry.is_symlink() and not os.path.exists(entry.path):
+                        self._dead_crop_links.setdefault(entry.name, Path(entry.path))
             self._crop_index = index
         return self._crop_index
+
+    @property
+    def dead_crop_links(self) -> dict[str, Path]:
+        """Track name → a link in a cropped-aligned folder whose target is gone (an unplugged disk)."""
+        _ = self.crop_index
+        return {name: path for name, path in self._dead_crop_links.items() if name not in self.crop_index}
 
     def fingerprint(self) -> str:
         """A short hash of what determines results: label, list and template contents, crop counts, video sizes.

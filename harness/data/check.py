@@ -47,7 +47,7 @@ def check_dataset(root: Path) -> dict:
                     problems.append(str(error))
                 continue
             loaded.append(split)
-            splits[task][split_name] = _split_counts(split, problems, notes)
+            splits[task][split_name] = _split_counts(split, problems, notes, dataset.dead_crop_links)
     videos = _check_videos(dataset, loaded, problems, notes)
     return {
         "root": str(dataset.root),
@@ -84,7 +84,7 @@ def _expected(dataset: Dataset, task: str, split: str) -> bool:
     return dataset.layout.challenge_dir(task) is not None
 
 
-def _split_counts(split: Split, problems: list[str], notes: list[str]) -> dict:
+def _split_counts(split: Split, problems: list[str], notes: list[str], dead_links: dict[str, Path]) -> dict:
     counts = {"tracks": len(split.tracks), "label_rows": 0, "valid_labels": 0, "face_images": 0, "missing_faces": 0}
     late = 0
     for entry in split.tracks:
@@ -92,7 +92,8 @@ def _split_counts(split: Split, problems: list[str], notes: list[str]) -> dict:
         if entry.labels is not None:
             counts["valid_labels"] += int(valid_mask(entry.labels, split.task).sum())
         if entry.crops_dir is None:
-            problems.append(f"track {entry.name!r} ({split.task} {split.name}): no face-crop folder {entry.name}/")
+            missing = f"track {entry.name!r} ({split.task} {split.name}): no face-crop folder {entry.name}/"
+            problems.append(broken_link(dead_links[entry.name]) if entry.name in dead_links else missing)
             counts["missing_faces"] += entry.n_rows
             continue
         try:
