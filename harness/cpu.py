@@ -5,7 +5,8 @@ threads on fewer than N cores stall every operation (issue #20: a smoke run took
 beside another heavy job). The budget is the cores the process may run on: its CPU affinity
 (``os.sched_getaffinity``: taskset, cpusets) and its cgroup CPU quota (v2 ``cpu.max``, v1 ``cpu.cfs_quota_us``: a
 container's ``--cpus``), whichever is smaller, a quota rounded down (at least 1). ``$ABAW_THREADS`` overrides it: on
-a machine shared with other heavy jobs, set it to the cores this run may take.
+a machine shared with other heavy jobs, set it to the cores this run may take. Under ``torchrun`` the processes of
+one machine (``$LOCAL_WORLD_SIZE``) split its cores and its shared memory between them.
 
 From the budget: torch's intra-op threads are lowered to it when torch's own choice (all cores, or
 ``OMP_NUM_THREADS``) is larger, never raised; DataLoader decoding workers are capped at it where their number cannot
@@ -90,15 +91,28 @@ def _quota(folder: Path) -> float | None:
         return None
 
 
+def local_processes() -> int:
+    """The processes of this run on this machine: torchrun's ``$LOCAL_WORLD_SIZE`` (each rank's cores and shared
+    memory are its share), else 1."""
+    value = os.environ.get("LOCAL_WORLD_SIZE", "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else 1
+
+
 @functools.cache
 def machine_budget() -> CpuBudget:
-    """The cores affinity and cgroup quota leave this process (read once per process)."""
+    """The cores affinity and cgroup quota leave this process, shared with torchrun's other local ranks (read once
+    per process)."""
     affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     quota = cgroup_cpus()
     if quota is not None and int(quota) < affinity:
-        return CpuBudget(max(1, int(quota)), f"cgroup CPU quota {quota:g} of {affinity} cores in its affinity")
-    quoted = "" if quota is None else f", cgroup quota {quota:g}"
-    return CpuBudget(affinity, f"CPU affinity {affinity} of {os.cpu_count()} cores{quoted}")
+        cores, source = max(1, int(quota)), f"cgroup CPU quota {quota:g} of {affinity} cores in its affinity"
+    else:
+        quoted = "" if quota is None else f", cgroup quota {quota:g}"
+        cores, source = affinity, f"CPU affinity {affinity} of {os.cpu_count()} cores{quoted}"
+    ranks = local_processes()
+    if ranks > 1:
+        cores, source = max(1, cores // ranks), f"{source}, shared by {ranks} local ranks"
+    return CpuBudget(cores, source)
 
 
 def cpu_budget() -> CpuBudget:
@@ -135,7 +149,7 @@ def shared_memory_workers(batch_bytes: int, folder: Path = SHARED_MEMORY) -> int
     the free shared memory; None where it cannot be read. A container's /dev/shm is 64 MB unless it is run with
     ``--shm-size``: 15 workers of 64 crops at 224 px would hold 290 MB there, and die of a bus error."""
     try:
-        free = shutil.disk_usage(folder).free
+        free = shutil.disk_usage(folder).free // local_processes()  # torchrun's local ranks load at once
     except OSError:
         return None
     return int(free // 2 // (PREFETCH * max(1, batch_bytes)))

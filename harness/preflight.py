@@ -26,7 +26,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from harness.cpu import SHARED_MEMORY
+from harness.cpu import SHARED_MEMORY, local_processes
 from harness.data.affwild2 import SPLITS, Dataset
 from harness.errors import DataError, HarnessError, LeaderboardError, StoreError
 from harness.models.context import HONEST, split_outputs
@@ -112,12 +112,15 @@ def check_space(folder: Path, estimate: int, nodes: Sequence[NodeWrites]) -> Non
 
 
 def check_shared_memory(nodes: Sequence[NodeWrites], folder: Path = SHARED_MEMORY) -> None:
-    """``folder`` holds the ready batches of the hungriest node's training loader (nodes run one at a time): a
-    DataLoader worker that cannot write its batch there dies of a bus error, mid-epoch. Unreadable: not checked."""
+    """``folder`` holds the ready batches of the hungriest node's training loader (nodes run one at a time; under
+    torchrun every local rank runs that loader at once): a DataLoader worker that cannot write its batch there dies
+    of a bus error, mid-epoch. Unreadable: not checked."""
     needs = [(node.kind.shared_memory_bytes(node.settings), node) for node in nodes]
     need, node = max(needs, key=lambda pair: pair[0], default=(0, None))
     if not need:
         return
+    ranks = local_processes()
+    need *= ranks
     try:
         free = shutil.disk_usage(folder).free
     except OSError:
@@ -125,7 +128,8 @@ def check_shared_memory(nodes: Sequence[NodeWrites], folder: Path = SHARED_MEMOR
     if free < need:
         raise HarnessError(
             f"{folder} has {_size(free)} free, but the training loader of {node.name} {node.task} keeps about "
-            f"{_size(need)} of decoded batches there (its workers' ready batches) and would die of a bus error: run "
+            f"{_size(need)} of decoded batches there (the ready batches of its workers"
+            f"{f' in {ranks} local ranks' if ranks > 1 else ''}) and would die of a bus error: run "
             "the container with more shared memory (docker run --shm-size 2g), or lower the spec's workers or "
             "batch_size"
         )

@@ -19,9 +19,8 @@ hashes everything that determines its output (:func:`node_key`). Same key -> reu
   write or :meth:`Node.discard` removes it first, and so does a read that finds a listed artifact bad.
 - hygiene: :meth:`Store.sweep` (each run calls it) deletes a killed writer's temporary files once its pid is no
   live process here; every stored file gets the mode a plain ``open`` gives (0644 under the usual umask).
-- one writer per node: :meth:`Store.lock` holds an exclusive ``flock`` on ``<root>/.locks/<key>`` (the kernel drops
-  it when its holder dies), so two runs that need the same node at once compute it once: the second waits, then
-  finds it complete.
+- one writer per node: :meth:`Store.lock` holds an exclusive lock on ``<root>/.locks/<key>`` (:mod:`harness.locks`),
+  so two runs that need the same node at once compute it once: the second waits, then finds it complete.
 
 Names are file names with their suffix (``embeddings.npy``, ``metrics.json``, ``model.safetensors``): letters,
 digits, ``.``, ``_``, ``-``, ``+``, not starting with ``.``; ``has`` and ``discard`` also take ``group/track.npy``.
@@ -31,7 +30,6 @@ float16 cannot hold (|x| > 65504) instead of writing inf; without ``dtype`` an a
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import math
@@ -40,21 +38,21 @@ import platform
 import re
 import secrets
 import shutil
-import socket
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path, PurePath
-from typing import Any, BinaryIO, TextIO
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from harness import __version__
 from harness.atomic import public_mode
 from harness.errors import StoreError
+from harness.locks import LOCKS, held
 
 __all__ = ["Node", "Store", "default_store_root", "forget_verified", "key_material", "node_key"]
 
@@ -63,7 +61,6 @@ MARKER = "node.json"
 SIDECAR = ".sha256"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,199}")
 STALE_AFTER_S = 600.0  # a temporary file of a writer that is not alive here is left alone this long (see _stale)
-LOCKS = ".locks"  # folder of the nodes' lock files (not a node: a dot name is never a key)
 _WRITER = re.compile(r"-(\d+)-[0-9a-f]+$")  # the pid in .<file>.tmp-<pid>-<random> and .trash-<key>-<pid>-<random>
 
 
@@ -514,26 +511,6 @@ class Node:
         return removed
 
 
-def _take_lock(file: TextIO, waiting: Callable[[str], None] | None) -> bool:
-    """Lock ``file`` exclusively, blocking while another holds it (``waiting`` told who), and write who holds it now;
-    False when its file system has no locks."""
-    try:
-        try:
-            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if waiting is not None:
-                file.seek(0)
-                waiting(file.read().strip() or "another process")
-            fcntl.flock(file, fcntl.LOCK_EX)
-    except OSError:  # ENOLCK and the like
-        return False
-    file.seek(0)
-    file.truncate()
-    file.write(f"pid {os.getpid()} on {socket.gethostname()}")
-    file.flush()
-    return True
-
-
 def _stale(path: Path, max_age_s: float) -> bool:
     """Whether a temporary file or trash folder is a killed writer's: its name carries the writer's pid, and that
     process is not alive on this machine while the file is older than :data:`STALE_AFTER_S` (the margin covers a
@@ -592,23 +569,10 @@ class Store:
 
     @contextmanager
     def lock(self, key: str, waiting: Callable[[str], None] | None = None) -> Iterator[None]:
-        """Hold ``key``'s lock for the block: an exclusive ``flock`` on ``<root>/.locks/<key>``, across processes (and
-        machines sharing the store, where its file system has locks; one without, or a read-only store, runs unlocked).
-
-        When another process holds it, ``waiting`` is called once with who does (``pid N on HOST``) before blocking."""
-        try:
-            folder = self.root / LOCKS
-            folder.mkdir(parents=True, exist_ok=True)
-            file = open(folder / _check_name(key, "lock name"), "a+", encoding="utf-8")  # noqa: SIM115 (closed below)
-        except OSError:
-            file = None
-        with file or nullcontext():
-            held = file is not None and _take_lock(file, waiting)
-            try:
-                yield
-            finally:
-                if held:
-                    fcntl.flock(file, fcntl.LOCK_UN)
+        """Hold ``key``'s lock for the block (:func:`harness.locks.held` on ``<root>/.locks/<key>``), across processes
+        and machines sharing the store where its file system has locks; ``waiting`` is told who holds it first."""
+        with held(self.root / LOCKS / _check_name(key, "lock name"), waiting):
+            yield
 
     def remove(self, key: str) -> bool:
         """Delete a node; it is renamed away first so that no reader sees it half-deleted. False when absent."""

@@ -62,6 +62,22 @@ def test_budget_is_the_smaller_of_affinity_and_quota(monkeypatch: pytest.MonkeyP
         machine_budget.cache_clear()
 
 
+def test_torchruns_local_ranks_split_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(cpu.ENV, raising=False)
+    monkeypatch.setattr(cpu.os, "sched_getaffinity", lambda pid: set(range(16)))
+    monkeypatch.setattr(cpu, "cgroup_cpus", lambda: None)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+    machine_budget.cache_clear()
+    try:
+        budget = cpu_budget()
+        assert budget.cores == 4 and budget.source.endswith(", shared by 4 local ranks")
+        monkeypatch.setenv("LOCAL_WORLD_SIZE", "32")  # more ranks than cores: one each
+        machine_budget.cache_clear()
+        assert cpu_budget().cores == 1
+    finally:
+        machine_budget.cache_clear()
+
+
 def test_two_free_cores_change_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     """An idle 2-core machine: torch's 2 threads and the specs' workers (smoke 0, paper 2) stay as they were."""
     monkeypatch.setenv(cpu.ENV, "2")

@@ -7,6 +7,8 @@ import csv
 import json
 import math
 import os
+import threading
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -31,7 +33,19 @@ from harness.faces.detector import (
     prior_boxes,
     weights_path,
 )
-from harness.faces.extract import FaceSettings, TrackFaces, done_track, extract_video, iter_frames, upright
+from harness.faces.extract import (
+    FaceSettings,
+    TrackFaces,
+    crops_root,
+    done_track,
+    extract_dataset,
+    extract_video,
+    iter_frames,
+    make_detector,
+    upright,
+    weights_sha256,
+)
+from harness.locks import LOCKS, held
 
 VA_HEADER = "valence,arousal"
 # The anchors the retina-face package publishes for each stride (RetinaFace.py, ``_anchors_fpn``): an independent
@@ -501,6 +515,29 @@ def test_abaw_faces_end_to_end_resumes_and_reports(tmp_path: Path, weight_files:
     assert (crops / "solo" / "00002.jpg").is_file()
     unknown = runner.invoke(app, [*args, "--tracks", "sollo"])
     assert unknown.exit_code == 2 and "did you mean solo" in unknown.output
+
+
+def test_processes_sharing_a_store_cut_each_video_once(tmp_path: Path, weight_files, monkeypatch) -> None:
+    """torchrun's ranks (or two ``abaw faces``) run extract_dataset at once: a video another process holds is left
+    to it and waited for, and not cut again when that process finished it meanwhile."""
+    root = mini_dataset(tmp_path / "data")
+    monkeypatch.setenv("DEEPFACE_HOME", str(deepface_home(tmp_path / "df", weight_files["firing"])))
+    dataset, settings, store = Dataset(root), FaceSettings(size=32, detect_size=64), tmp_path / "store"
+    crops = crops_root(store, settings, weights_sha256(None))
+    runs = []
+    with held(crops.parent / LOCKS / "solo"):  # another process is cutting solo
+        other = threading.Thread(target=lambda: runs.append(extract_dataset(dataset, store, settings)))
+        other.start()
+        deadline = time.monotonic() + 60
+        while done_track(crops / "duo_right", dataset.layout.videos["duo"]) is None and time.monotonic() < deadline:
+            other.join(0.05)  # meanwhile this one cuts duo, which nobody holds
+        assert other.is_alive() and not (crops / "solo").exists()  # and waits for solo
+        detector, _ = make_detector(settings)
+        extract_video(detector, dataset.layout.videos["solo"], {"solo": crops / "solo"}, settings)
+    other.join(60)
+    (run,) = runs
+    assert sorted(faces.track for faces in run.computed) == ["duo_left", "duo_right"] and run.reused == ["solo"]
+    assert done_track(crops / "solo", dataset.layout.videos["solo"]) is not None
 
 
 def test_abaw_faces_when_no_face_is_ever_found(tmp_path: Path, weight_files: dict[str, Path], monkeypatch) -> None:

@@ -217,6 +217,9 @@ def test_too_little_shared_memory_for_a_training_loader_fails_before_training(tm
     preflight.check_shared_memory(nodes[:1], tmp_path)  # nothing to hold
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage._replace(free=need))
     preflight.check_shared_memory(nodes, tmp_path)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")  # torchrun's two local ranks train at once
+    with pytest.raises(HarnessError, match=r"keeps about 308\.3 MB .* of its workers in 2 local ranks\) and would die"):
+        preflight.check_shared_memory(nodes, tmp_path)
 
 
 def test_the_estimate_counts_every_output_row(world) -> None:

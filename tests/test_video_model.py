@@ -249,6 +249,18 @@ def test_shared_memory_that_cannot_be_read_sets_no_cap(tmp_path: Path) -> None:
     assert shared_memory_workers(1 << 20, tmp_path) >= 0
 
 
+def test_torchruns_local_ranks_split_the_shared_memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    from harness.cpu import PREFETCH, shared_memory_workers
+
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage._replace(free=64 * PREFETCH * 2 * 1000))
+    assert shared_memory_workers(1000, tmp_path) == 64
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+    assert shared_memory_workers(1000, tmp_path) == 16
+
+
 def test_crops_load_as_uint8_and_the_model_normalises_them_as_float_pixels_were(tmp_path: Path) -> None:
     """Same values as normalising float pixels in the loader (the earlier path), bit for bit, on a quarter of the
     bytes between the workers and the model."""

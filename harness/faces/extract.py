@@ -28,6 +28,7 @@ from harness.errors import HarnessError
 from harness.faces.align import FacePosition, aligned_crop, pick_face, track_side
 from harness.faces.detector import Detector, FaceError, file_sha256, load_network, weights_path
 from harness.faces.overlap import BoundedPool, read_ahead
+from harness.locks import LOCKS, held
 
 VERSION = "1"
 CROPS_FOLDER = "cropped_aligned"
@@ -337,7 +338,11 @@ def extract_dataset(
     tracks: list[str] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> FaceRun:
-    """RetinaFace crops of every track of ``dataset`` (or of ``tracks``) that the store does not hold yet."""
+    """RetinaFace crops of every track of ``dataset`` (or of ``tracks``) that the store does not hold yet.
+
+    Processes sharing the store share the work: a video is cut under its lock (``<faces node>/.locks/<video>``), so
+    torchrun's ranks, or two ``abaw faces`` at once, each take the videos no other holds and return once every
+    video is done by one of them."""
     by_video = dataset_tracks(dataset)
     if tracks is not None:
         known = {name for names in by_video.values() for name in names}
@@ -369,17 +374,33 @@ def extract_dataset(
     computed: list[TrackFaces] = []
     if todo:
         detector, _ = make_detector(settings, weights)
-        total = sum(_frame_count(dataset.layout.videos[video]) for video in todo)
-        done = 0
+        frames = {video: _frame_count(dataset.layout.videos[video]) for video in todo}
+        total, done = sum(frames.values()), 0
 
-        def advance(frames: int) -> None:
+        def advance(count: int) -> None:
             nonlocal done
-            done += frames
+            done += count
             if progress:
                 progress(done, total)
 
-        for video, folders in todo.items():
-            computed += extract_video(detector, dataset.layout.videos[video], folders, settings, advance)
+        # one process per video at a time (torchrun's ranks, two `abaw faces`): each takes the videos no other holds,
+        # then waits for the others' and cuts any that their process left undone
+        pending = list(todo.items())
+        for block in (False, True):
+            deferred = []
+            for video, folders in pending:
+                path = dataset.layout.videos[video]
+                with held(root.parent / LOCKS / video, block=block) as mine:
+                    if not mine:
+                        deferred.append((video, folders))
+                        continue
+                    left = {name: folder for name, folder in folders.items() if done_track(folder, path) is None}
+                    if left:
+                        computed += extract_video(detector, path, left, settings, advance)
+                    else:
+                        advance(frames[video])
+                    reused += [name for name in folders if name not in left]
+            pending = deferred
     return FaceRun(root, computed, reused)
 
 
