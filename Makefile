@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup test lint data-check systems show run submit leaderboard regress mutation bench paper-check gpu-check
+.PHONY: setup test lint data-check systems show run submit leaderboard regress regress-small mutation bench paper-check gpu-check
 SYSTEM ?= video_b1
 TASK ?= both
 
@@ -46,6 +46,11 @@ leaderboard: $(STAMP)
 # fails when a default system's validation score drops below leaderboard/baselines.json, or the metric code drifts
 regress: $(STAMP)
 	$(BIN)/abaw regress
+
+# every default system on the synthetic small dataset (48 videos; generated under .abaw on first use), against its
+# baselines (about 2 hours on 2 cores; README "The default systems on small")
+regress-small: $(STAMP)
+	$(BIN)/abaw regress --profile smoke --data "$$($(BIN)/python -c 'from harness.data.root import synthetic_dataset; print(synthetic_dataset("small"))')"
 
 # deliberate breaks applied one at a time on a scratch copy: is each caught by `abaw regress` or the focused tests?
 # (slow: one reference regress, then the affected nodes retrained per break; see docs/benchmarks.md)

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from harness.data.affwild2 import Dataset
-from harness.data.root import harness_home
+from harness.data.root import synthetic_dataset
 from harness.data.subset import choose_videos, write_subset
 from harness.leaderboard import Leaderboard
 from harness.models.pdem import PdemModel, pdem_config
@@ -51,15 +51,7 @@ SPECS = {
 
 def source_root(data: Path | None) -> Path:
     """``--data``, else the synthetic ``small`` dataset (generated on first use)."""
-    if data is not None:
-        return data
-    from harness.data.synthetic import GENERATOR_VERSION, generate
-
-    root = harness_home() / "data" / f"synthetic-small-seed0-v{GENERATOR_VERSION}"
-    if not root.is_dir():
-        print(f"generating the small synthetic dataset in {root} (minutes, once)", flush=True)
-        generate(root, seed=0, scale="small")
-    return root
+    return data if data is not None else synthetic_dataset("small")
 
 
 def random_pdem(folder: Path) -> Path:

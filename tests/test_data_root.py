@@ -21,3 +21,18 @@ def test_default_folder_names_the_generator_version(tmp_path: Path, monkeypatch)
     (tmp_path / "data" / "synthetic-tiny-seed0").mkdir(parents=True)  # version 1's folder, as older harnesses named it
     root.mkdir()  # the current one, already made (an empty stand-in: nothing is generated when it exists)
     assert resolve_root(None) == (root, True)
+
+
+def test_a_scale_has_its_own_folder_generated_once(tmp_path: Path, monkeypatch) -> None:
+    from harness.data import root as root_module
+
+    monkeypatch.setenv("ABAW_HOME", str(tmp_path))
+    made = []
+    monkeypatch.setattr(
+        "harness.data.synthetic.generate", lambda root, **options: made.append(options) or root.mkdir(parents=True)
+    )
+    small = root_module.synthetic_dataset("small")
+    assert small == tmp_path / "data" / f"synthetic-small-seed0-v{GENERATOR_VERSION}"
+    assert root_module.synthetic_dataset("small") == small and made == [
+        {"seed": 0, "scale": "small", "progress": made[0]["progress"]}
+    ]

@@ -16,11 +16,27 @@ def harness_home() -> Path:
     return Path(os.environ.get("ABAW_HOME", ".abaw"))
 
 
-def default_synthetic_root() -> Path:
-    """The default dataset's folder; its name carries the generator version, so a new generator makes a new one."""
+def default_synthetic_root(scale: str = DEFAULT_SCALE) -> Path:
+    """The folder of the synthetic dataset at ``scale`` (seed 0) under ``$ABAW_HOME``; its name carries the generator
+    version, so a new generator makes a new one."""
     from harness.data.synthetic import GENERATOR_VERSION
 
-    return harness_home() / "data" / f"synthetic-{DEFAULT_SCALE}-seed{DEFAULT_SEED}-v{GENERATOR_VERSION}"
+    return harness_home() / "data" / f"synthetic-{scale}-seed{DEFAULT_SEED}-v{GENERATOR_VERSION}"
+
+
+def synthetic_dataset(scale: str = DEFAULT_SCALE) -> Path:
+    """:func:`default_synthetic_root` of ``scale``, generated there first when missing (``small``: minutes, once)."""
+    root = default_synthetic_root(scale)
+    if not root.is_dir():
+        from harness.data.synthetic import generate
+        from harness.progress import bar
+
+        with bar() as progress:
+            job = progress.add_task(f"generating the {scale} synthetic dataset", total=None)
+            generate(
+                root, seed=DEFAULT_SEED, scale=scale, progress=lambda d, t: progress.update(job, completed=d, total=t)
+            )
+    return root
 
 
 def resolve_root(data: Path | None) -> tuple[Path, bool]:
@@ -29,17 +45,4 @@ def resolve_root(data: Path | None) -> tuple[Path, bool]:
         return Path(data), False
     if os.environ.get("ABAW_DATA"):
         return Path(os.environ["ABAW_DATA"]), False
-    root = default_synthetic_root()
-    if not root.is_dir():
-        from harness.data.synthetic import generate
-        from harness.progress import bar
-
-        with bar() as progress:
-            job = progress.add_task("generating the default synthetic dataset", total=None)
-            generate(
-                root,
-                seed=DEFAULT_SEED,
-                scale=DEFAULT_SCALE,
-                progress=lambda d, t: progress.update(job, completed=d, total=t),
-            )
-    return root, True
+    return synthetic_dataset(), True
