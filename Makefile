@@ -50,7 +50,8 @@ regress: $(STAMP)
 # every default system on the synthetic small dataset (48 videos; generated under .abaw on first use), against its
 # baselines (about 2 hours on 2 cores; README "The default systems on small")
 regress-small: $(STAMP)
-	$(BIN)/abaw regress --profile smoke --data "$$($(BIN)/python -c 'from harness.data.root import synthetic_dataset; print(synthetic_dataset("small"))')"
+	root="$$($(BIN)/python -c 'from harness.data.root import synthetic_dataset; print(synthetic_dataset("small"))')" \
+		&& $(BIN)/abaw regress --profile smoke --data "$$root"
 
 # deliberate breaks applied one at a time on a scratch copy: is each caught by `abaw regress` or the focused tests?
 # (slow: one reference regress, then the affected nodes retrained per break; see docs/benchmarks.md)

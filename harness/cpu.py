@@ -6,7 +6,8 @@ beside another heavy job). The budget is the cores the process may run on: its C
 (``os.sched_getaffinity``: taskset, cpusets) and its cgroup CPU quota (v2 ``cpu.max``, v1 ``cpu.cfs_quota_us``: a
 container's ``--cpus``), whichever is smaller, a quota rounded down (at least 1). ``$ABAW_THREADS`` overrides it: on
 a machine shared with other heavy jobs, set it to the cores this run may take. Under ``torchrun`` the processes of
-one machine (``$LOCAL_WORLD_SIZE``) split its cores and its shared memory between them.
+one machine (``$LOCAL_WORLD_SIZE``) split its cores and its shared memory between them (``$ABAW_THREADS`` is then
+each process's own).
 
 From the budget: torch's intra-op threads are lowered to it when torch's own choice (all cores, or
 ``OMP_NUM_THREADS``) is larger, never raised; DataLoader decoding workers are capped at it where their number cannot

@@ -2,9 +2,12 @@
 
 A lock is an ``flock`` on a small file; the kernel drops it when its holder exits or dies, so a killed run never
 leaves one held. The file keeps who holds it (``pid N on HOST``) for a waiter to say. Where no lock can be had (a
-read-only folder, a file system without locks) the caller goes on unlocked, as it would alone.
+read-only folder, a file system without locks) the caller goes on unlocked, as it would alone. Across machines the
+lock holds where the shared mount passes flock on (NFSv4 does; an NFS mount with ``local_lock`` or ``nolock`` keeps
+it per machine).
 """
 
+import contextlib
 import fcntl
 import os
 import socket
@@ -34,26 +37,35 @@ def held(path: Path, waiting: Callable[[str], None] | None = None, block: bool =
             yield taken is not False
         finally:
             if taken:
+                _note_holder(file, "")  # a later waiter names the next holder, never this one
                 fcntl.flock(file, fcntl.LOCK_UN)
 
 
 def _take(file: TextIO, waiting: Callable[[str], None] | None, block: bool) -> bool | None:
-    """Lock ``file`` and write who holds it: True; False when another holds it and ``block`` is off; None when its
+    """Lock ``file`` and note who holds it: True; False when another holds it and ``block`` is off; None when its
     file system has no locks."""
     try:
+        fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        if not block:
+            return False
+        if waiting is not None:
+            file.seek(0)
+            waiting(file.read().strip() or "another process")
         try:
-            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if not block:
-                return False
-            if waiting is not None:
-                file.seek(0)
-                waiting(file.read().strip() or "another process")
             fcntl.flock(file, fcntl.LOCK_EX)
-    except OSError:  # ENOLCK and the like
+        except OSError:  # ENOLCK and the like
+            return None
+    except OSError:
         return None
-    file.seek(0)
-    file.truncate()
-    file.write(f"pid {os.getpid()} on {socket.gethostname()}")
-    file.flush()
+    _note_holder(file, f"pid {os.getpid()} on {socket.gethostname()}")
     return True
+
+
+def _note_holder(file: TextIO, holder: str) -> None:
+    """Write who holds the lock (only for a waiter to say; a full disk leaves it unsaid)."""
+    with contextlib.suppress(OSError):
+        file.seek(0)
+        file.truncate()
+        file.write(holder)
+        file.flush()

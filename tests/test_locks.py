@@ -46,3 +46,37 @@ def test_a_file_system_without_locks_runs_unlocked(tmp_path: Path, monkeypatch: 
     monkeypatch.setattr(locks.fcntl, "flock", no_locks)
     with held(tmp_path / "abc") as mine, held(tmp_path / "abc", block=False) as again:
         assert mine and again
+
+
+class _FullDisk:
+    """A lock file on a full disk: it locks, but writing who holds it fails."""
+
+    def __init__(self, path, mode, encoding) -> None:
+        self.real = open(path, mode, encoding=encoding)  # noqa: SIM115 (closed in __exit__)
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+    def write(self, text: str) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.real.close()
+
+
+def test_a_full_disk_leaves_the_holder_unsaid_and_the_lock_held(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(locks, "open", _FullDisk, raising=False)
+    with held(tmp_path / "abc") as mine:
+        assert mine
+        monkeypatch.undo()
+        with held(tmp_path / "abc", block=False) as again:
+            assert not again  # held all the same
+
+
+def test_a_released_lock_names_no_holder(tmp_path: Path) -> None:
+    with held(tmp_path / "abc"):
+        assert (tmp_path / "abc").read_text() == f"pid {os.getpid()} on {socket.gethostname()}"
+    assert (tmp_path / "abc").read_text() == ""

@@ -113,6 +113,22 @@ def test_a_release_in_a_layout_timm_converts_loads_as_timm_loads_it(tmp_path: Pa
         assert torch.equal(net.backbone.state_dict()[name], tensor), name
 
 
+def test_a_backbone_that_did_not_take_the_checkpoints_values_is_refused(tmp_path: Path) -> None:
+    """Names alone are not enough: a conversion other than the module's would leave the right names with random
+    values (here the backbone is changed after loading, as such a load would leave it)."""
+    import timm
+
+    from harness.models.backbone_weights import check_loaded
+
+    backbone = timm.create_model("test_efficientnet", num_classes=0)
+    save_file({k: v.contiguous() for k, v in backbone.state_dict().items()}, tmp_path / "w.safetensors")
+    check_loaded(backbone, tmp_path / "w.safetensors", "test_efficientnet")
+    with torch.no_grad():
+        backbone.conv_stem.weight.add_(1.0)
+    with pytest.raises(SpecError, match=r"1 of the \d+ tensors of backbone 'test_eff.* did not take .*conv_stem"):
+        check_loaded(backbone, tmp_path / "w.safetensors", "test_efficientnet")
+
+
 def test_a_checkpoint_of_a_larger_architecture_is_refused(tmp_path: Path) -> None:
     """Every backbone tensor in the file is not enough: a deeper model's extra blocks mean another architecture."""
     import timm

@@ -16,6 +16,7 @@ import secrets
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -390,7 +391,8 @@ def extract_dataset(
             deferred = []
             for video, folders in pending:
                 path = dataset.layout.videos[video]
-                with held(root.parent / LOCKS / video, block=block) as mine:
+                waiting = partial(_say_waiting, video)
+                with held(root.parent / LOCKS / video, waiting, block=block) as mine:
                     if not mine:
                         deferred.append((video, folders))
                         continue
@@ -402,6 +404,12 @@ def extract_dataset(
                     reused += [name for name in folders if name not in left]
             pending = deferred
     return FaceRun(root, computed, reused)
+
+
+def _say_waiting(video: str, holder: str) -> None:
+    from harness.progress import notice
+
+    notice(f"{video}: another process ({holder}) is cutting its faces; waiting for it")
 
 
 def _sweep(root: Path, max_age_s: float = 3600.0) -> None:

@@ -4,15 +4,16 @@ timm loads a checkpoint non-strictly whenever the model's classifier differs fro
 always builds its backbones headless, ``num_classes=0``), so a checkpoint of another architecture, or one whose keys
 carry a wrapper's prefix (``model.``), would leave some or all of the backbone at random initialisation and say so
 only in a log line. :func:`check_loaded` makes that an error: every tensor of the backbone must be in the file, and
-the file may hold nothing else but the classifier. The file is compared as timm gives it to the model: after the
-architecture's own checkpoint conversion, so an original release in a layout timm converts (OpenCLIP, DINOv2, a JAX
-ViT's patchify weights) loads as timm loads it.
+the file may hold nothing else but the classifier, and every backbone tensor must hold the file's values after
+loading. The file is compared after its timm module's own conversion (``checkpoint_filter_fn``), so a release in a
+layout that conversion handles (a ViT from OpenCLIP or DINOv2) loads as timm loads it.
 """
 
 import pickle
 import sys
 from pathlib import Path
 
+import torch
 from safetensors import SafetensorError
 from torch import nn
 
@@ -57,8 +58,8 @@ def check_loaded(backbone: nn.Module, path: Path, name: str) -> None:
     """Raise a SpecError unless every tensor of the (headless) ``backbone`` came from the checkpoint at ``path`` and
     the checkpoint holds nothing else but the classifier the backbone was built without; the checkpoint is read as
     timm reads it (``state_dict``/``model`` wrappers and ``module.`` prefixes undone) and converted as timm converts
-    it (:func:`as_timm_converts`). Names are compared, not shapes (timm resizes position embeddings to the image
-    size)."""
+    it (:func:`as_timm_converts`); then each backbone tensor of the checkpoint's shape must equal its value (one
+    timm resized, a position embedding, is compared by name only)."""
     from timm.models import load_state_dict
 
     checkpoint = as_timm_converts(load_state_dict(str(path)), backbone)
@@ -82,3 +83,21 @@ def check_loaded(backbone: nn.Module, path: Path, name: str) -> None:
             f"(first: {', '.join(extra[:LISTED])}): it holds a larger architecture's weights; expected timm's "
             f"checkpoint of {name}"
         )
+    state = backbone.state_dict()
+    differ = [
+        key
+        for key in required
+        if checkpoint[key].shape == state[key].shape
+        and not torch.equal(checkpoint[key].to(state[key].dtype), state[key])
+    ]
+    if differ:
+        raise SpecError(
+            f"{path}: {len(differ)} of the {len(required)} tensors of backbone {name!r} did not take this checkpoint's "
+            f"values (first: {', '.join(differ[:LISTED])}): timm loads {name} from another layout than this file's; "
+            f"expected timm's checkpoint of {name}"
+        )
+
+
+def _took(saved: torch.Tensor, loaded: torch.Tensor) -> bool:
+    """Whether a loaded tensor holds the checkpoint's values (one timm resized on loading counts as taken)."""
+    return saved.shape != loaded.shape or torch.equal(saved.to(loaded.dtype), loaded)
