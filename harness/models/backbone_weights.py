@@ -47,9 +47,9 @@ def required_tensors(model_keys: list[str]) -> list[str]:
 
 
 def as_timm_converts(checkpoint: dict, backbone: nn.Module) -> dict:
-    """``checkpoint`` as timm's loader hands it to ``backbone``: through the ``checkpoint_filter_fn`` of the
-    backbone's timm module where it has one (every timm module that converts checkpoints names it so, and builds its
-    models with it); unchanged otherwise (EfficientNet loads its checkpoints as they are)."""
+    """``checkpoint`` through the ``checkpoint_filter_fn`` of the backbone's timm module where it has one (timm's name
+    for the conversion a module builds its models with; a model built with another one fails the value check of
+    :func:`check_loaded`), unchanged otherwise (EfficientNet loads its checkpoints as they are)."""
     convert = getattr(sys.modules.get(type(backbone).__module__), "checkpoint_filter_fn", None)
     return dict(convert(checkpoint, backbone)) if callable(convert) else checkpoint
 
