@@ -14,6 +14,7 @@ from harness import runner
 from harness.cost import THROUGHPUT_FILE, dry_run, machine
 from harness.data.affwild2 import Dataset
 from harness.leaderboard import Leaderboard
+from harness.models.kelm import KelmKind
 from harness.models.video import VideoKind
 from harness.runner import plan_nodes, run_system
 from harness.store import Node, Store
@@ -212,7 +213,9 @@ def test_a_run_waits_for_the_node_another_run_is_computing(world, monkeypatch: p
 def test_a_run_killed_after_saving_its_model_resumes_with_its_training_seconds(
     world, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    dataset, store, board, systems, (first,) = world
+    dataset, store, board, systems, _ = world
+    (systems / "fast_kelm.yaml").write_text("kind: kelm\ninputs: [fast_video]\nwindow_s: 2\nc_grid: [1]\n")
+    *_, first = run_system("fast_kelm", ["va"], dataset, "smoke", store, board, systems)
     store.remove(first.plan.key)
     save = Node.save_state
 
@@ -222,9 +225,9 @@ def test_a_run_killed_after_saving_its_model_resumes_with_its_training_seconds(
 
     monkeypatch.setattr(Node, "save_state", dies_once_saved)
     with pytest.raises(KeyboardInterrupt):
-        run_system("fast_video", ["va"], dataset, "smoke", store, board, systems)
+        run_system("fast_kelm", ["va"], dataset, "smoke", store, board, systems)
     monkeypatch.setattr(Node, "save_state", save)
-    monkeypatch.setattr(VideoKind, "fit", lambda *a: pytest.fail("the saved model must be reused"))
-    (resumed,) = run_system("fast_video", ["va"], dataset, "smoke", store, board, systems)
+    monkeypatch.setattr(KelmKind, "fit", lambda *a: pytest.fail("the saved model must be reused"))
+    *_, resumed = run_system("fast_kelm", ["va"], dataset, "smoke", store, board, systems)
     assert not resumed.hit and resumed.train_seconds > 0
     assert resumed.score["score"] == first.score["score"]
