@@ -45,11 +45,12 @@ def sweep_dead_staging(folder: Path) -> None:
 
 
 def process_alive(pid: int) -> bool:
-    """Whether process ``pid`` runs on this machine."""
+    """Whether process ``pid`` may run on this machine (one that cannot be asked about, e.g. a pid beyond the
+    system's range, counts as alive: what it left is kept)."""
     try:
-        os.kill(pid, 0)
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
     except ProcessLookupError:
         return False
-    except PermissionError:  # it runs, as another user
+    except (PermissionError, OverflowError):  # it runs, as another user; or no pid to ask about
         pass
     return True

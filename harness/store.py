@@ -50,7 +50,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from harness import __version__
-from harness.atomic import public_mode
+from harness.atomic import process_alive, public_mode
 from harness.errors import StoreError
 from harness.locks import LOCKS, held
 
@@ -522,13 +522,7 @@ def _stale(path: Path, max_age_s: float) -> bool:
     match = _WRITER.search(path.name)
     if age <= STALE_AFTER_S or match is None:
         return False
-    try:
-        os.kill(int(match[1]), 0)  # signal 0: only asks whether the process exists
-    except ProcessLookupError:
-        return True
-    except (PermissionError, OverflowError, ValueError):
-        return False  # alive (another user's), or not a pid
-    return False
+    return not process_alive(int(match[1]))
 
 
 class Store:

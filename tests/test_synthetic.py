@@ -108,11 +108,13 @@ def test_a_killed_generation_is_swept_and_a_concurrent_one_is_taken(tmp_path: Pa
     Two first uses at once: the one that finds the other's identical dataset in place takes it."""
     dead = tmp_path / ".out.staging-999999999-abcd1234"  # no such process
     live = tmp_path / f".out.staging-{os.getpid()}-abcd1234"
-    for folder in (dead, live):
+    unaskable = tmp_path / ".out.staging-99999999999999999999-abcd1234"  # beyond any pid: kept, never a crash
+    for folder in (dead, live, unaskable):
         (folder / "batch1").mkdir(parents=True)
     first = synthetic.generate(tmp_path / "out", seed=3, scale=micro, workers=1)
-    assert not dead.exists() and live.exists()
+    assert not dead.exists() and live.exists() and unaskable.exists()
     shutil.rmtree(live)
+    shutil.rmtree(unaskable)
     rename = Path.rename
 
     def raced(self, target):  # the other process renamed its copy into place first
