@@ -12,10 +12,15 @@ TASK ?= both
 
 setup: $(STAMP)
 
-# pip (not uv/poetry) takes the pinned torch wheels from this machine's disk
+# pip (not uv/poetry) takes the pinned torch wheels from this machine's disk. pip byte-compiles what it installs on
+# one core (35 s of the 90); compileall does it on every core instead (18 s on 2), so imports stay fast where
+# PYTHONDONTWRITEBYTECODE is set. As with pip, a file this Python cannot compile (torch ships 3.12-only test files) is
+# left as it is: compileall's exit status is not an error here.
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --no-compile -c requirements.lock -e '.[dev]'
+	$(BIN)/python -m compileall -q -j 0 "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" \
+		> /dev/null || true
 	touch $(STAMP)
 
 test: $(STAMP)
