@@ -84,12 +84,7 @@ def check_loaded(backbone: nn.Module, path: Path, name: str) -> None:
             f"checkpoint of {name}"
         )
     state = backbone.state_dict()
-    differ = [
-        key
-        for key in required
-        if checkpoint[key].shape == state[key].shape
-        and not torch.equal(checkpoint[key].to(state[key].dtype), state[key])
-    ]
+    differ = [key for key in required if not _took(checkpoint[key], state[key])]
     if differ:
         raise SpecError(
             f"{path}: {len(differ)} of the {len(required)} tensors of backbone {name!r} did not take this checkpoint's "
